@@ -1,0 +1,92 @@
+// Executor and Strand: how device work is scheduled. Layer: plugin/core.
+//
+// An Executor runs tasks; ThreadPoolExecutor is a fixed pool of threads (the host creates
+// one, sized to the cores), ManualExecutor runs tasks only when a test asks, so unit tests
+// need no threads. A Strand serialises the tasks of one device on an Executor: its tasks never
+// run concurrently, so the device core needs no lock for its own state. A Strand has an
+// urgent lane (EmergencyStop) that runs before every task already queued in the normal lane.
+#ifndef DERMA_PLUGIN_CORE_EXECUTOR_H_
+#define DERMA_PLUGIN_CORE_EXECUTOR_H_
+
+#include <cstddef>
+#include <deque>
+#include <thread>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/functional/any_invocable.h"
+#include "absl/synchronization/mutex.h"
+
+namespace derma {
+
+using Task = absl::AnyInvocable<void() &&>;
+
+class Executor {
+ public:
+  virtual ~Executor() = default;
+  // Queues `task` to run once, on some thread of the executor. Thread-safe.
+  virtual void Schedule(Task task) = 0;
+};
+
+// A fixed pool of worker threads sharing one FIFO queue. Thread-safe. The destructor runs
+// every task already queued, then joins the threads.
+class ThreadPoolExecutor : public Executor {
+ public:
+  // `threads` == 0 means std::thread::hardware_concurrency().
+  explicit ThreadPoolExecutor(size_t threads);
+  ~ThreadPoolExecutor() override;
+  ThreadPoolExecutor(const ThreadPoolExecutor&) = delete;
+  ThreadPoolExecutor& operator=(const ThreadPoolExecutor&) = delete;
+
+  void Schedule(Task task) override;
+  size_t thread_count() const { return threads_.size(); }
+
+ private:
+  void WorkerLoop();
+
+  absl::Mutex mu_;
+  std::deque<Task> queue_ ABSL_GUARDED_BY(mu_);
+  bool stopping_ ABSL_GUARDED_BY(mu_) = false;
+  std::vector<std::thread> threads_;
+};
+
+// Runs queued tasks only from RunUntilIdle(), on the calling thread. For unit tests.
+// Thread-safe.
+class ManualExecutor : public Executor {
+ public:
+  void Schedule(Task task) override;
+  // Runs tasks (including ones they schedule) until none is left; returns how many ran.
+  size_t RunUntilIdle();
+
+ private:
+  absl::Mutex mu_;
+  std::deque<Task> queue_ ABSL_GUARDED_BY(mu_);
+};
+
+// Serialises tasks on an Executor. Thread-safe; the tasks themselves are strand-confined.
+// The executor must outlive the strand, and the strand must outlive its queued tasks.
+class Strand {
+ public:
+  explicit Strand(Executor& executor) : executor_(executor) {}
+  Strand(const Strand&) = delete;
+  Strand& operator=(const Strand&) = delete;
+
+  // Queues `task` behind every task already posted.
+  void Post(Task task);
+  // Queues `task` ahead of every task in the normal lane (after other urgent tasks).
+  void PostUrgent(Task task);
+
+ private:
+  void Enqueue(Task task, bool urgent);
+  void Drain();
+
+  Executor& executor_;
+  absl::Mutex mu_;
+  std::deque<Task> urgent_ ABSL_GUARDED_BY(mu_);
+  std::deque<Task> normal_ ABSL_GUARDED_BY(mu_);
+  bool scheduled_ ABSL_GUARDED_BY(mu_) = false;
+};
+
+}  // namespace derma
+
+#endif  // DERMA_PLUGIN_CORE_EXECUTOR_H_
