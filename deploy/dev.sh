@@ -1,0 +1,105 @@
+#!/usr/bin/env bash
+# Developer entry point for derma: installs what is missing, builds, runs dermad, runs the tests.
+# Runs as root on Debian 12 from any working directory.
+set -euo pipefail
+
+readonly REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+readonly BUILD_DIR="${REPO_ROOT}/build"
+readonly TOOLS_DIR="${REPO_ROOT}/.tools"
+readonly BUF_VERSION="1.75.0"
+readonly BUF_BIN="${TOOLS_DIR}/node_modules/.bin/buf"
+
+readonly DEBIAN_PACKAGES=(
+  cmake g++ make pkg-config git ca-certificates
+  libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler libabsl-dev
+  prometheus-cpp-dev libgtest-dev libgmock-dev libbenchmark-dev libsqlite3-dev
+  python3-grpcio python3-grpc-tools python3-protobuf python3-pytest
+  golang-github-gogo-googleapis-dev grpc-proto clang-format
+)
+
+usage() {
+  cat <<USAGE
+usage: bash deploy/dev.sh <command> [args]
+
+  deps    install missing Debian packages and the pinned buf (into .tools/)
+  build   deps, then configure (Release) and build into build/ with -j2
+  run     build, then start build/plugin/host/dermad with deploy/fleet.textproto [args]
+  test    build, then run the whole test suite with ctest (includes buf lint)
+USAGE
+}
+
+log() { printf 'dev.sh: %s\n' "$*" >&2; }
+
+is_installed() {
+  [[ "$(dpkg-query -W -f='${db:Status-Status}' "$1" 2>/dev/null || true)" == "installed" ]]
+}
+
+deps() {
+  local wanted=("${DEBIAN_PACKAGES[@]}") missing=() pkg
+  # node v20 may come from outside Debian; only fall back to Debian's when npm is absent.
+  if ! command -v npm >/dev/null 2>&1; then
+    wanted+=(nodejs npm)
+  fi
+  for pkg in "${wanted[@]}"; do
+    is_installed "${pkg}" || missing+=("${pkg}")
+  done
+  if ((${#missing[@]} > 0)); then
+    log "installing missing packages: ${missing[*]}"
+    apt-get update
+    DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "${missing[@]}"
+  else
+    log "all Debian packages present"
+  fi
+
+  if [[ -x "${BUF_BIN}" ]] && [[ "$("${BUF_BIN}" --version 2>/dev/null)" == "${BUF_VERSION}" ]]; then
+    log "buf ${BUF_VERSION} present"
+  else
+    log "installing buf ${BUF_VERSION} into .tools/"
+    npm install --prefix "${TOOLS_DIR}" --no-audit --no-fund "@bufbuild/buf@${BUF_VERSION}"
+  fi
+}
+
+build() {
+  deps
+  cmake -S "${REPO_ROOT}" -B "${BUILD_DIR}" -DCMAKE_BUILD_TYPE=Release
+  cmake --build "${BUILD_DIR}" -j2
+}
+
+run() {
+  build
+  local dermad="${BUILD_DIR}/plugin/host/dermad"
+  if [[ ! -x "${dermad}" ]]; then
+    log "error: ${dermad} was not built (the dermad target is not in plugin/host/CMakeLists.txt yet)"
+    exit 1
+  fi
+  exec "${dermad}" --config "${REPO_ROOT}/deploy/fleet.textproto" "$@"
+}
+
+run_tests() {
+  build
+  cd "${BUILD_DIR}"
+  ctest --output-on-failure -j2
+}
+
+main() {
+  if (($# == 0)); then
+    usage >&2
+    exit 2
+  fi
+  local command="$1"
+  shift
+  case "${command}" in
+    deps) deps ;;
+    build) build ;;
+    run) run "$@" ;;
+    test) run_tests ;;
+    -h | --help | help) usage ;;
+    *)
+      log "unknown command: ${command}"
+      usage >&2
+      exit 2
+      ;;
+  esac
+}
+
+main "$@"
