@@ -1,0 +1,280 @@
+#include "plugin/core/device.h"
+
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "google/protobuf/util/time_util.h"
+#include "plugin/core/errors.h"
+
+namespace derma {
+
+using google::protobuf::util::TimeUtil;
+
+Device::Device(uint32_t index, std::string id, std::unique_ptr<Driver> driver,
+               DeviceContext context)
+    : index_(index),
+      id_(std::move(id)),
+      name_("devices/" + id_),
+      driver_(std::move(driver)),
+      context_(context),
+      lease_(name_),
+      settings_(driver_->Info().default_settings) {}
+
+void Device::Initialize() {
+  time_ = context_.clock.Now();
+  if (absl::StatusOr<DriverReading> r = driver_->Read(time_); r.ok()) reading_ = *std::move(r);
+  if (reading_.link_up && driver_->Connect(time_).ok() && driver_->Apply(settings_, time_).ok()) {
+    state_ = v1::DEVICE_STATE_IDLE;
+  }
+  known_faults_ = reading_.faults;
+  PublishView();
+  PublishSample(time_);
+}
+
+absl::Status Device::CheckCommand(Command command, const std::string& lease_id) {
+  AdvanceTo(context_.clock.Now());
+  if (absl::Status s = CheckLegal(command, state_, name_); !s.ok()) return s;
+  return lease_.Check(lease_id, time_);
+}
+
+absl::StatusOr<LeaseGrant> Device::AcquireLease(const std::string& holder, absl::Duration ttl) {
+  AdvanceTo(context_.clock.Now());
+  absl::StatusOr<LeaseGrant> grant = lease_.Acquire(holder, ttl, time_);
+  if (grant.ok()) PublishView();
+  return grant;
+}
+
+absl::StatusOr<LeaseGrant> Device::RenewLease(const std::string& lease_id, absl::Duration ttl) {
+  AdvanceTo(context_.clock.Now());
+  absl::StatusOr<LeaseGrant> grant = lease_.Renew(lease_id, ttl, time_);
+  if (grant.ok()) PublishView();
+  return grant;
+}
+
+absl::Status Device::ReleaseLease(const std::string& lease_id) {
+  AdvanceTo(context_.clock.Now());
+  absl::Status status = lease_.Release(lease_id, time_);
+  if (status.ok()) PublishView();
+  return status;
+}
+
+ValidationContext Device::MakeValidationContext() const {
+  ValidationContext context;
+  context.device = name_;
+  context.kind = driver_->Info().kind;
+  context.capabilities = &driver_->Info().capabilities;
+  context.cartridge = reading_.cartridge;
+  context.impedance_known = reading_.stim.electrode_contact;
+  context.electrode_impedance_ohm = reading_.stim.electrode_impedance_ohm;
+  return context;
+}
+
+absl::StatusOr<v1::Settings> Device::Configure(const std::string& lease_id,
+                                               const v1::Settings& requested,
+                                               bool validate_only) {
+  if (absl::Status s = CheckCommand(Command::kConfigure, lease_id); !s.ok()) return s;
+  if (run_.has_value()) {
+    return MakeError(absl::StatusCode::kFailedPrecondition, v1::ERROR_REASON_RUN_ACTIVE,
+                     absl::StrCat(name_, " is executing run ", run_->run.name(),
+                                  "; settings come from its program"),
+                     {{"device", name_}, {"run", run_->run.name()}});
+  }
+  absl::StatusOr<v1::Settings> applied =
+      ValidateSettings(MakeValidationContext(), settings_, requested);
+  if (!applied.ok() || validate_only) return applied;
+  if (absl::Status s = driver_->Apply(*applied, time_); !s.ok()) {
+    FailDriver(s, time_);
+    return MakeError(absl::StatusCode::kInternal, v1::ERROR_REASON_DRIVER_ERROR,
+                     absl::StrCat(name_, " driver rejected validated settings: ", s.message()),
+                     {{"device", name_}});
+  }
+  settings_ = *applied;
+  EmitEvent(v1::DEVICE_EVENT_TYPE_SETTINGS_APPLIED, "settings applied");
+  PublishView();
+  return applied;
+}
+
+absl::Status Device::CheckStartInterlocks(const v1::Settings& settings,
+                                          const std::string& prefix) {
+  const ErrorMetadata meta = {{"device", name_}};
+  if (kind() == v1::DEVICE_KIND_MICRONEEDLING &&
+      reading_.cartridge.strokes_used() >= reading_.cartridge.strokes_rated()) {
+    return MakeError(absl::StatusCode::kFailedPrecondition, v1::ERROR_REASON_CARTRIDGE_EXPIRED,
+                     absl::StrCat("the cartridge of ", name_, " has used ",
+                                  reading_.cartridge.strokes_used(), " of its ",
+                                  reading_.cartridge.strokes_rated(), " rated strokes; replace it"),
+                     meta);
+  }
+  if (kind() == v1::DEVICE_KIND_MICROCURRENT && !reading_.stim.electrode_contact) {
+    return MakeError(absl::StatusCode::kFailedPrecondition, v1::ERROR_REASON_NO_ELECTRODE_CONTACT,
+                     absl::StrCat(name_, " has no electrode contact; apply the electrodes"), meta);
+  }
+  return CheckInterlocks(MakeValidationContext(), settings, prefix);
+}
+
+// Switches the driver output; a failure forces the output off and latches FAULT (or leaves
+// the link-loss handling to the next reading when the link is down).
+absl::Status Device::SwitchOutput(bool on) {
+  absl::Status status = driver_->SetOutput(on, time_);
+  if (status.ok()) return status;
+  if (absl::IsUnavailable(status)) {
+    ForceOff();
+    Integrate(time_);  // picks up the link loss
+    return MakeError(absl::StatusCode::kUnavailable, v1::ERROR_REASON_DEVICE_OFFLINE,
+                     absl::StrCat(name_, " link is down: ", status.message()), {{"device", name_}});
+  }
+  FailDriver(status, time_);
+  return MakeError(absl::StatusCode::kInternal, v1::ERROR_REASON_DRIVER_ERROR,
+                   absl::StrCat(name_, " driver failed to switch output: ", status.message()),
+                   {{"device", name_}});
+}
+
+absl::Status Device::Start(const std::string& lease_id, const std::string& request_id) {
+  absl::Status reuse;
+  if (auto seen = requests_.Find(request_id, "Start", &reuse)) return seen->status;
+  if (!reuse.ok()) return reuse;
+  absl::Status status = CheckCommand(Command::kStart, lease_id);
+  if (status.ok()) status = CheckStartInterlocks(settings_, "settings");
+  if (status.ok()) status = SwitchOutput(true);
+  if (status.ok()) {
+    session_on_ = absl::ZeroDuration();
+    SetState(v1::DEVICE_STATE_RUNNING, "Start");
+  }
+  requests_.Remember(request_id, {"Start", status, ""});
+  return status;
+}
+
+absl::Status Device::Pause(const std::string& lease_id) {
+  if (absl::Status s = CheckCommand(Command::kPause, lease_id); !s.ok()) return s;
+  ForceOff();
+  SetState(v1::DEVICE_STATE_PAUSED, "Pause");
+  return absl::OkStatus();
+}
+
+absl::Status Device::Resume(const std::string& lease_id) {
+  if (absl::Status s = CheckCommand(Command::kResume, lease_id); !s.ok()) return s;
+  if (absl::Status s = CheckStartInterlocks(settings_, "settings"); !s.ok()) return s;
+  if (absl::Status s = SwitchOutput(true); !s.ok()) return s;
+  active_fault_.reset();
+  SetState(v1::DEVICE_STATE_RUNNING, "Resume");
+  return absl::OkStatus();
+}
+
+void Device::Stop() {
+  AdvanceTo(context_.clock.Now());
+  ForceOff();
+  EndRun(v1::RUN_END_REASON_STOPPED, "Stop");
+  if (state_ == v1::DEVICE_STATE_RUNNING || state_ == v1::DEVICE_STATE_PAUSED) {
+    active_fault_.reset();
+    SetState(v1::DEVICE_STATE_IDLE, "Stop");
+  }
+}
+
+void Device::EmergencyStop() {
+  ForceOff();  // before anything else, even before accounting the time up to now
+  AdvanceTo(context_.clock.Now());
+  EndRun(v1::RUN_END_REASON_EMERGENCY_STOP, "EmergencyStop");
+  if (state_ == v1::DEVICE_STATE_OFFLINE) {
+    estop_pending_ = true;
+    EmitEvent(v1::DEVICE_EVENT_TYPE_STATE_CHANGED, "EmergencyStop while OFFLINE: latches on reconnect");
+    return;
+  }
+  SetState(v1::DEVICE_STATE_ESTOPPED, "EmergencyStop");
+}
+
+absl::Status Device::ResetEmergencyStop(const std::string& lease_id) {
+  if (absl::Status s = CheckCommand(Command::kResetEmergencyStop, lease_id); !s.ok()) return s;
+  estop_pending_ = false;
+  SetState(v1::DEVICE_STATE_IDLE, "ResetEmergencyStop");
+  return absl::OkStatus();
+}
+
+absl::Status Device::ResetFault(const std::string& lease_id) {
+  if (absl::Status s = CheckCommand(Command::kResetFault, lease_id); !s.ok()) return s;
+  if (reading_.faults != 0) {
+    const std::string fault = active_fault_ ? v1::FaultKind_Name(active_fault_->kind()) : "";
+    return MakeError(absl::StatusCode::kFailedPrecondition,
+                     v1::ERROR_REASON_FAULT_CONDITION_PRESENT,
+                     absl::StrCat("the fault condition on ", name_,
+                                  " is still present: ", reading_.fault_detail),
+                     {{"device", name_}, {"fault", fault}});
+  }
+  active_fault_.reset();
+  SetState(v1::DEVICE_STATE_IDLE, "ResetFault");
+  return absl::OkStatus();
+}
+
+void Device::Tick() {
+  AdvanceTo(context_.clock.Now());
+  PublishSample(time_);
+  PublishRun(/*force=*/false);
+}
+
+void Device::Shutdown() {
+  ForceOff();
+  AdvanceTo(context_.clock.Now());
+  EndRun(v1::RUN_END_REASON_SHUTDOWN, "service shutdown");
+  if (state_ == v1::DEVICE_STATE_RUNNING || state_ == v1::DEVICE_STATE_PAUSED) {
+    SetState(v1::DEVICE_STATE_IDLE, "service shutdown");
+  }
+}
+
+void Device::ForceOff() { driver_->ForceOutputOff(std::max(time_, context_.clock.Now())); }
+
+void Device::SetState(v1::DeviceState next, const std::string& cause) {
+  if (next == state_) return;
+  const v1::DeviceState previous = state_;
+  state_ = next;
+  auto event = std::make_shared<v1::DeviceEvent>();
+  event->set_device(name_);
+  event->set_sequence(++event_sequence_);
+  event->set_device_time_us(absl::ToUnixMicros(time_));
+  event->set_type(v1::DEVICE_EVENT_TYPE_STATE_CHANGED);
+  event->set_from_state(previous);
+  event->set_to_state(next);
+  event->set_message(cause);
+  if (active_fault_.has_value()) *event->mutable_fault() = *active_fault_;
+  context_.fanout.PublishEvent(index_, std::move(event));
+  PublishView();
+  PublishRun(/*force=*/true);
+}
+
+void Device::EmitEvent(v1::DeviceEventType type, const std::string& message,
+                       const v1::Fault* fault, const std::string& run) {
+  auto event = std::make_shared<v1::DeviceEvent>();
+  event->set_device(name_);
+  event->set_sequence(++event_sequence_);
+  event->set_device_time_us(absl::ToUnixMicros(time_));
+  event->set_type(type);
+  event->set_from_state(state_);
+  event->set_to_state(state_);
+  event->set_message(message);
+  if (fault != nullptr) *event->mutable_fault() = *fault;
+  event->set_run(run);
+  context_.fanout.PublishEvent(index_, std::move(event));
+}
+
+void Device::PublishView() {
+  const DriverInfo& info = driver_->Info();
+  auto device = std::make_shared<v1::Device>();
+  device->set_name(name_);
+  device->set_kind(info.kind);
+  device->set_model(info.model);
+  device->set_serial_number(info.serial_number);
+  device->set_firmware_version(info.firmware_version);
+  device->set_simulated(info.simulated);
+  device->set_state(state_);
+  *device->mutable_settings() = settings_;
+  if (active_fault_.has_value()) *device->mutable_active_fault() = *active_fault_;
+  if (const auto& lease = lease_.current(); lease.has_value()) {
+    device->mutable_lease()->set_holder(lease->holder);
+    *device->mutable_lease()->mutable_expire_time() =
+        TimeUtil::MicrosecondsToTimestamp(absl::ToUnixMicros(lease->expire_time));
+  }
+  *device->mutable_capabilities() = info.capabilities;
+  if (info.kind == v1::DEVICE_KIND_MICRONEEDLING) *device->mutable_cartridge() = reading_.cartridge;
+  if (run_.has_value()) device->set_active_run(run_->run.name());
+  view_.Publish(std::move(device));
+}
+
+}  // namespace derma

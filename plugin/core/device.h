@@ -1,0 +1,163 @@
+// Device: the core of one instrument — state machine, validation, interlocks, lease, run
+// engine and telemetry — on top of a Driver. Layer: plugin/core; knows nothing of gRPC.
+//
+// Strand-confined: every method runs on the device's strand (DeviceManager posts there), so
+// the object needs no lock. Other threads read the device through view(), which is
+// thread-safe. Public methods check the state table, call driver hooks, and commit a new
+// state only when the hook succeeded. Safety rules enforced here:
+//   - the output is on only in RUNNING;
+//   - a fault, link loss, lease expiry while RUNNING, session limit or EmergencyStop forces the
+//     output off FIRST, then changes state, ends the run and emits events;
+//   - device time advances through every deadline (step end, session limit, lease expiry) in
+//     order, so run ledgers are exact on a virtual clock.
+#ifndef DERMA_PLUGIN_CORE_DEVICE_H_
+#define DERMA_PLUGIN_CORE_DEVICE_H_
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "derma/v1/device_control.pb.h"
+#include "plugin/core/clock.h"
+#include "plugin/core/device_view.h"
+#include "plugin/core/lease_table.h"
+#include "plugin/core/request_log.h"
+#include "plugin/core/run_registry.h"
+#include "plugin/core/settings_validator.h"
+#include "plugin/core/state_machine.h"
+#include "plugin/core/telemetry_fanout.h"
+#include "plugin/driver.h"
+
+namespace derma {
+
+// Shared services a device publishes into. All thread-safe; they outlive the device.
+struct DeviceContext {
+  Clock& clock;
+  TelemetryFanout& fanout;
+  RunRegistry& runs;
+};
+
+class Device {
+ public:
+  static constexpr size_t kMaxRunSteps = 100;
+  static constexpr double kMaxStepSeconds = 3600;
+
+  // `id` without the "devices/" prefix; `index` is the device's position in its manager.
+  Device(uint32_t index, std::string id, std::unique_ptr<Driver> driver, DeviceContext context);
+  Device(const Device&) = delete;
+  Device& operator=(const Device&) = delete;
+
+  // Connects the driver and publishes the first view. OFFLINE when the link is down.
+  void Initialize();
+
+  // Lease commands. Legal in every state.
+  absl::StatusOr<LeaseGrant> AcquireLease(const std::string& holder, absl::Duration ttl);
+  absl::StatusOr<LeaseGrant> RenewLease(const std::string& lease_id, absl::Duration ttl);
+  absl::Status ReleaseLease(const std::string& lease_id);
+
+  // Returns the applied settings (complete, quantized).
+  absl::StatusOr<v1::Settings> Configure(const std::string& lease_id,
+                                         const v1::Settings& requested, bool validate_only);
+  absl::Status Start(const std::string& lease_id, const std::string& request_id);
+  absl::Status Pause(const std::string& lease_id);
+  absl::Status Resume(const std::string& lease_id);
+  // Output off; RUNNING/PAUSED → IDLE, run ends STOPPED. Always OK.
+  void Stop();
+  // Output off before anything else; latches ESTOPPED (or a pending latch while OFFLINE).
+  void EmergencyStop();
+  absl::Status ResetEmergencyStop(const std::string& lease_id);
+  absl::Status ResetFault(const std::string& lease_id);
+
+  absl::StatusOr<RunPtr> StartRun(const std::string& lease_id,
+                                  const std::vector<v1::RunStep>& steps,
+                                  const std::string& request_id);
+  // CancelRun of the device's active run `run_name`. RUN_NOT_FOUND when it is not active here.
+  absl::StatusOr<RunPtr> CancelRun(const std::string& lease_id, const std::string& run_name);
+
+  // Advances to the clock's now, publishes one sample. Called at the sample rate.
+  void Tick();
+  // Service shutdown: output off, run ends SHUTDOWN, state IDLE (unless latched).
+  void Shutdown();
+
+  // Thread-safe reads.
+  const DeviceView& view() const { return view_; }
+  const std::string& name() const { return name_; }
+  uint32_t index() const { return index_; }
+  v1::DeviceKind kind() const { return driver_->Info().kind; }
+
+  // Strand-confined reads, for tests and the manager.
+  v1::DeviceState state() const { return state_; }
+  const v1::Settings& settings() const { return settings_; }
+  const DriverReading& last_reading() const { return reading_; }
+
+ private:
+  struct ActiveRun {
+    v1::Run run;  // ledger strokes/charge kept current; times below are exact
+    absl::Duration step_elapsed;
+    absl::Duration output_on;
+    absl::Time last_published;
+  };
+  enum class Deadline { kNone, kLease, kSession, kStep };
+
+  // Time and physics (device_runtime.cc).
+  void AdvanceTo(absl::Time t);
+  Deadline NextDeadline(absl::Time limit, absl::Time* at) const;
+  void Integrate(absl::Time t);
+  void HandleDeadline(Deadline which, absl::Time at);
+  void HandleLink(const DriverReading& reading, absl::Time t);
+  void HandleFaults(FaultMask faults, const std::string& detail, absl::Time t);
+  void FailDriver(const absl::Status& status, absl::Time t);
+  void PublishSample(absl::Time t);
+
+  // State changes and publication (device.cc).
+  void SetState(v1::DeviceState next, const std::string& cause);
+  void ForceOff();
+  void EmitEvent(v1::DeviceEventType type, const std::string& message,
+                 const v1::Fault* fault = nullptr, const std::string& run = "");
+  void PublishView();
+  absl::Status CheckCommand(Command command, const std::string& lease_id);
+  absl::Status CheckStartInterlocks(const v1::Settings& settings, const std::string& prefix);
+  absl::Status SwitchOutput(bool on);
+  ValidationContext MakeValidationContext() const;
+
+  // Runs (device_runs.cc).
+  absl::Status ValidateProgram(const std::vector<v1::RunStep>& steps,
+                               std::vector<v1::Settings>* applied);
+  void BeginRun(const std::vector<v1::RunStep>& steps, std::vector<v1::Settings> applied,
+                const std::string& request_id, const std::string& holder);
+  void AdvanceStep(absl::Time at);
+  void EndRun(v1::RunEndReason reason, const std::string& message);
+  void PublishRun(bool force);
+  void AccountRun(absl::Duration on_time, uint64_t strokes, double charge_uc);
+
+  const uint32_t index_;
+  const std::string id_;
+  const std::string name_;
+  std::unique_ptr<Driver> driver_;
+  DeviceContext context_;
+  DeviceView view_;
+  LeaseTable lease_;
+  RequestLog requests_;
+
+  v1::DeviceState state_ = v1::DEVICE_STATE_OFFLINE;
+  v1::Settings settings_;
+  std::optional<v1::Fault> active_fault_;
+  FaultMask known_faults_ = 0;
+  bool estop_pending_ = false;
+  DriverReading reading_;
+  absl::Time time_;                 // device time of reading_
+  absl::Duration session_on_;       // output-on time since Start / StartRun
+  std::optional<ActiveRun> run_;
+  std::vector<v1::Settings> run_settings_;  // applied settings per step of the active run
+  uint64_t sample_sequence_ = 0;
+  uint64_t event_sequence_ = 0;
+};
+
+}  // namespace derma
+
+#endif  // DERMA_PLUGIN_CORE_DEVICE_H_

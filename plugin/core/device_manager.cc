@@ -1,0 +1,119 @@
+#include "plugin/core/device_manager.h"
+
+#include <atomic>
+
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "plugin/core/errors.h"
+
+namespace derma {
+
+DeviceManager::DeviceManager(Executor& executor, DeviceContext context)
+    : executor_(executor), context_(context) {}
+
+absl::Status DeviceManager::AddDevice(const std::string& id, std::unique_ptr<Driver> driver) {
+  const uint32_t index = static_cast<uint32_t>(entries_.size());
+  if (!by_id_.emplace(id, index).second) {
+    return MakeError(absl::StatusCode::kInvalidArgument, v1::ERROR_REASON_INVALID_FIELD,
+                     "duplicate device id \"" + id + "\"", {{"device", "devices/" + id}});
+  }
+  entries_.push_back(
+      std::make_unique<Entry>(executor_, index, id, std::move(driver), context_));
+  return absl::OkStatus();
+}
+
+void DeviceManager::InitializeAll() {
+  Wait([this](Done done) {
+    ForEach(/*urgent=*/false, [](Device& d) { d.Initialize(); }, std::move(done));
+  });
+}
+
+absl::StatusOr<uint32_t> DeviceManager::Find(absl::string_view name,
+                                             absl::string_view field) const {
+  constexpr absl::string_view kPrefix = "devices/";
+  if (!absl::StartsWith(name, kPrefix) || name.size() == kPrefix.size() ||
+      absl::StrContains(name.substr(kPrefix.size()), '/')) {
+    const std::string what = absl::StrCat("\"", name, "\" is not a device name devices/{id}");
+    return MakeError(absl::StatusCode::kInvalidArgument, v1::ERROR_REASON_INVALID_FIELD,
+                     absl::StrCat(field, ": ", what), {}, {{std::string(field), what}});
+  }
+  auto it = by_id_.find(name.substr(kPrefix.size()));
+  if (it == by_id_.end()) {
+    return MakeError(absl::StatusCode::kNotFound, v1::ERROR_REASON_DEVICE_NOT_FOUND,
+                     absl::StrCat("no device named ", name), {{"device", std::string(name)}});
+  }
+  return it->second;
+}
+
+absl::StatusOr<uint32_t> DeviceManager::FindRunDevice(absl::string_view run_name,
+                                                      absl::string_view field) const {
+  const size_t runs = run_name.find("/runs/");
+  if (runs == absl::string_view::npos || runs + 6 == run_name.size()) {
+    const std::string what =
+        absl::StrCat("\"", run_name, "\" is not a run name devices/{id}/runs/{run}");
+    return MakeError(absl::StatusCode::kInvalidArgument, v1::ERROR_REASON_INVALID_FIELD,
+                     absl::StrCat(field, ": ", what), {}, {{std::string(field), what}});
+  }
+  return Find(run_name.substr(0, runs), field);
+}
+
+void DeviceManager::Post(uint32_t index, DeviceTask task) {
+  Entry* entry = entries_[index].get();
+  entry->strand.Post([entry, task = std::move(task)]() mutable {
+    std::move(task)(entry->device);
+  });
+}
+
+void DeviceManager::PostUrgent(uint32_t index, DeviceTask task) {
+  Entry* entry = entries_[index].get();
+  entry->strand.PostUrgent([entry, task = std::move(task)]() mutable {
+    std::move(task)(entry->device);
+  });
+}
+
+void DeviceManager::ForEach(bool urgent, absl::AnyInvocable<void(Device&)> action, Done done) {
+  struct Countdown {
+    std::atomic<size_t> left;
+    absl::AnyInvocable<void(Device&)> action;
+    Done done;
+  };
+  if (entries_.empty()) {
+    std::move(done)();
+    return;
+  }
+  auto countdown = std::make_shared<Countdown>();
+  countdown->left = entries_.size();
+  countdown->action = std::move(action);
+  countdown->done = std::move(done);
+  for (uint32_t i = 0; i < entries_.size(); ++i) {
+    DeviceTask task = [countdown](Device& device) {
+      countdown->action(device);
+      if (countdown->left.fetch_sub(1) == 1) std::move(countdown->done)();
+    };
+    if (urgent) {
+      PostUrgent(i, std::move(task));
+    } else {
+      Post(i, std::move(task));
+    }
+  }
+}
+
+void DeviceManager::TickAll(Done done) {
+  ForEach(/*urgent=*/false, [](Device& d) { d.Tick(); }, std::move(done));
+}
+
+void DeviceManager::EmergencyStopAll(Done done) {
+  ForEach(/*urgent=*/true, [](Device& d) { d.EmergencyStop(); }, std::move(done));
+}
+
+void DeviceManager::ShutdownAll(Done done) {
+  ForEach(/*urgent=*/true, [](Device& d) { d.Shutdown(); }, std::move(done));
+}
+
+void DeviceManager::Wait(absl::AnyInvocable<void(Done)> operation) {
+  absl::Notification finished;
+  operation([&finished] { finished.Notify(); });
+  finished.WaitForNotification();
+}
+
+}  // namespace derma

@@ -1,0 +1,94 @@
+// DeviceManager: the fleet. Owns every Device and its strand, resolves resource names, and
+// posts work to device strands; fleet-wide operations (tick, emergency stop, shutdown) fan out
+// to every strand and report completion once. Layer: plugin/core. Thread-safe after setup:
+// AddDevice must all happen before the manager is shared with other threads.
+#ifndef DERMA_PLUGIN_CORE_DEVICE_MANAGER_H_
+#define DERMA_PLUGIN_CORE_DEVICE_MANAGER_H_
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/functional/any_invocable.h"
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "absl/synchronization/notification.h"
+#include "plugin/core/device.h"
+#include "plugin/core/executor.h"
+
+namespace derma {
+
+using DeviceTask = absl::AnyInvocable<void(Device&) &&>;
+using Done = absl::AnyInvocable<void() &&>;
+
+class DeviceManager {
+ public:
+  DeviceManager(Executor& executor, DeviceContext context);
+  DeviceManager(const DeviceManager&) = delete;
+  DeviceManager& operator=(const DeviceManager&) = delete;
+
+  // Setup only. INVALID_FIELD for a duplicate id.
+  absl::Status AddDevice(const std::string& id, std::unique_ptr<Driver> driver);
+  // Connects every device (on its strand) and waits. Call once after the last AddDevice.
+  void InitializeAll();
+
+  size_t size() const { return entries_.size(); }
+  // Index of "devices/{id}". INVALID_FIELD (naming `field`) for a malformed name,
+  // DEVICE_NOT_FOUND for an unknown one.
+  absl::StatusOr<uint32_t> Find(absl::string_view name, absl::string_view field = "name") const;
+  // Index of the device of run "devices/{id}/runs/{run}"; errors as Find.
+  absl::StatusOr<uint32_t> FindRunDevice(absl::string_view run_name,
+                                         absl::string_view field = "name") const;
+  const DeviceView& view(uint32_t index) const { return entries_[index]->device.view(); }
+
+  // Runs `task` on the device's strand, behind queued work / ahead of it.
+  void Post(uint32_t index, DeviceTask task);
+  void PostUrgent(uint32_t index, DeviceTask task);
+
+  // Posts a tick to every device; `done` runs once all have ticked.
+  void TickAll(Done done);
+  // Urgent-lane EmergencyStop on every device; `done` runs once every output is off.
+  void EmergencyStopAll(Done done);
+  // Shutdown on every device; `done` runs once every output is off.
+  void ShutdownAll(Done done);
+
+  // Blocking helper for hosts and tests (never from a gRPC or strand thread): runs `fn` on the
+  // device's strand and returns its result.
+  template <typename Fn>
+  auto Call(uint32_t index, Fn fn) -> decltype(fn(std::declval<Device&>())) {
+    using Result = decltype(fn(std::declval<Device&>()));
+    absl::Notification finished;
+    std::optional<Result> result;
+    Post(index, [&](Device& device) {
+      result.emplace(fn(device));
+      finished.Notify();
+    });
+    finished.WaitForNotification();
+    return *std::move(result);
+  }
+  // Blocking fleet-wide wait, for hosts and tests.
+  void Wait(absl::AnyInvocable<void(Done)> operation);
+
+ private:
+  struct Entry {
+    Entry(Executor& executor, uint32_t index, std::string id, std::unique_ptr<Driver> driver,
+          DeviceContext context)
+        : strand(executor), device(index, std::move(id), std::move(driver), context) {}
+    Strand strand;
+    Device device;
+  };
+  void ForEach(bool urgent, absl::AnyInvocable<void(Device&)> action, Done done);
+
+  Executor& executor_;
+  DeviceContext context_;
+  std::vector<std::unique_ptr<Entry>> entries_;
+  absl::flat_hash_map<std::string, uint32_t> by_id_;
+};
+
+}  // namespace derma
+
+#endif  // DERMA_PLUGIN_CORE_DEVICE_MANAGER_H_

@@ -1,0 +1,198 @@
+// The run engine of a Device: a treatment program is a list of steps (settings + duration)
+// executed with the output on; each run keeps an exact dose ledger.
+#include <utility>
+
+#include "absl/random/random.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "google/protobuf/util/time_util.h"
+#include "plugin/core/device.h"
+#include "plugin/core/errors.h"
+
+namespace derma {
+namespace {
+
+using google::protobuf::util::TimeUtil;
+
+google::protobuf::Timestamp ToTimestamp(absl::Time t) {
+  return TimeUtil::MicrosecondsToTimestamp(absl::ToUnixMicros(t));
+}
+
+std::string Fingerprint(const std::vector<v1::RunStep>& steps) {
+  std::string out = "StartRun";
+  for (const v1::RunStep& step : steps) out += step.SerializeAsString();
+  return out;
+}
+
+}  // namespace
+
+// Validates every step (settings cumulative from the current ones) and reports the problems
+// of all steps in one error.
+absl::Status Device::ValidateProgram(const std::vector<v1::RunStep>& steps,
+                                     std::vector<v1::Settings>* applied) {
+  std::vector<FieldViolation> violations;
+  absl::Status first;
+  if (steps.empty() || steps.size() > kMaxRunSteps) {
+    violations.push_back({"steps", absl::StrCat("needs 1–", kMaxRunSteps, " steps, got ",
+                                                steps.size())});
+  }
+  v1::Settings current = settings_;
+  const ValidationContext context = MakeValidationContext();
+  for (size_t i = 0; i < steps.size(); ++i) {
+    const double d = steps[i].duration_s();
+    if (!(d > 0 && d <= kMaxStepSeconds)) {
+      violations.push_back({absl::StrCat("steps[", i, "].duration_s"),
+                            absl::StrFormat("%g s is outside (0, %g] s", d, kMaxStepSeconds)});
+    }
+    absl::StatusOr<v1::Settings> merged = ValidateSettings(
+        context, current, steps[i].settings(), absl::StrCat("steps[", i, "].settings"));
+    if (!merged.ok()) {
+      if (first.ok()) first = merged.status();
+      for (FieldViolation& v : ViolationsOf(merged.status())) violations.push_back(std::move(v));
+      continue;
+    }
+    current = *merged;
+    applied->push_back(current);
+  }
+  if (violations.empty()) return absl::OkStatus();
+  const v1::ErrorReason reason =
+      first.ok() ? v1::ERROR_REASON_INVALID_FIELD : ReasonOf(first);
+  const absl::StatusCode code = first.ok() ? absl::StatusCode::kInvalidArgument : first.code();
+  std::string message = absl::StrCat("invalid program for ", name_, ": ");
+  for (size_t i = 0; i < violations.size(); ++i) {
+    absl::StrAppend(&message, i ? "; " : "", violations[i].field, ": ",
+                    violations[i].description);
+  }
+  return MakeError(code, reason, message, {{"device", name_}}, violations);
+}
+
+absl::StatusOr<RunPtr> Device::StartRun(const std::string& lease_id,
+                                        const std::vector<v1::RunStep>& steps,
+                                        const std::string& request_id) {
+  absl::Status reuse;
+  if (auto seen = requests_.Find(request_id, Fingerprint(steps), &reuse)) {
+    if (!seen->status.ok()) return seen->status;
+    if (RunPtr run = context_.runs.Get(seen->result)) return run;
+  }
+  if (!reuse.ok()) return reuse;
+  absl::Status status = CheckCommand(Command::kStartRun, lease_id);
+  std::vector<v1::Settings> applied;
+  if (status.ok()) status = ValidateProgram(steps, &applied);
+  if (status.ok()) status = CheckStartInterlocks(applied[0], "steps[0].settings");
+  if (status.ok()) status = driver_->Apply(applied[0], time_);
+  if (status.ok()) status = SwitchOutput(true);
+  if (!status.ok()) {
+    requests_.Remember(request_id, {Fingerprint(steps), status, ""});
+    return status;
+  }
+  BeginRun(steps, std::move(applied), request_id, lease_.current()->holder);
+  requests_.Remember(request_id, {Fingerprint(steps), status, run_->run.name()});
+  return context_.runs.Get(run_->run.name());
+}
+
+void Device::BeginRun(const std::vector<v1::RunStep>& steps, std::vector<v1::Settings> applied,
+                      const std::string& request_id, const std::string& holder) {
+  static thread_local absl::BitGen random;
+  ActiveRun active;
+  v1::Run& run = active.run;
+  run.set_name(absl::StrFormat("%s/runs/%012x", name_,
+                               absl::Uniform<uint64_t>(random) & 0xffffffffffffULL));
+  run.set_device(name_);
+  double total = 0;
+  for (const v1::RunStep& step : steps) {
+    *run.add_steps() = step;
+    total += step.duration_s();
+  }
+  run.set_total_duration_s(total);
+  run.set_state(v1::RUN_STATE_RUNNING);
+  *run.mutable_start_time() = ToTimestamp(time_);
+  run.set_request_id(request_id);
+  run.set_holder(holder);
+  run_ = std::move(active);
+  run_settings_ = std::move(applied);
+  settings_ = run_settings_[0];
+  session_on_ = absl::ZeroDuration();
+  EmitEvent(v1::DEVICE_EVENT_TYPE_RUN_STARTED, "run started", nullptr, run_->run.name());
+  SetState(v1::DEVICE_STATE_RUNNING, "StartRun " + run_->run.name());
+  PublishRun(/*force=*/true);
+}
+
+absl::StatusOr<RunPtr> Device::CancelRun(const std::string& lease_id,
+                                         const std::string& run_name) {
+  AdvanceTo(context_.clock.Now());
+  if (!run_.has_value() || run_->run.name() != run_name) {
+    return MakeError(absl::StatusCode::kNotFound, v1::ERROR_REASON_RUN_NOT_FOUND,
+                     absl::StrCat(run_name, " is not active on ", name_),
+                     {{"device", name_}, {"run", run_name}});
+  }
+  if (absl::Status s = CheckCommand(Command::kCancelRun, lease_id); !s.ok()) return s;
+  ForceOff();
+  EndRun(v1::RUN_END_REASON_CANCELLED, "CancelRun");
+  SetState(v1::DEVICE_STATE_IDLE, "CancelRun");
+  return context_.runs.Get(run_name);
+}
+
+void Device::AccountRun(absl::Duration on_time, uint64_t strokes, double charge_uc) {
+  run_->output_on += on_time;
+  run_->step_elapsed += on_time;
+  v1::DoseLedger* ledger = run_->run.mutable_ledger();
+  ledger->set_strokes_delivered(ledger->strokes_delivered() + strokes);
+  ledger->set_charge_delivered_uc(ledger->charge_delivered_uc() + charge_uc);
+}
+
+void Device::AdvanceStep(absl::Time at) {
+  v1::Run& run = run_->run;
+  const uint32_t next = run.current_step() + 1;
+  if (next >= static_cast<uint32_t>(run.steps_size())) {
+    ForceOff();
+    EndRun(v1::RUN_END_REASON_COMPLETED, "every step finished");
+    SetState(v1::DEVICE_STATE_IDLE, "run completed");
+    return;
+  }
+  if (absl::Status s = driver_->Apply(run_settings_[next], at); !s.ok()) {
+    FailDriver(s, at);
+    return;
+  }
+  settings_ = run_settings_[next];
+  run.set_current_step(next);
+  run_->step_elapsed = absl::ZeroDuration();
+  EmitEvent(v1::DEVICE_EVENT_TYPE_RUN_STEP, absl::StrCat("step ", next + 1, " of ",
+                                                         run.steps_size()),
+            nullptr, run.name());
+  PublishView();
+  PublishRun(/*force=*/true);
+}
+
+// Ends the active run (if any). The caller has already forced the output off.
+void Device::EndRun(v1::RunEndReason reason, const std::string& message) {
+  if (!run_.has_value()) return;
+  v1::Run& run = run_->run;
+  run.set_state(reason == v1::RUN_END_REASON_COMPLETED ? v1::RUN_STATE_SUCCEEDED
+                                                       : v1::RUN_STATE_ENDED_EARLY);
+  run.set_end_reason(reason);
+  run.set_end_message(message);
+  *run.mutable_end_time() = ToTimestamp(time_);
+  PublishRun(/*force=*/true);
+  const std::string run_name = run.name();
+  run_.reset();
+  run_settings_.clear();
+  EmitEvent(v1::DEVICE_EVENT_TYPE_RUN_ENDED, message, nullptr, run_name);
+  PublishView();
+}
+
+// Publishes the run on changes (force) and at most every 100 ms of device time otherwise.
+void Device::PublishRun(bool force) {
+  if (!run_.has_value()) return;
+  if (!force && time_ - run_->last_published < absl::Milliseconds(100)) return;
+  v1::Run& run = run_->run;
+  if (!RunEnded(run)) {
+    run.set_state(state_ == v1::DEVICE_STATE_PAUSED ? v1::RUN_STATE_PAUSED
+                                                    : v1::RUN_STATE_RUNNING);
+  }
+  run.set_step_elapsed_s(absl::ToDoubleSeconds(run_->step_elapsed));
+  run.mutable_ledger()->set_output_on_s(absl::ToDoubleSeconds(run_->output_on));
+  run_->last_published = time_;
+  context_.runs.Publish(std::make_shared<const v1::Run>(run));
+}
+
+}  // namespace derma

@@ -1,0 +1,206 @@
+// Device time: advancing the driver through every deadline, accounting output-on time and
+// dose, and reacting to what the instrument reports (faults, link loss).
+#include <algorithm>
+
+#include "absl/strings/str_cat.h"
+#include "google/protobuf/util/time_util.h"
+#include "plugin/core/device.h"
+
+namespace derma {
+namespace {
+
+double SessionLimitSeconds(const v1::Settings& settings) {
+  if (settings.has_microneedling()) return settings.microneedling().session_limit_s();
+  if (settings.has_microcurrent()) return settings.microcurrent().session_limit_s();
+  return 0;
+}
+
+}  // namespace
+
+// Deadlines are processed in time order; each one is handled at its exact device time so a
+// dead-man stop or a step change never overshoots by a tick.
+void Device::AdvanceTo(absl::Time t) {
+  t = std::max(t, time_);
+  for (int guard = 0; guard < 1000; ++guard) {
+    absl::Time at;
+    const Deadline which = NextDeadline(t, &at);
+    Integrate(at);
+    if (which == Deadline::kNone) return;
+    HandleDeadline(which, at);
+  }
+}
+
+Device::Deadline Device::NextDeadline(absl::Time limit, absl::Time* at) const {
+  *at = limit;
+  Deadline which = Deadline::kNone;
+  auto consider = [&](absl::Time when, Deadline what) {
+    if (when <= *at) {
+      *at = std::max(when, time_);
+      which = what;
+    }
+  };
+  if (std::optional<absl::Time> expiry = lease_.NextExpiry(); expiry.has_value()) {
+    consider(*expiry, Deadline::kLease);
+  }
+  if (state_ == v1::DEVICE_STATE_RUNNING) {
+    const double limit_s = SessionLimitSeconds(settings_);
+    if (limit_s > 0) consider(time_ + absl::Seconds(limit_s) - session_on_, Deadline::kSession);
+    if (run_.has_value()) {
+      const v1::Run& run = run_->run;
+      const absl::Duration step = absl::Seconds(run.steps(run.current_step()).duration_s());
+      consider(time_ + std::max(absl::ZeroDuration(), step - run_->step_elapsed), Deadline::kStep);
+    }
+  }
+  return which;
+}
+
+void Device::Integrate(absl::Time t) {
+  absl::StatusOr<DriverReading> next = driver_->Read(t);
+  if (!next.ok()) {
+    time_ = std::max(t, time_);
+    FailDriver(next.status(), t);
+    return;
+  }
+  const absl::Duration dt = t - time_;
+  if (state_ == v1::DEVICE_STATE_RUNNING && dt > absl::ZeroDuration()) session_on_ += dt;
+  if (run_.has_value()) {
+    const bool on = state_ == v1::DEVICE_STATE_RUNNING;
+    const uint64_t strokes = next->pen.strokes_total - reading_.pen.strokes_total;
+    const double charge = next->stim.charge_delivered_uc - reading_.stim.charge_delivered_uc;
+    AccountRun(on ? dt : absl::ZeroDuration(), strokes, charge);
+  }
+  reading_ = *std::move(next);
+  time_ = t;
+  HandleLink(reading_, t);
+  HandleFaults(reading_.faults, reading_.fault_detail, t);
+}
+
+void Device::HandleDeadline(Deadline which, absl::Time at) {
+  switch (which) {
+    case Deadline::kLease: {
+      std::optional<LeaseGrant> expired = lease_.ExpireIfDue(at);
+      if (!expired.has_value()) return;
+      EmitEvent(v1::DEVICE_EVENT_TYPE_LEASE_EXPIRED,
+                absl::StrCat("lease of \"", expired->holder, "\" expired"));
+      if (state_ == v1::DEVICE_STATE_RUNNING || state_ == v1::DEVICE_STATE_PAUSED) {
+        ForceOff();  // dead-man switch
+        EndRun(v1::RUN_END_REASON_LEASE_EXPIRED, "lease expired");
+        SetState(v1::DEVICE_STATE_IDLE, "lease expired (dead-man stop)");
+      } else {
+        PublishView();
+      }
+      return;
+    }
+    case Deadline::kSession:
+      ForceOff();
+      EndRun(v1::RUN_END_REASON_SESSION_LIMIT, "session time limit reached");
+      SetState(v1::DEVICE_STATE_IDLE, "session time limit reached");
+      return;
+    case Deadline::kStep:
+      AdvanceStep(at);
+      return;
+    case Deadline::kNone:
+      return;
+  }
+}
+
+void Device::HandleLink(const DriverReading& reading, absl::Time t) {
+  if (!reading.link_up && state_ != v1::DEVICE_STATE_OFFLINE) {
+    ForceOff();
+    v1::Fault fault;
+    fault.set_kind(v1::FAULT_KIND_LINK_DROP);
+    fault.set_message("communication link lost");
+    *fault.mutable_detect_time() =
+        google::protobuf::util::TimeUtil::MicrosecondsToTimestamp(absl::ToUnixMicros(t));
+    active_fault_ = fault;
+    if (state_ == v1::DEVICE_STATE_ESTOPPED) estop_pending_ = true;
+    EmitEvent(v1::DEVICE_EVENT_TYPE_FAULT_RAISED, fault.message(), &fault);
+    EndRun(v1::RUN_END_REASON_LINK_LOST, "link lost");
+    SetState(v1::DEVICE_STATE_OFFLINE, "link lost");
+    return;
+  }
+  if (reading.link_up && state_ == v1::DEVICE_STATE_OFFLINE) {
+    if (!driver_->Connect(t).ok() || !driver_->Apply(settings_, t).ok()) return;
+    const v1::Fault cleared = active_fault_.value_or(v1::Fault());
+    active_fault_.reset();
+    EmitEvent(v1::DEVICE_EVENT_TYPE_FAULT_CLEARED, "communication link restored", &cleared);
+    SetState(estop_pending_ ? v1::DEVICE_STATE_ESTOPPED : v1::DEVICE_STATE_IDLE, "link restored");
+  }
+}
+
+void Device::HandleFaults(FaultMask faults, const std::string& detail, absl::Time t) {
+  const FaultMask raised = faults & ~known_faults_;
+  const FaultMask cleared = known_faults_ & ~faults;
+  known_faults_ = faults;
+  if (raised == 0 && cleared == 0) return;
+  for (int kind = 1; kind <= v1::FaultKind_MAX; ++kind) {
+    const FaultMask bit = FaultBit(static_cast<v1::FaultKind>(kind));
+    if ((raised | cleared) & bit) {
+      v1::Fault fault;
+      fault.set_kind(static_cast<v1::FaultKind>(kind));
+      fault.set_message(detail.empty() ? v1::FaultKind_Name(fault.kind()) : detail);
+      *fault.mutable_detect_time() =
+          google::protobuf::util::TimeUtil::MicrosecondsToTimestamp(absl::ToUnixMicros(t));
+      EmitEvent((raised & bit) ? v1::DEVICE_EVENT_TYPE_FAULT_RAISED
+                               : v1::DEVICE_EVENT_TYPE_FAULT_CLEARED,
+                fault.message(), &fault);
+      if ((raised & bit) && !active_fault_.has_value()) active_fault_ = fault;
+    }
+  }
+  if (raised == 0) return;
+  const FaultMask contact = FaultBit(v1::FAULT_KIND_ELECTRODE_CONTACT_LOST);
+  const bool latching = (raised & ~contact) != 0;
+  const bool operating = state_ == v1::DEVICE_STATE_IDLE || state_ == v1::DEVICE_STATE_RUNNING ||
+                         state_ == v1::DEVICE_STATE_PAUSED;
+  if (latching && operating) {
+    ForceOff();
+    // Report the latching fault, not a contact loss raised with it.
+    for (int kind = 1; kind <= v1::FaultKind_MAX; ++kind) {
+      if (raised & ~contact & FaultBit(static_cast<v1::FaultKind>(kind))) {
+        active_fault_ = v1::Fault();
+        active_fault_->set_kind(static_cast<v1::FaultKind>(kind));
+        active_fault_->set_message(detail);
+        *active_fault_->mutable_detect_time() =
+            google::protobuf::util::TimeUtil::MicrosecondsToTimestamp(absl::ToUnixMicros(t));
+        break;
+      }
+    }
+    EndRun(v1::RUN_END_REASON_FAULT, detail);
+    SetState(v1::DEVICE_STATE_FAULT, "fault: " + detail);
+  } else if ((raised & contact) && state_ == v1::DEVICE_STATE_RUNNING) {
+    ForceOff();
+    SetState(v1::DEVICE_STATE_PAUSED, "electrode contact lost");
+  } else {
+    PublishView();
+  }
+}
+
+void Device::FailDriver(const absl::Status& status, absl::Time t) {
+  ForceOff();
+  v1::Fault fault;
+  fault.set_kind(v1::FAULT_KIND_UNSPECIFIED);
+  fault.set_message(absl::StrCat("driver error: ", status.ToString()));
+  *fault.mutable_detect_time() =
+      google::protobuf::util::TimeUtil::MicrosecondsToTimestamp(absl::ToUnixMicros(t));
+  active_fault_ = fault;
+  EmitEvent(v1::DEVICE_EVENT_TYPE_FAULT_RAISED, fault.message(), &fault);
+  EndRun(v1::RUN_END_REASON_FAULT, fault.message());
+  if (state_ != v1::DEVICE_STATE_OFFLINE && state_ != v1::DEVICE_STATE_ESTOPPED) {
+    SetState(v1::DEVICE_STATE_FAULT, fault.message());
+  }
+}
+
+void Device::PublishSample(absl::Time t) {
+  Sample sample;
+  sample.device_index = index_;
+  sample.kind = kind();
+  sample.sequence = ++sample_sequence_;
+  sample.device_time_us = absl::ToUnixMicros(t);
+  sample.output_on = reading_.output_on;
+  sample.pen = reading_.pen;
+  sample.stim = reading_.stim;
+  view_.PublishSample(sample);
+  context_.fanout.Publish(sample);
+}
+
+}  // namespace derma

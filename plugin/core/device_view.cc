@@ -1,0 +1,52 @@
+#include "plugin/core/device_view.h"
+
+#include <utility>
+
+namespace derma {
+
+void DeviceView::Publish(std::shared_ptr<const v1::Device> device) {
+  absl::MutexLock lock(&mu_);
+  device_ = std::move(device);
+}
+
+void DeviceView::PublishSample(const Sample& sample) {
+  absl::MutexLock lock(&mu_);
+  latest_ = sample;
+}
+
+v1::Device DeviceView::Read() const {
+  std::shared_ptr<const v1::Device> device;
+  Sample latest;
+  {
+    absl::MutexLock lock(&mu_);
+    device = device_;
+    latest = latest_;
+  }
+  v1::Device out;
+  if (device == nullptr) return out;
+  out = *device;
+  if (latest.sequence > 0) {
+    SampleToProto(latest, out.mutable_latest_sample());
+    if (out.has_cartridge()) {
+      out.mutable_cartridge()->set_strokes_used(latest.pen.cartridge_strokes_used);
+    }
+  }
+  return out;
+}
+
+std::shared_ptr<const v1::Device> DeviceView::device() const {
+  absl::MutexLock lock(&mu_);
+  return device_;
+}
+
+Sample DeviceView::latest_sample() const {
+  absl::MutexLock lock(&mu_);
+  return latest_;
+}
+
+v1::DeviceState DeviceView::state() const {
+  absl::MutexLock lock(&mu_);
+  return device_ == nullptr ? v1::DEVICE_STATE_UNSPECIFIED : device_->state();
+}
+
+}  // namespace derma

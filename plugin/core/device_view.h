@@ -1,0 +1,38 @@
+// DeviceView: the latest published state of one device, readable from any thread without a
+// hop to the device's strand (GetDevice, ListDevices and metrics scrapes read it).
+// The device publishes an immutable v1::Device after every change and its latest sample after
+// every tick. Layer: plugin/core. Thread-safe.
+#ifndef DERMA_PLUGIN_CORE_DEVICE_VIEW_H_
+#define DERMA_PLUGIN_CORE_DEVICE_VIEW_H_
+
+#include <memory>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/synchronization/mutex.h"
+#include "derma/v1/device.pb.h"
+#include "plugin/core/sample.h"
+
+namespace derma {
+
+class DeviceView {
+ public:
+  // `device` has no latest_sample; Read() adds it.
+  void Publish(std::shared_ptr<const v1::Device> device);
+  void PublishSample(const Sample& sample);
+
+  // The device with its latest sample (and the cartridge's strokes_used from that sample).
+  v1::Device Read() const;
+  std::shared_ptr<const v1::Device> device() const;
+  // Latest sample; sequence 0 before the first.
+  Sample latest_sample() const;
+  v1::DeviceState state() const;
+
+ private:
+  mutable absl::Mutex mu_;
+  std::shared_ptr<const v1::Device> device_ ABSL_GUARDED_BY(mu_);
+  Sample latest_ ABSL_GUARDED_BY(mu_);
+};
+
+}  // namespace derma
+
+#endif  // DERMA_PLUGIN_CORE_DEVICE_VIEW_H_

@@ -1,0 +1,41 @@
+// RequestLog: remembers the outcome of recent client request_ids so a retried Start or
+// StartRun returns the first result and never acts twice. Layer: plugin/core.
+// Strand-confined (one per device). Bounded: the oldest ids are forgotten first.
+#ifndef DERMA_PLUGIN_CORE_REQUEST_LOG_H_
+#define DERMA_PLUGIN_CORE_REQUEST_LOG_H_
+
+#include <cstdint>
+#include <deque>
+#include <optional>
+#include <string>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/status/status.h"
+
+namespace derma {
+
+class RequestLog {
+ public:
+  struct Outcome {
+    std::string fingerprint;  // identifies the request the id was first used with
+    absl::Status status;
+    std::string result;       // e.g. the run name
+  };
+
+  explicit RequestLog(size_t capacity = 1024) : capacity_(capacity) {}
+
+  // The remembered outcome of `request_id`, if any. REQUEST_ID_REUSED when the id was used
+  // with a different fingerprint. Empty ids are never remembered.
+  std::optional<Outcome> Find(const std::string& request_id, const std::string& fingerprint,
+                              absl::Status* reuse_error) const;
+  void Remember(const std::string& request_id, Outcome outcome);
+
+ private:
+  const size_t capacity_;
+  absl::flat_hash_map<std::string, Outcome> outcomes_;
+  std::deque<std::string> order_;
+};
+
+}  // namespace derma
+
+#endif  // DERMA_PLUGIN_CORE_REQUEST_LOG_H_

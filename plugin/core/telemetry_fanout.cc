@@ -1,0 +1,132 @@
+#include "plugin/core/telemetry_fanout.h"
+
+#include <algorithm>
+#include <utility>
+
+namespace derma {
+
+TelemetrySubscription::TelemetrySubscription(SubscriptionOptions options)
+    : options_(std::move(options)) {
+  for (uint32_t index : options_.devices) {
+    if (wanted_.size() <= index) wanted_.resize(index + 1, false);
+    wanted_[index] = true;
+  }
+}
+
+void TelemetrySubscription::SetWakeup(absl::AnyInvocable<void()> wakeup) {
+  absl::MutexLock lock(&wakeup_mu_);
+  wakeup_ = std::move(wakeup);
+}
+
+bool TelemetrySubscription::Wants(uint32_t device_index) const {
+  if (options_.devices.empty()) return true;
+  return device_index < wanted_.size() && wanted_[device_index];
+}
+
+void TelemetrySubscription::Notify(bool armed) {
+  if (!armed) return;
+  absl::MutexLock lock(&wakeup_mu_);
+  if (wakeup_) wakeup_();
+}
+
+void TelemetrySubscription::Offer(const Sample& sample) {
+  bool armed = false;
+  {
+    absl::MutexLock lock(&mu_);
+    if (options_.sample_interval > absl::ZeroDuration()) {
+      auto [it, inserted] = last_forwarded_us_.try_emplace(sample.device_index, 0);
+      if (!inserted &&
+          sample.device_time_us - it->second < absl::ToInt64Microseconds(options_.sample_interval)) {
+        return;
+      }
+      it->second = sample.device_time_us;
+    }
+    if (samples_.size() >= options_.sample_capacity) {
+      ++dropped_[samples_.front().sample.device_index];
+      ++dropped_total_;
+      samples_.pop_front();
+    }
+    samples_.push_back({next_order_++, sample});
+    armed = std::exchange(wakeup_armed_, false);
+  }
+  Notify(armed);
+}
+
+void TelemetrySubscription::OfferEvent(uint32_t device_index, EventPtr event) {
+  bool armed = false;
+  {
+    absl::MutexLock lock(&mu_);
+    if (events_.size() >= options_.event_capacity) {
+      overflowed_ = true;  // never drop silently: the consumer ends the stream
+    } else {
+      events_.push_back({next_order_++, std::move(event)});
+    }
+    armed = std::exchange(wakeup_armed_, false);
+  }
+  Notify(armed);
+}
+
+TelemetryDrain TelemetrySubscription::Drain(size_t max_entries) {
+  TelemetryDrain out;
+  absl::MutexLock lock(&mu_);
+  out.entries.reserve(std::min(max_entries, samples_.size() + events_.size()));
+  while (out.entries.size() < max_entries && (!samples_.empty() || !events_.empty())) {
+    const bool take_event =
+        !events_.empty() && (samples_.empty() || events_.front().order < samples_.front().order);
+    if (take_event) {
+      out.entries.push_back({Sample{}, std::move(events_.front().event)});
+      events_.pop_front();
+    } else {
+      out.entries.push_back({samples_.front().sample, nullptr});
+      samples_.pop_front();
+    }
+  }
+  out.dropped.swap(dropped_);
+  if (samples_.empty() && events_.empty()) wakeup_armed_ = true;
+  return out;
+}
+
+bool TelemetrySubscription::overflowed() const {
+  absl::MutexLock lock(&mu_);
+  return overflowed_;
+}
+
+uint64_t TelemetrySubscription::dropped_total() const {
+  absl::MutexLock lock(&mu_);
+  return dropped_total_;
+}
+
+std::shared_ptr<TelemetrySubscription> TelemetryFanout::Subscribe(SubscriptionOptions options) {
+  auto subscription = std::make_shared<TelemetrySubscription>(std::move(options));
+  absl::MutexLock lock(&mu_);
+  subscriptions_.push_back(subscription);
+  return subscription;
+}
+
+void TelemetryFanout::Unsubscribe(const TelemetrySubscription* subscription) {
+  absl::MutexLock lock(&mu_);
+  subscriptions_.erase(std::remove_if(subscriptions_.begin(), subscriptions_.end(),
+                                      [&](const auto& s) { return s.get() == subscription; }),
+                       subscriptions_.end());
+}
+
+size_t TelemetryFanout::subscriber_count() const {
+  absl::ReaderMutexLock lock(&mu_);
+  return subscriptions_.size();
+}
+
+void TelemetryFanout::Publish(const Sample& sample) {
+  absl::ReaderMutexLock lock(&mu_);
+  for (const auto& subscription : subscriptions_) {
+    if (subscription->Wants(sample.device_index)) subscription->Offer(sample);
+  }
+}
+
+void TelemetryFanout::PublishEvent(uint32_t device_index, EventPtr event) {
+  absl::ReaderMutexLock lock(&mu_);
+  for (const auto& subscription : subscriptions_) {
+    if (subscription->Wants(device_index)) subscription->OfferEvent(device_index, event);
+  }
+}
+
+}  // namespace derma
