@@ -1,0 +1,145 @@
+#include "tests/core/fake_driver.h"
+
+namespace derma::testing {
+namespace {
+
+v1::ParameterCapability Param(const char* field, const char* unit, double min, double max,
+                              double resolution, double default_value) {
+  v1::ParameterCapability p;
+  p.set_field(field);
+  p.set_unit(unit);
+  p.set_min(min);
+  p.set_max(max);
+  p.set_resolution(resolution);
+  p.set_default_value(default_value);
+  return p;
+}
+
+}  // namespace
+
+DriverInfo FakePenInfo() {
+  DriverInfo info;
+  info.kind = v1::DEVICE_KIND_MICRONEEDLING;
+  info.model = "FAKE-PEN";
+  info.serial_number = "FP-1";
+  info.firmware_version = "test";
+  *info.capabilities.add_parameters() = Param("needle_depth_mm", "mm", 0, 2.5, 0.05, 0.5);
+  *info.capabilities.add_parameters() = Param("stroke_rate_hz", "Hz", 50, 150, 1, 100);
+  *info.capabilities.add_parameters() = Param("session_limit_s", "s", 1, 3600, 1, 1200);
+  v1::MicroneedlingSettings* s = info.default_settings.mutable_microneedling();
+  s->set_needle_depth_mm(0.5);
+  s->set_stroke_rate_hz(100);
+  s->set_session_limit_s(1200);
+  return info;
+}
+
+DriverInfo FakeStimulatorInfo() {
+  DriverInfo info;
+  info.kind = v1::DEVICE_KIND_MICROCURRENT;
+  info.model = "FAKE-STIM";
+  info.serial_number = "FS-1";
+  info.firmware_version = "test";
+  *info.capabilities.add_parameters() = Param("current_ua", "uA", 0, 1000, 1, 100);
+  *info.capabilities.add_parameters() = Param("frequency_hz", "Hz", 0.3, 1500, 0.1, 10);
+  *info.capabilities.add_parameters() = Param("ramp_s", "s", 0, 10, 0.1, 1);
+  *info.capabilities.add_parameters() = Param("session_limit_s", "s", 1, 3600, 1, 1200);
+  info.capabilities.add_supported_waveforms(v1::WAVEFORM_MONOPHASIC_SQUARE);
+  info.capabilities.add_supported_waveforms(v1::WAVEFORM_BIPHASIC_SQUARE);
+  info.capabilities.add_supported_waveforms(v1::WAVEFORM_ALTERNATING_POLARITY);
+  info.capabilities.add_supported_polarities(v1::POLARITY_POSITIVE);
+  info.capabilities.add_supported_polarities(v1::POLARITY_NEGATIVE);
+  info.capabilities.set_compliance_voltage_v(12);
+  v1::MicrocurrentSettings* s = info.default_settings.mutable_microcurrent();
+  s->set_current_ua(100);
+  s->set_frequency_hz(10);
+  s->set_waveform(v1::WAVEFORM_BIPHASIC_SQUARE);
+  s->set_polarity(v1::POLARITY_POSITIVE);
+  s->set_ramp_s(0);
+  s->set_session_limit_s(1200);
+  return info;
+}
+
+FakeDriver::FakeDriver(DriverInfo info) : info_(std::move(info)) {
+  applied_ = info_.default_settings;
+  cartridge_.set_needle_count(12);
+  cartridge_.set_needle_length_mm(2.5);
+  cartridge_.set_strokes_rated(2000000);
+}
+
+absl::Status FakeDriver::Connect(absl::Time now) {
+  if (!link_up_) return absl::UnavailableError("link down");
+  connected_ = true;
+  return absl::OkStatus();
+}
+
+absl::Status FakeDriver::Apply(const v1::Settings& settings, absl::Time now) {
+  AdvanceTo(now);
+  if (fail_next_apply_) {
+    fail_next_apply_ = false;
+    return absl::InternalError("fake apply failure");
+  }
+  applied_ = settings;
+  return absl::OkStatus();
+}
+
+absl::Status FakeDriver::SetOutput(bool on, absl::Time now) {
+  AdvanceTo(now);
+  if (!link_up_) return absl::UnavailableError("link down");
+  output_on_ = on;
+  output_log_.push_back({now, on});
+  return absl::OkStatus();
+}
+
+void FakeDriver::ForceOutputOff(absl::Time now) {
+  AdvanceTo(now);
+  ++force_off_count_;
+  if (output_on_) output_log_.push_back({now, false});
+  output_on_ = false;
+}
+
+void FakeDriver::AdvanceTo(absl::Time now) {
+  if (!started_) {
+    started_ = true;
+    last_ = now;
+    return;
+  }
+  if (now <= last_) return;
+  const double dt = absl::ToDoubleSeconds(now - last_);
+  last_ = now;
+  if (!output_on_) return;
+  if (applied_.has_microneedling()) {
+    const double before = std::floor(stroke_phase_);
+    stroke_phase_ += applied_.microneedling().stroke_rate_hz() * dt;
+    cartridge_.set_strokes_used(cartridge_.strokes_used() +
+                                static_cast<uint64_t>(std::floor(stroke_phase_) - before));
+  } else if (applied_.has_microcurrent() && contact_) {
+    charge_uc_ += applied_.microcurrent().current_ua() * dt;
+  }
+}
+
+absl::StatusOr<DriverReading> FakeDriver::Read(absl::Time now) {
+  AdvanceTo(now);
+  if (fail_reads_) return absl::InternalError("fake read failure");
+  if (!link_up_) output_on_ = false;  // device watchdog cuts the output on link loss
+  DriverReading r;
+  r.link_up = link_up_;
+  r.output_on = output_on_;
+  r.faults = faults_;
+  if (faults_ != 0) r.fault_detail = "fake fault";
+  if (applied_.has_microneedling()) {
+    r.pen.needle_depth_mm = applied_.microneedling().needle_depth_mm();
+    r.pen.stroke_rate_hz = output_on_ ? applied_.microneedling().stroke_rate_hz() : 0;
+    r.pen.strokes_total = static_cast<uint64_t>(std::floor(stroke_phase_));
+    r.pen.cartridge_strokes_used = cartridge_.strokes_used();
+    r.cartridge = cartridge_;
+  } else if (applied_.has_microcurrent()) {
+    r.stim.electrode_contact = contact_;
+    r.stim.electrode_impedance_ohm = contact_ ? impedance_ohm_ : 1e9;
+    r.stim.current_setpoint_ua = output_on_ ? applied_.microcurrent().current_ua() : 0;
+    r.stim.current_measured_ua = output_on_ && contact_ ? r.stim.current_setpoint_ua : 0;
+    r.stim.charge_delivered_uc = charge_uc_;
+  }
+  return r;
+}
+
+}  // namespace derma::testing

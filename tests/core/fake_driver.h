@@ -1,0 +1,70 @@
+// FakeDriver: a scripted Driver for core unit tests. Output, faults, link, cartridge and
+// impedance are set directly by the test; counters advance linearly while the output is on
+// (strokes at the stroke-rate setting, charge at the current setting), so ledgers have exact
+// expected values. Not thread-safe (tests drive it from one thread).
+#ifndef DERMA_TESTS_CORE_FAKE_DRIVER_H_
+#define DERMA_TESTS_CORE_FAKE_DRIVER_H_
+
+#include <cmath>
+#include <string>
+#include <vector>
+
+#include "plugin/driver.h"
+
+namespace derma::testing {
+
+// Capabilities and defaults matching the contract's simulated models.
+DriverInfo FakePenInfo();
+DriverInfo FakeStimulatorInfo();
+
+class FakeDriver : public Driver {
+ public:
+  explicit FakeDriver(DriverInfo info);
+
+  const DriverInfo& Info() const override { return info_; }
+  absl::Status Connect(absl::Time now) override;
+  absl::Status Apply(const v1::Settings& settings, absl::Time now) override;
+  absl::Status SetOutput(bool on, absl::Time now) override;
+  absl::StatusOr<DriverReading> Read(absl::Time now) override;
+  void ForceOutputOff(absl::Time now) override;
+
+  // Test controls.
+  void set_link_up(bool up) { link_up_ = up; }
+  void set_faults(FaultMask faults) { faults_ = faults; }
+  void set_contact(bool contact) { contact_ = contact; }
+  void set_impedance_ohm(double ohms) { impedance_ohm_ = ohms; }
+  void set_cartridge(v1::Cartridge cartridge) { cartridge_ = std::move(cartridge); }
+  void set_fail_next_apply(bool fail) { fail_next_apply_ = fail; }
+  void set_fail_reads(bool fail) { fail_reads_ = fail; }
+
+  bool output_on() const { return output_on_; }
+  int force_off_count() const { return force_off_count_; }
+  const v1::Settings& applied() const { return applied_; }
+  // Every (time, on) output switch, including forced ones, in order.
+  const std::vector<std::pair<absl::Time, bool>>& output_log() const { return output_log_; }
+
+ private:
+  void AdvanceTo(absl::Time now);
+
+  DriverInfo info_;
+  v1::Settings applied_;
+  bool link_up_ = true;
+  bool connected_ = false;
+  bool output_on_ = false;
+  bool contact_ = true;
+  bool fail_next_apply_ = false;
+  bool fail_reads_ = false;
+  FaultMask faults_ = 0;
+  double impedance_ohm_ = 5000;
+  double stroke_phase_ = 0;
+  double charge_uc_ = 0;
+  v1::Cartridge cartridge_;
+  absl::Time last_;
+  bool started_ = false;
+  int force_off_count_ = 0;
+  std::vector<std::pair<absl::Time, bool>> output_log_;
+};
+
+}  // namespace derma::testing
+
+#endif  // DERMA_TESTS_CORE_FAKE_DRIVER_H_
