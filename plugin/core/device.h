@@ -148,7 +148,8 @@ class Device {
   v1::Settings settings_;
   std::optional<v1::Fault> active_fault_;
   FaultMask known_faults_ = 0;
-  bool estop_pending_ = false;
+  bool estop_pending_ = false;                 // EmergencyStop while OFFLINE: latch on reconnect
+  std::optional<v1::Fault> fault_pending_;    // FAULT latched when the link dropped
   DriverReading reading_;
   absl::Time time_;                 // device time of reading_
   absl::Duration session_on_;       // output-on time since Start / StartRun

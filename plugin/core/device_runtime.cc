@@ -1,6 +1,7 @@
 // Device time: advancing the driver through every deadline, accounting output-on time and
 // dose, and reacting to what the instrument reports (faults, link loss).
 #include <algorithm>
+#include <utility>
 
 #include "absl/strings/str_cat.h"
 #include "google/protobuf/util/time_util.h"
@@ -112,8 +113,9 @@ void Device::HandleLink(const DriverReading& reading, absl::Time t) {
     fault.set_message("communication link lost");
     *fault.mutable_detect_time() =
         google::protobuf::util::TimeUtil::MicrosecondsToTimestamp(absl::ToUnixMicros(t));
-    active_fault_ = fault;
     if (state_ == v1::DEVICE_STATE_ESTOPPED) estop_pending_ = true;
+    if (state_ == v1::DEVICE_STATE_FAULT) fault_pending_ = active_fault_;
+    active_fault_ = fault;
     EmitEvent(v1::DEVICE_EVENT_TYPE_FAULT_RAISED, fault.message(), &fault);
     EndRun(v1::RUN_END_REASON_LINK_LOST, "link lost");
     SetState(v1::DEVICE_STATE_OFFLINE, "link lost");
@@ -122,9 +124,13 @@ void Device::HandleLink(const DriverReading& reading, absl::Time t) {
   if (reading.link_up && state_ == v1::DEVICE_STATE_OFFLINE) {
     if (!driver_->Connect(t).ok() || !driver_->Apply(settings_, t).ok()) return;
     const v1::Fault cleared = active_fault_.value_or(v1::Fault());
-    active_fault_.reset();
+    active_fault_ = std::exchange(fault_pending_, std::nullopt);
     EmitEvent(v1::DEVICE_EVENT_TYPE_FAULT_CLEARED, "communication link restored", &cleared);
-    SetState(estop_pending_ ? v1::DEVICE_STATE_ESTOPPED : v1::DEVICE_STATE_IDLE, "link restored");
+    // A latch that was in force when the link dropped is still in force.
+    const v1::DeviceState next = estop_pending_          ? v1::DEVICE_STATE_ESTOPPED
+                                 : active_fault_.has_value() ? v1::DEVICE_STATE_FAULT
+                                                             : v1::DEVICE_STATE_IDLE;
+    SetState(next, "link restored");
   }
 }
 
