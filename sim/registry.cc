@@ -1,11 +1,19 @@
 #include "sim/registry.h"
 
 #include "plugin/core/errors.h"
+#include "sim/model_catalogue.h"
+#include "sim/sim_pen.h"
+#include "sim/sim_stimulator.h"
 
 namespace derma::sim {
 
 const std::vector<SimKind>& SimKinds() {
-  static const std::vector<SimKind>* kinds = new std::vector<SimKind>{};
+  // One line per kind; the first model of each catalogue is the kind's default.
+  static const std::vector<SimKind>* kinds = new std::vector<SimKind>{
+      {v1::DEVICE_KIND_MICRONEEDLING, PenModelNames().front(), PenModelNames(), &CreateSimPen},
+      {v1::DEVICE_KIND_MICROCURRENT, StimulatorModelNames().front(), StimulatorModelNames(),
+       &CreateSimStimulator},
+  };
   return *kinds;
 }
 

@@ -22,7 +22,7 @@ struct SimDeviceSpec {
 };
 
 struct SimKind {
-  v1::DeviceKind kind;
+  derma::v1::DeviceKind kind;
   std::string default_model;
   std::vector<std::string> models;  // catalogue of model names this kind offers
   // Builds a device; INVALID_ARGUMENT (reason INVALID_FIELD, naming the field) for an unknown

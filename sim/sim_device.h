@@ -16,9 +16,9 @@ class SimDevice : public Driver {
   // Raises a fault condition; it stays present until ClearFault (some also need the model to
   // recover, e.g. temperature to fall). LINK_DROP is SetLink(false).
   // INVALID_ARGUMENT reason FAULT_NOT_APPLICABLE when the kind does not fit this device.
-  virtual absl::Status InjectFault(v1::FaultKind kind, absl::Time now) = 0;
+  virtual absl::Status InjectFault(derma::v1::FaultKind kind, absl::Time now) = 0;
   // Removes an injected condition. Same errors as InjectFault.
-  virtual absl::Status ClearFault(v1::FaultKind kind, absl::Time now) = 0;
+  virtual absl::Status ClearFault(derma::v1::FaultKind kind, absl::Time now) = 0;
   // Stimulators: sets the baseline skin–electrode impedance (100–1e6 Ω).
   // Pens: INVALID_ARGUMENT reason SETTING_NOT_SUPPORTED.
   virtual absl::Status SetElectrodeImpedance(double ohms, absl::Time now) = 0;
