@@ -79,6 +79,7 @@ absl::Status FakeDriver::Apply(const v1::Settings& settings, absl::Time now) {
     return absl::InternalError("fake apply failure");
   }
   applied_ = settings;
+  apply_log_.push_back({now, settings});
   return absl::OkStatus();
 }
 
@@ -134,6 +135,10 @@ absl::StatusOr<DriverReading> FakeDriver::Read(absl::Time now) {
     r.cartridge = cartridge_;
   } else if (applied_.has_microcurrent()) {
     r.stim.electrode_contact = contact_;
+    if (!contact_) {
+      r.faults |= FaultBit(v1::FAULT_KIND_ELECTRODE_CONTACT_LOST);
+      r.fault_detail = "fake contact lost";
+    }
     r.stim.electrode_impedance_ohm = contact_ ? impedance_ohm_ : 1e9;
     r.stim.current_setpoint_ua = output_on_ ? applied_.microcurrent().current_ua() : 0;
     r.stim.current_measured_ua = output_on_ && contact_ ? r.stim.current_setpoint_ua : 0;

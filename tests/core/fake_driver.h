@@ -1,7 +1,8 @@
 // FakeDriver: a scripted Driver for core unit tests. Output, faults, link, cartridge and
 // impedance are set directly by the test; counters advance linearly while the output is on
 // (strokes at the stroke-rate setting, charge at the current setting), so ledgers have exact
-// expected values. Not thread-safe (tests drive it from one thread).
+// expected values. Like the simulator, a stimulator without contact reports
+// FAULT_KIND_ELECTRODE_CONTACT_LOST. Not thread-safe (tests drive it from one thread).
 #ifndef DERMA_TESTS_CORE_FAKE_DRIVER_H_
 #define DERMA_TESTS_CORE_FAKE_DRIVER_H_
 
@@ -42,6 +43,8 @@ class FakeDriver : public Driver {
   const v1::Settings& applied() const { return applied_; }
   // Every (time, on) output switch, including forced ones, in order.
   const std::vector<std::pair<absl::Time, bool>>& output_log() const { return output_log_; }
+  // Every (time, settings) accepted by Apply, in order.
+  const std::vector<std::pair<absl::Time, v1::Settings>>& apply_log() const { return apply_log_; }
 
  private:
   void AdvanceTo(absl::Time now);
@@ -63,6 +66,7 @@ class FakeDriver : public Driver {
   bool started_ = false;
   int force_off_count_ = 0;
   std::vector<std::pair<absl::Time, bool>> output_log_;
+  std::vector<std::pair<absl::Time, v1::Settings>> apply_log_;
 };
 
 }  // namespace derma::testing
