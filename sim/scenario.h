@@ -39,6 +39,8 @@ class ScenarioPlayer {
 
   // Actions not yet returned.
   size_t pending() const { return actions_.size() - next_; }
+  // True once every action was returned.
+  bool done() const { return next_ >= actions_.size(); }
   // Time of the next pending action; InfiniteFuture when none.
   absl::Time NextDue() const;
 

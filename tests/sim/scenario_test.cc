@@ -126,7 +126,9 @@ TEST(SimScenarioPlayerTest, ReturnsEachActionOnceInTimeOrder) {
   EXPECT_TRUE(two[1].has_clear_fault());
   EXPECT_TRUE(player.TakeDue(At(12.5)).empty());
   EXPECT_EQ(player.pending(), 1u);
+  EXPECT_FALSE(player.done());
   EXPECT_THAT(Times(player.TakeDue(At(100))), ElementsAre(3));
+  EXPECT_TRUE(player.done());
   EXPECT_TRUE(player.TakeDue(At(200)).empty());
   EXPECT_EQ(player.NextDue(), absl::InfiniteFuture());
 }
