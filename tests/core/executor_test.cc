@@ -1,0 +1,194 @@
+// Executors, strands and clocks. The strand's no-concurrency guarantee is checked on a real
+// ThreadPoolExecutor (waiting with absl synchronization, never sleeping); everything ordering-
+// related runs on a ManualExecutor so it is deterministic.
+#include "plugin/core/executor.h"
+
+#include <algorithm>
+#include <atomic>
+#include <string>
+#include <vector>
+
+#include "absl/synchronization/blocking_counter.h"
+#include "absl/synchronization/notification.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "plugin/core/clock.h"
+
+namespace derma {
+namespace {
+
+using ::testing::ElementsAre;
+
+TEST(ManualExecutorTest, RunsNothingUntilAsked) {
+  ManualExecutor executor;
+  bool ran = false;
+  executor.Schedule([&] { ran = true; });
+  EXPECT_FALSE(ran);
+  EXPECT_EQ(executor.RunUntilIdle(), 1u);
+  EXPECT_TRUE(ran);
+}
+
+TEST(ManualExecutorTest, RunsTasksInOrderIncludingOnesTheySchedule) {
+  ManualExecutor executor;
+  std::vector<int> order;
+  executor.Schedule([&] {
+    order.push_back(1);
+    executor.Schedule([&] { order.push_back(3); });
+  });
+  executor.Schedule([&] { order.push_back(2); });
+  EXPECT_EQ(executor.RunUntilIdle(), 3u);
+  EXPECT_THAT(order, ElementsAre(1, 2, 3));
+}
+
+TEST(StrandTest, RunsPostedTasksInOrder) {
+  ManualExecutor executor;
+  Strand strand(executor);
+  std::vector<int> order;
+  for (int i = 0; i < 200; ++i) strand.Post([&order, i] { order.push_back(i); });
+  executor.RunUntilIdle();
+  ASSERT_EQ(order.size(), 200u);
+  for (int i = 0; i < 200; ++i) EXPECT_EQ(order[i], i);
+}
+
+TEST(StrandTest, UrgentTaskRunsBeforeQueuedNormalTasks) {
+  ManualExecutor executor;
+  Strand strand(executor);
+  std::vector<std::string> order;
+  strand.Post([&] { order.push_back("n1"); });
+  strand.Post([&] { order.push_back("n2"); });
+  strand.Post([&] { order.push_back("n3"); });
+  strand.PostUrgent([&] { order.push_back("urgent"); });
+  executor.RunUntilIdle();
+  EXPECT_THAT(order, ElementsAre("urgent", "n1", "n2", "n3"));
+}
+
+TEST(StrandTest, UrgentTasksKeepTheirOwnOrder) {
+  ManualExecutor executor;
+  Strand strand(executor);
+  std::vector<std::string> order;
+  strand.Post([&] { order.push_back("n1"); });
+  strand.PostUrgent([&] { order.push_back("u1"); });
+  strand.PostUrgent([&] { order.push_back("u2"); });
+  executor.RunUntilIdle();
+  EXPECT_THAT(order, ElementsAre("u1", "u2", "n1"));
+}
+
+TEST(StrandTest, UrgentTaskPostedMidDrainRunsNext) {
+  ManualExecutor executor;
+  Strand strand(executor);
+  std::vector<std::string> order;
+  strand.Post([&] {
+    order.push_back("n1");
+    strand.PostUrgent([&] { order.push_back("urgent"); });
+  });
+  strand.Post([&] { order.push_back("n2"); });
+  strand.Post([&] { order.push_back("n3"); });
+  executor.RunUntilIdle();
+  EXPECT_THAT(order, ElementsAre("n1", "urgent", "n2", "n3"));
+}
+
+TEST(StrandTest, BusyStrandYieldsToOtherStrands) {
+  ManualExecutor executor;
+  Strand busy(executor);
+  Strand other(executor);
+  std::vector<std::string> order;
+  for (int i = 0; i < 1000; ++i) busy.Post([&] { order.push_back("busy"); });
+  other.Post([&] { order.push_back("other"); });
+  executor.RunUntilIdle();
+  const auto other_at = std::find(order.begin(), order.end(), "other") - order.begin();
+  EXPECT_LT(other_at, 1000) << "a strand must not run its whole backlog in one go";
+}
+
+TEST(StrandTest, NeverRunsTwoTasksConcurrentlyOnAThreadPool) {
+  ThreadPoolExecutor executor(2);
+  Strand strand(executor);
+  constexpr int kTasks = 20000;
+  std::atomic<int> in_flight{0};
+  std::atomic<int> max_in_flight{0};
+  std::atomic<int> done{0};
+  absl::Notification all_done;
+  for (int i = 0; i < kTasks; ++i) {
+    strand.Post([&] {
+      const int now = in_flight.fetch_add(1) + 1;
+      int seen = max_in_flight.load();
+      while (now > seen && !max_in_flight.compare_exchange_weak(seen, now)) {
+      }
+      volatile int spin = 0;
+      for (int k = 0; k < 200; ++k) spin = spin + k;
+      in_flight.fetch_sub(1);
+      if (done.fetch_add(1) + 1 == kTasks) all_done.Notify();
+    });
+  }
+  all_done.WaitForNotification();
+  EXPECT_EQ(max_in_flight.load(), 1);
+}
+
+TEST(StrandTest, TwoStrandsRunInParallelOnAThreadPool) {
+  ThreadPoolExecutor executor(2);
+  Strand a(executor);
+  Strand b(executor);
+  absl::Notification a_started, b_started;
+  std::atomic<bool> a_saw_b{false}, b_saw_a{false};
+  absl::BlockingCounter finished(2);
+  // Each task waits for the other strand's task to start: only possible if both run at once.
+  a.Post([&] {
+    a_started.Notify();
+    a_saw_b = b_started.WaitForNotificationWithTimeout(absl::Seconds(10));
+    finished.DecrementCount();
+  });
+  b.Post([&] {
+    b_started.Notify();
+    b_saw_a = a_started.WaitForNotificationWithTimeout(absl::Seconds(10));
+    finished.DecrementCount();
+  });
+  finished.Wait();
+  EXPECT_TRUE(a_saw_b && b_saw_a);
+}
+
+TEST(ThreadPoolExecutorTest, DestructorRunsEveryQueuedTask) {
+  std::atomic<int> ran{0};
+  {
+    ThreadPoolExecutor executor(2);
+    EXPECT_EQ(executor.thread_count(), 2u);
+    for (int i = 0; i < 1000; ++i) executor.Schedule([&] { ran.fetch_add(1); });
+  }
+  EXPECT_EQ(ran.load(), 1000);
+}
+
+TEST(VirtualClockTest, StartsAtDefaultEpochAndMovesOnlyWhenAdvanced) {
+  VirtualClock clock;
+  EXPECT_TRUE(clock.IsVirtual());
+  EXPECT_EQ(clock.Now(), absl::FromCivil(absl::CivilSecond(2026, 1, 1), absl::UTCTimeZone()));
+  const absl::Time t0 = clock.Now();
+  EXPECT_EQ(clock.Now(), t0);
+  EXPECT_EQ(clock.Advance(absl::Milliseconds(1500)), t0 + absl::Milliseconds(1500));
+  EXPECT_EQ(clock.Now(), t0 + absl::Milliseconds(1500));
+}
+
+TEST(VirtualClockTest, NegativeAdvanceDoesNotGoBackwards) {
+  VirtualClock clock;
+  const absl::Time t0 = clock.Now();
+  EXPECT_EQ(clock.Advance(-absl::Seconds(1)), t0);
+}
+
+TEST(RealClockTest, SpeedFactorScalesElapsedTime) {
+  const absl::Time before = absl::Now();
+  RealClock clock(1000);
+  EXPECT_FALSE(clock.IsVirtual());
+  const absl::Time constructed = absl::Now();
+  while (absl::Now() - constructed < absl::Milliseconds(2)) {
+  }  // let 2 ms of wall time pass (busy wait, not a sleep)
+  const absl::Duration scaled = clock.Now() - before;
+  EXPECT_GE(scaled, absl::Seconds(1)) << "2 ms of wall time at 1000x is at least 2 s";
+}
+
+TEST(RealClockTest, NonPositiveSpeedFactorMeansRealTime) {
+  EXPECT_EQ(RealClock(0).speed_factor(), 1.0);
+  EXPECT_EQ(RealClock(-3).speed_factor(), 1.0);
+  RealClock clock;
+  const absl::Time now = absl::Now();
+  EXPECT_LT(absl::AbsDuration(clock.Now() - now), absl::Seconds(1));
+}
+
+}  // namespace
+}  // namespace derma
