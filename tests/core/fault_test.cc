@@ -49,6 +49,7 @@ struct LatchingFault {
   v1::FaultKind kind;
   bool pen;
 };
+void PrintTo(const LatchingFault& f, std::ostream* os) { *os << v1::FaultKind_Name(f.kind); }
 
 class LatchingFaultTest : public FaultFixture, public ::testing::WithParamInterface<LatchingFault> {
  protected:

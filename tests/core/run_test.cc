@@ -259,6 +259,28 @@ TEST_F(RunTest, StartRetriedWithSameRequestIdSwitchesOutputOnce) {
   EXPECT_EQ(device_->state(), v1::DEVICE_STATE_RUNNING);
 }
 
+TEST_F(RunTest, StartRetriedAfterDeviceOfflineStartsOnceTheLinkIsBack) {
+  Lease();
+  driver_->set_link_up(false);
+  device_->Tick();
+  ASSERT_THAT(device_->Start(lease_, "req-1"), HasReason(v1::ERROR_REASON_DEVICE_OFFLINE));
+  driver_->set_link_up(true);
+  device_->Tick();
+  EXPECT_TRUE(device_->Start(lease_, "req-1").ok())
+      << "UNAVAILABLE is retryable: a retry with the same request_id must not replay it";
+  EXPECT_EQ(OutputSwitchesOn(), 1);
+}
+
+TEST_F(RunTest, SessionLimitStopsPlainStartAtTheLimit) {
+  v1::Settings limit;
+  limit.mutable_microneedling()->set_session_limit_s(2);
+  ASSERT_TRUE(device_->Configure(Lease(), limit, false).ok());
+  ASSERT_TRUE(device_->Start(lease_, "").ok());
+  Run(absl::Seconds(3));
+  EXPECT_EQ(device_->state(), v1::DEVICE_STATE_IDLE);
+  EXPECT_EQ(driver_->output_log().back(), std::make_pair(start_ + absl::Seconds(2), false));
+}
+
 TEST_F(RunTest, RunRecordsHolderAndRequestId) {
   absl::StatusOr<RunPtr> run = device_->StartRun(Lease(), {PenStep(1.0, 100, 1)}, "req-9");
   ASSERT_TRUE(run.ok()) << run.status();

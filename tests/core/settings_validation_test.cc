@@ -43,6 +43,7 @@ struct Bound {
   const char* field;
   double min, max, resolution;
 };
+void PrintTo(const Bound& b, std::ostream* os) { *os << b.field; }
 
 DriverInfo InfoFor(v1::DeviceKind kind) {
   return kind == v1::DEVICE_KIND_MICRONEEDLING ? FakePenInfo() : FakeStimulatorInfo();
