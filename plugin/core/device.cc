@@ -70,15 +70,9 @@ ValidationContext Device::MakeValidationContext() const {
 }
 
 absl::StatusOr<v1::Settings> Device::Configure(const std::string& lease_id,
-                                               const v1::Settings& requested,
-                                               bool validate_only) {
+                                               const v1::Settings& requested, bool validate_only) {
   if (absl::Status s = CheckCommand(Command::kConfigure, lease_id); !s.ok()) return s;
-  if (run_.has_value()) {
-    return MakeError(absl::StatusCode::kFailedPrecondition, v1::ERROR_REASON_RUN_ACTIVE,
-                     absl::StrCat(name_, " is executing run ", run_->run.name(),
-                                  "; settings come from its program"),
-                     {{"device", name_}, {"run", run_->run.name()}});
-  }
+  if (absl::Status s = CheckNoRun("Configure"); !s.ok()) return s;
   absl::StatusOr<v1::Settings> applied =
       ValidateSettings(MakeValidationContext(), settings_, requested);
   if (!applied.ok() || validate_only) return applied;
@@ -94,16 +88,31 @@ absl::StatusOr<v1::Settings> Device::Configure(const std::string& lease_id,
   return applied;
 }
 
-absl::Status Device::CheckStartInterlocks(const v1::Settings& settings,
-                                          const std::string& prefix) {
+absl::Status Device::CheckNoRun(const std::string& command) {
+  if (!run_.has_value()) return absl::OkStatus();
+  return MakeError(absl::StatusCode::kFailedPrecondition, v1::ERROR_REASON_RUN_ACTIVE,
+                   absl::StrCat(command, ": ", name_, " is executing run ", run_->run.name(),
+                                "; cancel it first"),
+                   {{"device", name_}, {"run", run_->run.name()}});
+}
+
+absl::Status Device::CheckStartInterlocks(const v1::Settings& settings, const std::string& prefix) {
   const ErrorMetadata meta = {{"device", name_}};
+  if (const FaultMask present = reading_.faults & ~FaultBit(v1::FAULT_KIND_ELECTRODE_CONTACT_LOST);
+      present != 0) {
+    return MakeError(absl::StatusCode::kFailedPrecondition,
+                     v1::ERROR_REASON_FAULT_CONDITION_PRESENT,
+                     absl::StrCat(name_, " reports ", v1::FaultKind_Name(FirstFaultKind(present)),
+                                  ": ", reading_.fault_detail),
+                     {{"device", name_}, {"fault", v1::FaultKind_Name(FirstFaultKind(present))}});
+  }
   if (kind() == v1::DEVICE_KIND_MICRONEEDLING &&
       reading_.cartridge.strokes_used() >= reading_.cartridge.strokes_rated()) {
-    return MakeError(absl::StatusCode::kFailedPrecondition, v1::ERROR_REASON_CARTRIDGE_EXPIRED,
-                     absl::StrCat("the cartridge of ", name_, " has used ",
-                                  reading_.cartridge.strokes_used(), " of its ",
-                                  reading_.cartridge.strokes_rated(), " rated strokes; replace it"),
-                     meta);
+    return MakeError(
+        absl::StatusCode::kFailedPrecondition, v1::ERROR_REASON_CARTRIDGE_EXPIRED,
+        absl::StrCat("the cartridge of ", name_, " has used ", reading_.cartridge.strokes_used(),
+                     " of its ", reading_.cartridge.strokes_rated(), " rated strokes; replace it"),
+        meta);
   }
   if (kind() == v1::DEVICE_KIND_MICROCURRENT && !reading_.stim.electrode_contact) {
     return MakeError(absl::StatusCode::kFailedPrecondition, v1::ERROR_REASON_NO_ELECTRODE_CONTACT,
@@ -133,14 +142,15 @@ absl::Status Device::Start(const std::string& lease_id, const std::string& reque
   absl::Status reuse;
   if (auto seen = requests_.Find(request_id, "Start", &reuse)) return seen->status;
   if (!reuse.ok()) return reuse;
-  absl::Status status = CheckCommand(Command::kStart, lease_id);
+  absl::Status status = CheckNoRun("Start");
+  if (status.ok()) status = CheckCommand(Command::kStart, lease_id);
   if (status.ok()) status = CheckStartInterlocks(settings_, "settings");
   if (status.ok()) status = SwitchOutput(true);
   if (status.ok()) {
     session_on_ = absl::ZeroDuration();
     SetState(v1::DEVICE_STATE_RUNNING, "Start");
   }
-  requests_.Remember(request_id, {"Start", status, ""});
+  if (status.ok()) requests_.Remember(request_id, {"Start", status, ""});
   return status;
 }
 
@@ -171,12 +181,14 @@ void Device::Stop() {
 }
 
 void Device::EmergencyStop() {
-  ForceOff();  // before anything else, even before accounting the time up to now
+  // Before anything else, even before accounting the time up to now.
+  driver_->ForceOutputOff(std::max(time_, context_.clock.Now()));
   AdvanceTo(context_.clock.Now());
   EndRun(v1::RUN_END_REASON_EMERGENCY_STOP, "EmergencyStop");
   if (state_ == v1::DEVICE_STATE_OFFLINE) {
     estop_pending_ = true;
-    EmitEvent(v1::DEVICE_EVENT_TYPE_STATE_CHANGED, "EmergencyStop while OFFLINE: latches on reconnect");
+    EmitEvent(v1::DEVICE_EVENT_TYPE_STATE_CHANGED,
+              "EmergencyStop while OFFLINE: latches on reconnect");
     return;
   }
   SetState(v1::DEVICE_STATE_ESTOPPED, "EmergencyStop");
@@ -185,12 +197,18 @@ void Device::EmergencyStop() {
 absl::Status Device::ResetEmergencyStop(const std::string& lease_id) {
   if (absl::Status s = CheckCommand(Command::kResetEmergencyStop, lease_id); !s.ok()) return s;
   estop_pending_ = false;
-  SetState(v1::DEVICE_STATE_IDLE, "ResetEmergencyStop");
+  LeaveLatch("ResetEmergencyStop");
   return absl::OkStatus();
 }
 
 absl::Status Device::ResetFault(const std::string& lease_id) {
   if (absl::Status s = CheckCommand(Command::kResetFault, lease_id); !s.ok()) return s;
+  if (driver_failed_) {
+    return MakeError(absl::StatusCode::kFailedPrecondition,
+                     v1::ERROR_REASON_FAULT_CONDITION_PRESENT,
+                     absl::StrCat("the driver of ", name_, " still fails to read the device"),
+                     {{"device", name_}, {"fault", "FAULT_KIND_UNSPECIFIED"}});
+  }
   if (reading_.faults != 0) {
     const std::string fault = active_fault_ ? v1::FaultKind_Name(active_fault_->kind()) : "";
     return MakeError(absl::StatusCode::kFailedPrecondition,
@@ -211,7 +229,7 @@ void Device::Tick() {
 }
 
 void Device::Shutdown() {
-  ForceOff();
+  driver_->ForceOutputOff(std::max(time_, context_.clock.Now()));
   AdvanceTo(context_.clock.Now());
   EndRun(v1::RUN_END_REASON_SHUTDOWN, "service shutdown");
   if (state_ == v1::DEVICE_STATE_RUNNING || state_ == v1::DEVICE_STATE_PAUSED) {
@@ -219,7 +237,7 @@ void Device::Shutdown() {
   }
 }
 
-void Device::ForceOff() { driver_->ForceOutputOff(std::max(time_, context_.clock.Now())); }
+void Device::ForceOff() { driver_->ForceOutputOff(time_); }
 
 void Device::SetState(v1::DeviceState next, const std::string& cause) {
   if (next == state_) return;
@@ -239,8 +257,8 @@ void Device::SetState(v1::DeviceState next, const std::string& cause) {
   PublishRun(/*force=*/true);
 }
 
-void Device::EmitEvent(v1::DeviceEventType type, const std::string& message,
-                       const v1::Fault* fault, const std::string& run) {
+void Device::EmitEvent(v1::DeviceEventType type, const std::string& message, const v1::Fault* fault,
+                       const std::string& run) {
   auto event = std::make_shared<v1::DeviceEvent>();
   event->set_device(name_);
   event->set_sequence(++event_sequence_);

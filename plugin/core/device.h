@@ -42,6 +42,11 @@ struct DeviceContext {
   RunRegistry& runs;
 };
 
+// Helpers shared by the device's translation units.
+v1::Fault MakeFault(v1::FaultKind kind, const std::string& message, absl::Time t);
+// The lowest fault kind set in `mask` (UNSPECIFIED when none).
+v1::FaultKind FirstFaultKind(FaultMask mask);
+
 class Device {
  public:
   static constexpr size_t kMaxRunSteps = 100;
@@ -61,8 +66,8 @@ class Device {
   absl::Status ReleaseLease(const std::string& lease_id);
 
   // Returns the applied settings (complete, quantized).
-  absl::StatusOr<v1::Settings> Configure(const std::string& lease_id,
-                                         const v1::Settings& requested, bool validate_only);
+  absl::StatusOr<v1::Settings> Configure(const std::string& lease_id, const v1::Settings& requested,
+                                         bool validate_only);
   absl::Status Start(const std::string& lease_id, const std::string& request_id);
   absl::Status Pause(const std::string& lease_id);
   absl::Status Resume(const std::string& lease_id);
@@ -70,6 +75,8 @@ class Device {
   void Stop();
   // Output off before anything else; latches ESTOPPED (or a pending latch while OFFLINE).
   void EmergencyStop();
+  // Clears the ESTOPPED latch: to IDLE, or to FAULT when a latching fault was raised before
+  // or during the stop (or is still present).
   absl::Status ResetEmergencyStop(const std::string& lease_id);
   absl::Status ResetFault(const std::string& lease_id);
 
@@ -112,15 +119,23 @@ class Device {
   void HandleLink(const DriverReading& reading, absl::Time t);
   void HandleFaults(FaultMask faults, const std::string& detail, absl::Time t);
   void FailDriver(const absl::Status& status, absl::Time t);
+  // Leaving ESTOPPED or OFFLINE: to FAULT when a latching fault is recorded or present, else
+  // IDLE.
+  void LeaveLatch(const std::string& cause);
+  // Faults that latch FAULT; contact loss pauses and link loss goes OFFLINE instead.
+  static bool LatchesFault(v1::FaultKind kind);
   void PublishSample(absl::Time t);
 
   // State changes and publication (device.cc).
   void SetState(v1::DeviceState next, const std::string& cause);
+  // Output off at device time (time_ is current: callers have advanced or are advancing).
   void ForceOff();
   void EmitEvent(v1::DeviceEventType type, const std::string& message,
                  const v1::Fault* fault = nullptr, const std::string& run = "");
   void PublishView();
   absl::Status CheckCommand(Command command, const std::string& lease_id);
+  // RUN_ACTIVE while a run owns the device.
+  absl::Status CheckNoRun(const std::string& command);
   absl::Status CheckStartInterlocks(const v1::Settings& settings, const std::string& prefix);
   absl::Status SwitchOutput(bool on);
   ValidationContext MakeValidationContext() const;
@@ -148,11 +163,12 @@ class Device {
   v1::Settings settings_;
   std::optional<v1::Fault> active_fault_;
   FaultMask known_faults_ = 0;
-  bool estop_pending_ = false;                 // EmergencyStop while OFFLINE: latch on reconnect
-  std::optional<v1::Fault> fault_pending_;    // FAULT latched when the link dropped
+  bool estop_pending_ = false;              // EmergencyStop while OFFLINE: latch on reconnect
+  std::optional<v1::Fault> fault_pending_;  // FAULT to latch when the link is back
+  bool driver_failed_ = false;              // driver error reported; cleared on a good read
   DriverReading reading_;
-  absl::Time time_;                 // device time of reading_
-  absl::Duration session_on_;       // output-on time since Start / StartRun
+  absl::Time time_;            // device time of reading_
+  absl::Duration session_on_;  // output-on time since Start / StartRun
   std::optional<ActiveRun> run_;
   std::vector<v1::Settings> run_settings_;  // applied settings per step of the active run
   uint64_t sample_sequence_ = 0;

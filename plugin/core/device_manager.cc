@@ -17,8 +17,7 @@ absl::Status DeviceManager::AddDevice(const std::string& id, std::unique_ptr<Dri
     return MakeError(absl::StatusCode::kInvalidArgument, v1::ERROR_REASON_INVALID_FIELD,
                      "duplicate device id \"" + id + "\"", {{"device", "devices/" + id}});
   }
-  entries_.push_back(
-      std::make_unique<Entry>(executor_, index, id, std::move(driver), context_));
+  entries_.push_back(std::make_unique<Entry>(executor_, index, id, std::move(driver), context_));
   return absl::OkStatus();
 }
 
@@ -59,16 +58,13 @@ absl::StatusOr<uint32_t> DeviceManager::FindRunDevice(absl::string_view run_name
 
 void DeviceManager::Post(uint32_t index, DeviceTask task) {
   Entry* entry = entries_[index].get();
-  entry->strand.Post([entry, task = std::move(task)]() mutable {
-    std::move(task)(entry->device);
-  });
+  entry->strand.Post([entry, task = std::move(task)]() mutable { std::move(task)(entry->device); });
 }
 
 void DeviceManager::PostUrgent(uint32_t index, DeviceTask task) {
   Entry* entry = entries_[index].get();
-  entry->strand.PostUrgent([entry, task = std::move(task)]() mutable {
-    std::move(task)(entry->device);
-  });
+  entry->strand.PostUrgent(
+      [entry, task = std::move(task)]() mutable { std::move(task)(entry->device); });
 }
 
 void DeviceManager::ForEach(bool urgent, absl::AnyInvocable<void(Device&)> action, Done done) {

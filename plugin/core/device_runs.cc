@@ -33,8 +33,8 @@ absl::Status Device::ValidateProgram(const std::vector<v1::RunStep>& steps,
   std::vector<FieldViolation> violations;
   absl::Status first;
   if (steps.empty() || steps.size() > kMaxRunSteps) {
-    violations.push_back({"steps", absl::StrCat("needs 1–", kMaxRunSteps, " steps, got ",
-                                                steps.size())});
+    violations.push_back(
+        {"steps", absl::StrCat("needs 1–", kMaxRunSteps, " steps, got ", steps.size())});
   }
   v1::Settings current = settings_;
   const ValidationContext context = MakeValidationContext();
@@ -44,8 +44,8 @@ absl::Status Device::ValidateProgram(const std::vector<v1::RunStep>& steps,
       violations.push_back({absl::StrCat("steps[", i, "].duration_s"),
                             absl::StrFormat("%g s is outside (0, %g] s", d, kMaxStepSeconds)});
     }
-    absl::StatusOr<v1::Settings> merged = ValidateSettings(
-        context, current, steps[i].settings(), absl::StrCat("steps[", i, "].settings"));
+    absl::StatusOr<v1::Settings> merged = ValidateSettings(context, current, steps[i].settings(),
+                                                           absl::StrCat("steps[", i, "].settings"));
     if (!merged.ok()) {
       if (first.ok()) first = merged.status();
       for (FieldViolation& v : ViolationsOf(merged.status())) violations.push_back(std::move(v));
@@ -55,13 +55,11 @@ absl::Status Device::ValidateProgram(const std::vector<v1::RunStep>& steps,
     applied->push_back(current);
   }
   if (violations.empty()) return absl::OkStatus();
-  const v1::ErrorReason reason =
-      first.ok() ? v1::ERROR_REASON_INVALID_FIELD : ReasonOf(first);
+  const v1::ErrorReason reason = first.ok() ? v1::ERROR_REASON_INVALID_FIELD : ReasonOf(first);
   const absl::StatusCode code = first.ok() ? absl::StatusCode::kInvalidArgument : first.code();
   std::string message = absl::StrCat("invalid program for ", name_, ": ");
   for (size_t i = 0; i < violations.size(); ++i) {
-    absl::StrAppend(&message, i ? "; " : "", violations[i].field, ": ",
-                    violations[i].description);
+    absl::StrAppend(&message, i ? "; " : "", violations[i].field, ": ", violations[i].description);
   }
   return MakeError(code, reason, message, {{"device", name_}}, violations);
 }
@@ -71,20 +69,21 @@ absl::StatusOr<RunPtr> Device::StartRun(const std::string& lease_id,
                                         const std::string& request_id) {
   absl::Status reuse;
   if (auto seen = requests_.Find(request_id, Fingerprint(steps), &reuse)) {
-    if (!seen->status.ok()) return seen->status;
     if (RunPtr run = context_.runs.Get(seen->result)) return run;
+    return MakeError(absl::StatusCode::kNotFound, v1::ERROR_REASON_RUN_NOT_FOUND,
+                     absl::StrCat("request_id \"", request_id, "\" started ", seen->result,
+                                  ", which is no longer retained"),
+                     {{"device", name_}, {"run", seen->result}, {"request_id", request_id}});
   }
   if (!reuse.ok()) return reuse;
-  absl::Status status = CheckCommand(Command::kStartRun, lease_id);
+  absl::Status status = CheckNoRun("StartRun");
+  if (status.ok()) status = CheckCommand(Command::kStartRun, lease_id);
   std::vector<v1::Settings> applied;
   if (status.ok()) status = ValidateProgram(steps, &applied);
   if (status.ok()) status = CheckStartInterlocks(applied[0], "steps[0].settings");
   if (status.ok()) status = driver_->Apply(applied[0], time_);
   if (status.ok()) status = SwitchOutput(true);
-  if (!status.ok()) {
-    requests_.Remember(request_id, {Fingerprint(steps), status, ""});
-    return status;
-  }
+  if (!status.ok()) return status;  // nothing started: a retry with the same id may try again
   BeginRun(steps, std::move(applied), request_id, lease_.current()->holder);
   requests_.Remember(request_id, {Fingerprint(steps), status, run_->run.name()});
   return context_.runs.Get(run_->run.name());
@@ -95,8 +94,8 @@ void Device::BeginRun(const std::vector<v1::RunStep>& steps, std::vector<v1::Set
   static thread_local absl::BitGen random;
   ActiveRun active;
   v1::Run& run = active.run;
-  run.set_name(absl::StrFormat("%s/runs/%012x", name_,
-                               absl::Uniform<uint64_t>(random) & 0xffffffffffffULL));
+  run.set_name(
+      absl::StrFormat("%s/runs/%012x", name_, absl::Uniform<uint64_t>(random) & 0xffffffffffffULL));
   run.set_device(name_);
   double total = 0;
   for (const v1::RunStep& step : steps) {
@@ -117,10 +116,15 @@ void Device::BeginRun(const std::vector<v1::RunStep>& steps, std::vector<v1::Set
   PublishRun(/*force=*/true);
 }
 
-absl::StatusOr<RunPtr> Device::CancelRun(const std::string& lease_id,
-                                         const std::string& run_name) {
+absl::StatusOr<RunPtr> Device::CancelRun(const std::string& lease_id, const std::string& run_name) {
   AdvanceTo(context_.clock.Now());
   if (!run_.has_value() || run_->run.name() != run_name) {
+    if (RunPtr known = context_.runs.Get(run_name); known != nullptr && RunEnded(*known)) {
+      return MakeError(absl::StatusCode::kFailedPrecondition, v1::ERROR_REASON_RUN_ENDED,
+                       absl::StrCat(run_name, " already ended (",
+                                    v1::RunEndReason_Name(known->end_reason()), ")"),
+                       {{"device", name_}, {"run", run_name}});
+    }
     return MakeError(absl::StatusCode::kNotFound, v1::ERROR_REASON_RUN_NOT_FOUND,
                      absl::StrCat(run_name, " is not active on ", name_),
                      {{"device", name_}, {"run", run_name}});
@@ -156,9 +160,8 @@ void Device::AdvanceStep(absl::Time at) {
   settings_ = run_settings_[next];
   run.set_current_step(next);
   run_->step_elapsed = absl::ZeroDuration();
-  EmitEvent(v1::DEVICE_EVENT_TYPE_RUN_STEP, absl::StrCat("step ", next + 1, " of ",
-                                                         run.steps_size()),
-            nullptr, run.name());
+  EmitEvent(v1::DEVICE_EVENT_TYPE_RUN_STEP,
+            absl::StrCat("step ", next + 1, " of ", run.steps_size()), nullptr, run.name());
   PublishView();
   PublishRun(/*force=*/true);
 }
@@ -186,8 +189,7 @@ void Device::PublishRun(bool force) {
   if (!force && time_ - run_->last_published < absl::Milliseconds(100)) return;
   v1::Run& run = run_->run;
   if (!RunEnded(run)) {
-    run.set_state(state_ == v1::DEVICE_STATE_PAUSED ? v1::RUN_STATE_PAUSED
-                                                    : v1::RUN_STATE_RUNNING);
+    run.set_state(state_ == v1::DEVICE_STATE_PAUSED ? v1::RUN_STATE_PAUSED : v1::RUN_STATE_RUNNING);
   }
   run.set_step_elapsed_s(absl::ToDoubleSeconds(run_->step_elapsed));
   run.mutable_ledger()->set_output_on_s(absl::ToDoubleSeconds(run_->output_on));

@@ -18,6 +18,22 @@ double SessionLimitSeconds(const v1::Settings& settings) {
 
 }  // namespace
 
+v1::Fault MakeFault(v1::FaultKind kind, const std::string& message, absl::Time t) {
+  v1::Fault fault;
+  fault.set_kind(kind);
+  fault.set_message(message.empty() ? v1::FaultKind_Name(kind) : message);
+  *fault.mutable_detect_time() =
+      google::protobuf::util::TimeUtil::MicrosecondsToTimestamp(absl::ToUnixMicros(t));
+  return fault;
+}
+
+v1::FaultKind FirstFaultKind(FaultMask mask) {
+  for (int kind = 1; kind <= v1::FaultKind_MAX; ++kind) {
+    if (mask & FaultBit(static_cast<v1::FaultKind>(kind))) return static_cast<v1::FaultKind>(kind);
+  }
+  return v1::FAULT_KIND_UNSPECIFIED;
+}
+
 // Deadlines are processed in time order; each one is handled at its exact device time so a
 // dead-man stop or a step change never overshoots by a tick.
 void Device::AdvanceTo(absl::Time t) {
@@ -35,7 +51,7 @@ Device::Deadline Device::NextDeadline(absl::Time limit, absl::Time* at) const {
   *at = limit;
   Deadline which = Deadline::kNone;
   auto consider = [&](absl::Time when, Deadline what) {
-    if (when <= *at) {
+    if (when < *at || (when == *at && which == Deadline::kNone)) {  // ties: first listed wins
       *at = std::max(when, time_);
       which = what;
     }
@@ -72,6 +88,11 @@ void Device::Integrate(absl::Time t) {
   }
   reading_ = *std::move(next);
   time_ = t;
+  if (driver_failed_) {
+    driver_failed_ = false;
+    const v1::Fault fault = MakeFault(v1::FAULT_KIND_UNSPECIFIED, "driver reads again", t);
+    EmitEvent(v1::DEVICE_EVENT_TYPE_FAULT_CLEARED, fault.message(), &fault);
+  }
   HandleLink(reading_, t);
   HandleFaults(reading_.faults, reading_.fault_detail, t);
 }
@@ -108,11 +129,7 @@ void Device::HandleDeadline(Deadline which, absl::Time at) {
 void Device::HandleLink(const DriverReading& reading, absl::Time t) {
   if (!reading.link_up && state_ != v1::DEVICE_STATE_OFFLINE) {
     ForceOff();
-    v1::Fault fault;
-    fault.set_kind(v1::FAULT_KIND_LINK_DROP);
-    fault.set_message("communication link lost");
-    *fault.mutable_detect_time() =
-        google::protobuf::util::TimeUtil::MicrosecondsToTimestamp(absl::ToUnixMicros(t));
+    const v1::Fault fault = MakeFault(v1::FAULT_KIND_LINK_DROP, "communication link lost", t);
     if (state_ == v1::DEVICE_STATE_ESTOPPED) estop_pending_ = true;
     if (state_ == v1::DEVICE_STATE_FAULT) fault_pending_ = active_fault_;
     active_fault_ = fault;
@@ -126,74 +143,100 @@ void Device::HandleLink(const DriverReading& reading, absl::Time t) {
     const v1::Fault cleared = active_fault_.value_or(v1::Fault());
     active_fault_ = std::exchange(fault_pending_, std::nullopt);
     EmitEvent(v1::DEVICE_EVENT_TYPE_FAULT_CLEARED, "communication link restored", &cleared);
-    // A latch that was in force when the link dropped is still in force.
-    const v1::DeviceState next = estop_pending_          ? v1::DEVICE_STATE_ESTOPPED
-                                 : active_fault_.has_value() ? v1::DEVICE_STATE_FAULT
-                                                             : v1::DEVICE_STATE_IDLE;
-    SetState(next, "link restored");
+    // A latch in force when the link dropped, or a fault raised while offline, still holds.
+    if (estop_pending_) {
+      SetState(v1::DEVICE_STATE_ESTOPPED, "link restored");
+    } else {
+      LeaveLatch("link restored");
+    }
   }
 }
 
+bool Device::LatchesFault(v1::FaultKind kind) {
+  return kind != v1::FAULT_KIND_ELECTRODE_CONTACT_LOST && kind != v1::FAULT_KIND_LINK_DROP;
+}
+
+void Device::LeaveLatch(const std::string& cause) {
+  const FaultMask present = reading_.faults & ~FaultBit(v1::FAULT_KIND_ELECTRODE_CONTACT_LOST);
+  if (present != 0 && !(active_fault_.has_value() && LatchesFault(active_fault_->kind()))) {
+    active_fault_ = MakeFault(FirstFaultKind(present), reading_.fault_detail, time_);
+  }
+  if (active_fault_.has_value() && LatchesFault(active_fault_->kind())) {
+    SetState(v1::DEVICE_STATE_FAULT,
+             cause + "; fault " + v1::FaultKind_Name(active_fault_->kind()) + " is still latched");
+    return;
+  }
+  active_fault_.reset();
+  SetState(v1::DEVICE_STATE_IDLE, cause);
+}
+
+// Output off first: every event below is published with the output already off.
 void Device::HandleFaults(FaultMask faults, const std::string& detail, absl::Time t) {
   const FaultMask raised = faults & ~known_faults_;
   const FaultMask cleared = known_faults_ & ~faults;
   known_faults_ = faults;
   if (raised == 0 && cleared == 0) return;
-  for (int kind = 1; kind <= v1::FaultKind_MAX; ++kind) {
-    const FaultMask bit = FaultBit(static_cast<v1::FaultKind>(kind));
-    if ((raised | cleared) & bit) {
-      v1::Fault fault;
-      fault.set_kind(static_cast<v1::FaultKind>(kind));
-      fault.set_message(detail.empty() ? v1::FaultKind_Name(fault.kind()) : detail);
-      *fault.mutable_detect_time() =
-          google::protobuf::util::TimeUtil::MicrosecondsToTimestamp(absl::ToUnixMicros(t));
-      EmitEvent((raised & bit) ? v1::DEVICE_EVENT_TYPE_FAULT_RAISED
-                               : v1::DEVICE_EVENT_TYPE_FAULT_CLEARED,
-                fault.message(), &fault);
-      if ((raised & bit) && !active_fault_.has_value()) active_fault_ = fault;
-    }
-  }
-  if (raised == 0) return;
   const FaultMask contact = FaultBit(v1::FAULT_KIND_ELECTRODE_CONTACT_LOST);
-  const bool latching = (raised & ~contact) != 0;
+  const FaultMask latching = raised & ~contact;
   const bool operating = state_ == v1::DEVICE_STATE_IDLE || state_ == v1::DEVICE_STATE_RUNNING ||
                          state_ == v1::DEVICE_STATE_PAUSED;
-  if (latching && operating) {
-    ForceOff();
-    // Report the latching fault, not a contact loss raised with it.
-    for (int kind = 1; kind <= v1::FaultKind_MAX; ++kind) {
-      if (raised & ~contact & FaultBit(static_cast<v1::FaultKind>(kind))) {
-        active_fault_ = v1::Fault();
-        active_fault_->set_kind(static_cast<v1::FaultKind>(kind));
-        active_fault_->set_message(detail);
-        *active_fault_->mutable_detect_time() =
-            google::protobuf::util::TimeUtil::MicrosecondsToTimestamp(absl::ToUnixMicros(t));
-        break;
+  const bool contact_stop = (raised & contact) && state_ == v1::DEVICE_STATE_RUNNING;
+  if ((latching != 0 && operating) || contact_stop) ForceOff();
+
+  for (int kind = 1; kind <= v1::FaultKind_MAX; ++kind) {
+    const FaultMask bit = FaultBit(static_cast<v1::FaultKind>(kind));
+    if (((raised | cleared) & bit) == 0) continue;
+    const v1::Fault fault = MakeFault(static_cast<v1::FaultKind>(kind),
+                                      detail.empty() ? v1::FaultKind_Name(kind) : detail, t);
+    EmitEvent(
+        (raised & bit) ? v1::DEVICE_EVENT_TYPE_FAULT_RAISED : v1::DEVICE_EVENT_TYPE_FAULT_CLEARED,
+        fault.message(), &fault);
+  }
+  if (latching != 0) {
+    const v1::Fault fault = MakeFault(FirstFaultKind(latching), detail, t);
+    if (operating) {
+      active_fault_ = fault;
+      EndRun(v1::RUN_END_REASON_FAULT, detail);
+      SetState(v1::DEVICE_STATE_FAULT, "fault: " + detail);
+      return;
+    }
+    // ESTOPPED or OFFLINE: the device is already safe; the fault latches when it leaves.
+    if (state_ == v1::DEVICE_STATE_OFFLINE) {
+      if (!fault_pending_.has_value()) fault_pending_ = fault;
+    } else if (state_ == v1::DEVICE_STATE_ESTOPPED) {
+      if (!active_fault_.has_value() || !LatchesFault(active_fault_->kind())) {
+        active_fault_ = fault;
       }
     }
-    EndRun(v1::RUN_END_REASON_FAULT, detail);
-    SetState(v1::DEVICE_STATE_FAULT, "fault: " + detail);
-  } else if ((raised & contact) && state_ == v1::DEVICE_STATE_RUNNING) {
-    ForceOff();
+  } else if (contact_stop) {
+    active_fault_ = MakeFault(v1::FAULT_KIND_ELECTRODE_CONTACT_LOST, detail, t);
     SetState(v1::DEVICE_STATE_PAUSED, "electrode contact lost");
-  } else {
-    PublishView();
+    return;
   }
+  PublishView();
 }
 
+// One failure condition raises one fault: a driver that keeps failing is reported once, and
+// FAULT_CLEARED is reported when it reads again. The FAULT latch stays until ResetFault.
 void Device::FailDriver(const absl::Status& status, absl::Time t) {
   ForceOff();
-  v1::Fault fault;
-  fault.set_kind(v1::FAULT_KIND_UNSPECIFIED);
-  fault.set_message(absl::StrCat("driver error: ", status.ToString()));
-  *fault.mutable_detect_time() =
-      google::protobuf::util::TimeUtil::MicrosecondsToTimestamp(absl::ToUnixMicros(t));
-  active_fault_ = fault;
+  if (driver_failed_) return;
+  driver_failed_ = true;
+  const v1::Fault fault =
+      MakeFault(v1::FAULT_KIND_UNSPECIFIED, absl::StrCat("driver error: ", status.ToString()), t);
   EmitEvent(v1::DEVICE_EVENT_TYPE_FAULT_RAISED, fault.message(), &fault);
   EndRun(v1::RUN_END_REASON_FAULT, fault.message());
-  if (state_ != v1::DEVICE_STATE_OFFLINE && state_ != v1::DEVICE_STATE_ESTOPPED) {
-    SetState(v1::DEVICE_STATE_FAULT, fault.message());
+  if (state_ == v1::DEVICE_STATE_OFFLINE) {
+    if (!fault_pending_.has_value()) fault_pending_ = fault;
+    return;
   }
+  if (state_ == v1::DEVICE_STATE_ESTOPPED || state_ == v1::DEVICE_STATE_FAULT) {
+    if (!active_fault_.has_value()) active_fault_ = fault;
+    PublishView();
+    return;
+  }
+  active_fault_ = fault;
+  SetState(v1::DEVICE_STATE_FAULT, fault.message());
 }
 
 void Device::PublishSample(absl::Time t) {

@@ -1,5 +1,6 @@
-// RequestLog: remembers the outcome of recent client request_ids so a retried Start or
-// StartRun returns the first result and never acts twice. Layer: plugin/core.
+// RequestLog: remembers the successful outcome of recent client request_ids so a retried Start
+// or StartRun returns the first result and never acts twice. Failed requests did nothing and
+// are not remembered: a retry with the same id tries again. Layer: plugin/core.
 // Strand-confined (one per device). Bounded: the oldest ids are forgotten first.
 #ifndef DERMA_PLUGIN_CORE_REQUEST_LOG_H_
 #define DERMA_PLUGIN_CORE_REQUEST_LOG_H_
@@ -19,7 +20,7 @@ class RequestLog {
   struct Outcome {
     std::string fingerprint;  // identifies the request the id was first used with
     absl::Status status;
-    std::string result;       // e.g. the run name
+    std::string result;  // e.g. the run name
   };
 
   explicit RequestLog(size_t capacity = 1024) : capacity_(capacity) {}
