@@ -178,6 +178,7 @@ void Device::Stop() {
     active_fault_.reset();
     SetState(v1::DEVICE_STATE_IDLE, "Stop");
   }
+  PublishFreshSample();
 }
 
 void Device::EmergencyStop() {
@@ -192,6 +193,7 @@ void Device::EmergencyStop() {
     return;
   }
   SetState(v1::DEVICE_STATE_ESTOPPED, "EmergencyStop");
+  PublishFreshSample();
 }
 
 absl::Status Device::ResetEmergencyStop(const std::string& lease_id) {
@@ -235,6 +237,14 @@ void Device::Shutdown() {
   if (state_ == v1::DEVICE_STATE_RUNNING || state_ == v1::DEVICE_STATE_PAUSED) {
     SetState(v1::DEVICE_STATE_IDLE, "service shutdown");
   }
+  PublishFreshSample();
+}
+
+// Reads the driver again at the current device time and publishes the sample, so telemetry
+// shows the output off as soon as a stop command returns.
+void Device::PublishFreshSample() {
+  Integrate(time_);
+  PublishSample(time_);
 }
 
 void Device::ForceOff() { driver_->ForceOutputOff(time_); }

@@ -125,6 +125,7 @@ class Device {
   // Faults that latch FAULT; contact loss pauses and link loss goes OFFLINE instead.
   static bool LatchesFault(v1::FaultKind kind);
   void PublishSample(absl::Time t);
+  void PublishFreshSample();
 
   // State changes and publication (device.cc).
   void SetState(v1::DeviceState next, const std::string& cause);

@@ -218,5 +218,19 @@ TEST_F(DeviceTelemetryTest, EventsCarryConsecutiveSequenceNumbers) {
   }
 }
 
+TEST_F(DeviceTelemetryTest, LatestSampleShowsOutputOffAsSoonAsAStopReturns) {
+  MakeDevice();
+  for (auto stop : {+[](Device& d) { d.Stop(); }, +[](Device& d) { d.EmergencyStop(); },
+                    +[](Device& d) { d.Shutdown(); }}) {
+    (void)device_->ResetEmergencyStop(lease_);
+    DriveTo(v1::DEVICE_STATE_RUNNING);
+    device_->Tick();
+    ASSERT_TRUE(device_->view().latest_sample().output_on);
+    stop(*device_);
+    EXPECT_FALSE(device_->view().latest_sample().output_on)
+        << "the stop returned but telemetry still shows the output on";
+  }
+}
+
 }  // namespace
 }  // namespace derma::testing
