@@ -302,7 +302,7 @@ void Device::PublishView() {
   *device->mutable_capabilities() = info.capabilities;
   if (info.kind == v1::DEVICE_KIND_MICRONEEDLING) *device->mutable_cartridge() = reading_.cartridge;
   if (run_.has_value()) device->set_active_run(run_->run.name());
-  view_.Publish(std::move(device));
+  view_.Publish(std::move(device), event_sequence_);
 }
 
 }  // namespace derma

@@ -4,9 +4,10 @@
 
 namespace derma {
 
-void DeviceView::Publish(std::shared_ptr<const v1::Device> device) {
+void DeviceView::Publish(std::shared_ptr<const v1::Device> device, uint64_t last_event_sequence) {
   absl::MutexLock lock(&mu_);
   device_ = std::move(device);
+  last_event_sequence_ = last_event_sequence;
 }
 
 void DeviceView::PublishSample(const Sample& sample) {
@@ -14,13 +15,14 @@ void DeviceView::PublishSample(const Sample& sample) {
   latest_ = sample;
 }
 
-v1::Device DeviceView::Read() const {
+v1::Device DeviceView::Read(uint64_t* last_event_sequence) const {
   std::shared_ptr<const v1::Device> device;
   Sample latest;
   {
     absl::MutexLock lock(&mu_);
     device = device_;
     latest = latest_;
+    if (last_event_sequence != nullptr) *last_event_sequence = last_event_sequence_;
   }
   v1::Device out;
   if (device == nullptr) return out;

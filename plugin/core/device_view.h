@@ -5,6 +5,7 @@
 #ifndef DERMA_PLUGIN_CORE_DEVICE_VIEW_H_
 #define DERMA_PLUGIN_CORE_DEVICE_VIEW_H_
 
+#include <cstdint>
 #include <memory>
 
 #include "absl/base/thread_annotations.h"
@@ -16,12 +17,14 @@ namespace derma {
 
 class DeviceView {
  public:
-  // `device` has no latest_sample; Read() adds it.
-  void Publish(std::shared_ptr<const v1::Device> device);
+  // `device` has no latest_sample; Read() adds it. `last_event_sequence` is the sequence of the
+  // device's last event already reflected in `device`.
+  void Publish(std::shared_ptr<const v1::Device> device, uint64_t last_event_sequence = 0);
   void PublishSample(const Sample& sample);
 
-  // The device with its latest sample (and the cartridge's strokes_used from that sample).
-  v1::Device Read() const;
+  // The device with its latest sample (and the cartridge's strokes_used from that sample), and
+  // optionally the last event sequence it reflects: a consistent snapshot for streams.
+  v1::Device Read(uint64_t* last_event_sequence = nullptr) const;
   std::shared_ptr<const v1::Device> device() const;
   // Latest sample; sequence 0 before the first.
   Sample latest_sample() const;
@@ -31,6 +34,7 @@ class DeviceView {
   mutable absl::Mutex mu_;
   std::shared_ptr<const v1::Device> device_ ABSL_GUARDED_BY(mu_);
   Sample latest_ ABSL_GUARDED_BY(mu_);
+  uint64_t last_event_sequence_ ABSL_GUARDED_BY(mu_) = 0;
 };
 
 }  // namespace derma

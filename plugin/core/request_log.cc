@@ -9,11 +9,17 @@ std::optional<RequestLog::Outcome> RequestLog::Find(const std::string& request_i
                                                     absl::Status* reuse_error) const {
   *reuse_error = absl::OkStatus();
   if (request_id.empty()) return std::nullopt;
+  if (request_id.size() > kMaxRequestIdLength) {
+    *reuse_error =
+        MakeError(absl::StatusCode::kInvalidArgument, v1::ERROR_REASON_INVALID_FIELD,
+                  "request_id has " + std::to_string(request_id.size()) + " characters; at most 64",
+                  {}, {{"request_id", "at most 64 characters"}});
+    return std::nullopt;
+  }
   auto it = outcomes_.find(request_id);
   if (it == outcomes_.end()) return std::nullopt;
   if (it->second.fingerprint != fingerprint) {
-    *reuse_error = MakeError(absl::StatusCode::kInvalidArgument,
-                             v1::ERROR_REASON_REQUEST_ID_REUSED,
+    *reuse_error = MakeError(absl::StatusCode::kInvalidArgument, v1::ERROR_REASON_REQUEST_ID_REUSED,
                              "request_id \"" + request_id + "\" was used for a different request",
                              {{"request_id", request_id}},
                              {{"request_id", "already used for a different request"}});

@@ -23,10 +23,13 @@ class RequestLog {
     std::string result;  // e.g. the run name
   };
 
+  static constexpr size_t kMaxRequestIdLength = 64;
+
   explicit RequestLog(size_t capacity = 1024) : capacity_(capacity) {}
 
   // The remembered outcome of `request_id`, if any. REQUEST_ID_REUSED when the id was used
-  // with a different fingerprint. Empty ids are never remembered.
+  // with a different fingerprint, INVALID_FIELD when longer than 64 characters. Empty ids are
+  // never remembered.
   std::optional<Outcome> Find(const std::string& request_id, const std::string& fingerprint,
                               absl::Status* reuse_error) const;
   void Remember(const std::string& request_id, Outcome outcome);

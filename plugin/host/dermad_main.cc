@@ -1,24 +1,37 @@
-// dermad: the derma host. Today it runs the fleet in the console: it loads the fleet config,
-// starts the simulated devices, keeps them busy with a demo program (unless --demo=false) and
-// prints a live telemetry table. SIGINT/SIGTERM stop every output and exit 0. Bad config:
-// message naming the file, line and field, exit code 2, nothing started.
+// dermad: the derma host. Loads the fleet config, serves derma.v1.DeviceControl,
+// derma.sim.v1.Simulator, grpc.health.v1 and reflection on --listen, and ticks the simulated
+// devices. SIGINT/SIGTERM: health NOT_SERVING, every output off, open streams end with
+// UNAVAILABLE (SHUTTING_DOWN), exit 0. Bad config or flags: a message naming the file, line
+// and field, exit code 2, nothing started.
 #include <atomic>
 #include <csignal>
 #include <cstdio>
+#include <memory>
+#include <string>
 
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
 #include "absl/flags/usage.h"
 #include "absl/strings/str_format.h"
 #include "absl/time/clock.h"
-#include "plugin/core/state_machine.h"
+#include "grpc/support/log.h"
+#include "grpcpp/security/server_credentials.h"
+#include "grpcpp/server.h"
+#include "grpcpp/server_builder.h"
 #include "plugin/host/config_loader.h"
 #include "plugin/host/console_demo.h"
-#include "plugin/host/fleet.h"
+#include "plugin/host/plugin.h"
 
-ABSL_FLAG(std::string, config, "deploy/fleet.textproto", "Fleet config file (text format or JSON)");
-ABSL_FLAG(bool, demo, true, "Keep every device busy with a two-step demo program");
-ABSL_FLAG(double, print_interval_s, 1.0, "Seconds between telemetry tables (0 = print none)");
+ABSL_FLAG(std::string, listen, "127.0.0.1:50051", "Address to serve gRPC on (host:port)");
+ABSL_FLAG(std::string, config, "deploy/fleet.textproto",
+          "Fleet config file (protobuf text format, or JSON when it starts with '{')");
+ABSL_FLAG(std::string, clock, "", "Clock mode, overriding the config: real or virtual");
+ABSL_FLAG(double, speed_factor, 0,
+          "Real-clock speed factor, overriding the config (0 = the config's; 0.01-1000)");
+ABSL_FLAG(std::string, log_level, "info", "Least severe messages printed: debug, info, error");
+ABSL_FLAG(bool, demo, false,
+          "Lease every device and keep it busy with a demo program (blocks client leases)");
+ABSL_FLAG(double, print_interval_s, 0, "Seconds between console telemetry tables (0 = none)");
 ABSL_FLAG(double, duration_s, 0, "Exit after this many seconds (0 = run until a signal)");
 
 namespace {
@@ -27,49 +40,104 @@ std::atomic<bool> g_stop{false};
 
 void OnSignal(int) { g_stop.store(true); }
 
-bool SleepUnlessStopped(absl::Duration d) {
-  const absl::Time until = absl::Now() + d;
-  while (!g_stop.load() && absl::Now() < until) absl::SleepFor(absl::Milliseconds(20));
-  return !g_stop.load();
+bool g_quiet = false;  // --log_level=error
+
+template <typename... Args>
+void Info(const absl::FormatSpec<Args...>& format, const Args&... args) {
+  if (g_quiet) return;
+  absl::FPrintF(stdout, format, args...);
+  std::fflush(stdout);
+}
+
+// Applies --clock and --speed_factor. False (with a message) for a bad value.
+bool ApplyClockFlags(derma::config::v1::FleetConfig* config) {
+  const std::string clock = absl::GetFlag(FLAGS_clock);
+  if (clock == "real") {
+    config->mutable_clock()->set_mode(derma::config::v1::CLOCK_MODE_REAL);
+  } else if (clock == "virtual") {
+    config->mutable_clock()->set_mode(derma::config::v1::CLOCK_MODE_VIRTUAL);
+  } else if (!clock.empty()) {
+    absl::FPrintF(stderr, "dermad: --clock must be real or virtual, got \"%s\"\n", clock);
+    return false;
+  }
+  if (const double speed = absl::GetFlag(FLAGS_speed_factor); speed != 0) {
+    config->mutable_clock()->set_speed_factor(speed);
+  }
+  return true;
+}
+
+bool ApplyLogLevel() {
+  const std::string level = absl::GetFlag(FLAGS_log_level);
+  if (level == "debug") {
+    gpr_set_log_verbosity(GPR_LOG_SEVERITY_DEBUG);
+  } else if (level == "info") {
+    gpr_set_log_verbosity(GPR_LOG_SEVERITY_INFO);
+  } else if (level == "error") {
+    gpr_set_log_verbosity(GPR_LOG_SEVERITY_ERROR);
+    g_quiet = true;
+  } else {
+    absl::FPrintF(stderr, "dermad: --log_level must be debug, info or error, got \"%s\"\n", level);
+    return false;
+  }
+  return true;
 }
 
 }  // namespace
 
 int main(int argc, char** argv) {
-  absl::SetProgramUsageMessage("dermad --config=FILE: run a derma device fleet");
+  absl::SetProgramUsageMessage("dermad --config=FILE --listen=HOST:PORT: serve a derma fleet");
   absl::ParseCommandLine(argc, argv);
+  if (!ApplyLogLevel()) return 2;
   const std::string path = absl::GetFlag(FLAGS_config);
   absl::StatusOr<derma::config::v1::FleetConfig> config = derma::host::LoadFleetConfig(path);
-  absl::StatusOr<std::unique_ptr<derma::host::Fleet>> fleet =
-      config.ok() ? derma::host::Fleet::Create(*config) : config.status();
-  if (!fleet.ok()) {
-    absl::FPrintF(stderr, "dermad: bad config %s: %s\n", path, fleet.status().message());
+  if (config.ok() && !ApplyClockFlags(&*config)) return 2;
+  absl::StatusOr<std::unique_ptr<derma::Plugin>> plugin =
+      config.ok() ? derma::Plugin::Create(*config) : config.status();
+  if (!plugin.ok()) {
+    absl::FPrintF(stderr, "dermad: bad config %s: %s\n", path, plugin.status().message());
     return 2;
+  }
+
+  const std::string listen = absl::GetFlag(FLAGS_listen);
+  grpc::ServerBuilder builder;
+  int port = 0;
+  builder.AddListeningPort(listen, grpc::InsecureServerCredentials(), &port);
+  (*plugin)->Register(builder);
+  std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
+  if (server == nullptr || port == 0) {
+    absl::FPrintF(stderr, "dermad: cannot listen on %s (address in use or invalid)\n", listen);
+    return 1;
   }
   std::signal(SIGINT, OnSignal);
   std::signal(SIGTERM, OnSignal);
-  (*fleet)->Start();
-  absl::FPrintF(stdout, "dermad: %d simulated devices from %s; Ctrl-C stops every output\n",
-                (*fleet)->devices().size(), path);
-  derma::host::ConsoleDemo demo(**fleet);
-  const double interval_s = absl::GetFlag(FLAGS_print_interval_s);
-  const absl::Duration interval = absl::Seconds(interval_s > 0 ? interval_s : 1);
+  (*plugin)->Start();
+  derma::host::Fleet& fleet = (*plugin)->fleet();
+  Info(
+      "dermad: serving %d simulated devices from %s on %s (%s clock); SIGINT/SIGTERM stop "
+      "every output\n",
+      fleet.devices().size(), path, listen, fleet.clock().IsVirtual() ? "virtual" : "real");
+
+  derma::host::ConsoleDemo demo(fleet);
+  const bool run_demo = absl::GetFlag(FLAGS_demo);
+  const double print_s = absl::GetFlag(FLAGS_print_interval_s);
   const double duration_s = absl::GetFlag(FLAGS_duration_s);
   const absl::Time deadline =
       duration_s > 0 ? absl::Now() + absl::Seconds(duration_s) : absl::InfiniteFuture();
+  absl::Time next_step = absl::Now();
   while (!g_stop.load() && absl::Now() < deadline) {
-    if (absl::GetFlag(FLAGS_demo)) demo.Step();
-    if ((*fleet)->clock().IsVirtual()) {
-      (*fleet)->simulator().AdvanceClock(absl::ToDoubleSeconds(interval), [](auto) {});
+    if ((run_demo || print_s > 0) && absl::Now() >= next_step) {
+      if (run_demo) demo.Step();
+      if (print_s > 0) Info("\n%s", derma::host::FormatFleetTable(fleet));
+      next_step = absl::Now() + absl::Seconds(print_s > 0 ? print_s : 1);
     }
-    if (interval_s > 0) {
-      absl::FPrintF(stdout, "\n%s", derma::host::FormatFleetTable(**fleet));
-      std::fflush(stdout);
-    }
-    SleepUnlessStopped(interval);
+    absl::SleepFor(absl::Milliseconds(10));
   }
-  (*fleet)->Shutdown();
-  absl::FPrintF(stdout, "\ndermad: stopped; every output is off\n%s",
-                derma::host::FormatFleetTable(**fleet));
+
+  const absl::Time stop_start = absl::Now();
+  (*plugin)->Shutdown();  // NOT_SERVING, outputs off, streams ended
+  server->Shutdown(std::chrono::system_clock::now() + std::chrono::milliseconds(1000));
+  server->Wait();
+  Info("dermad: stopped in %d ms; every output is off\n",
+       absl::ToInt64Milliseconds(absl::Now() - stop_start));
   return 0;
 }

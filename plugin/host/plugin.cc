@@ -1,0 +1,82 @@
+#include "plugin/host/plugin.h"
+
+#include <utility>
+
+#include "grpcpp/ext/proto_server_reflection_plugin.h"
+#include "plugin/service/device_control_service.h"
+#include "plugin/service/health_service.h"
+#include "plugin/service/simulator_service.h"
+#include "plugin/service/stream_registry.h"
+
+namespace derma {
+namespace {
+
+// Threads that build stream messages, apart from the device pool so a busy stream never
+// delays a device.
+constexpr size_t kStreamThreads = 2;
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<Plugin>> Plugin::Create(const config::v1::FleetConfig& config,
+                                                       PluginOptions options) {
+  absl::StatusOr<std::unique_ptr<host::Fleet>> fleet = host::Fleet::Create(config);
+  if (!fleet.ok()) return fleet.status();
+  std::unique_ptr<Plugin> plugin(new Plugin());
+  plugin->options_ = options;
+  plugin->fleet_ = *std::move(fleet);
+  plugin->stream_executor_ = std::make_unique<ThreadPoolExecutor>(kStreamThreads);
+  plugin->streams_ = std::make_unique<service::StreamRegistry>(options.max_streams);
+  host::Fleet& f = *plugin->fleet_;
+  plugin->device_control_ = std::make_unique<service::DeviceControlService>(
+      f.devices(), f.runs(), f.telemetry(), *plugin->streams_, *plugin->stream_executor_,
+      service::DeviceControlOptions{options.stream_sample_capacity, options.heartbeat_interval});
+  plugin->simulator_ = std::make_unique<service::SimulatorService>(f.simulator());
+  if (options.health_service) plugin->health_ = std::make_unique<service::HealthService>();
+  return plugin;
+}
+
+Plugin::~Plugin() {
+  Shutdown();
+  // Streams may still hold tasks on the stream executor; join it before the services go.
+  stream_executor_.reset();
+}
+
+void Plugin::Register(grpc::ServerBuilder& builder) {
+  if (options_.reflection) grpc::reflection::InitProtoReflectionServerBuilderPlugin();
+  builder.RegisterService(device_control_.get());
+  builder.RegisterService(simulator_.get());
+  if (health_ != nullptr) builder.RegisterService(health_.get());
+  // Clients may ping every 5 s (also without calls) without being sent too_many_pings; the
+  // server pings idle connections every 30 s to find dead clients.
+  builder.AddChannelArgument(GRPC_ARG_HTTP2_MIN_RECV_PING_INTERVAL_WITHOUT_DATA_MS, 5000);
+  builder.AddChannelArgument(GRPC_ARG_HTTP2_MAX_PING_STRIKES, 0);
+  builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_PERMIT_WITHOUT_CALLS, 1);
+  builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_TIME_MS, 30000);
+  builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_TIMEOUT_MS, 10000);
+  builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
+}
+
+void Plugin::Start() {
+  if (started_ || shut_down_) return;
+  started_ = true;
+  fleet_->Start();
+  heartbeat_thread_ = std::thread([this] {
+    const absl::Duration period = options_.heartbeat_interval / 4;
+    while (!stop_heartbeats_.WaitForNotificationWithTimeout(period)) {
+      streams_->HeartbeatAll(absl::Now());
+    }
+  });
+}
+
+void Plugin::Shutdown() {
+  if (shut_down_) return;
+  shut_down_ = true;
+  if (health_ != nullptr) health_->SetServing(false);
+  device_control_->BeginShutdown();
+  fleet_->Shutdown();  // every output off, runs end with SHUTDOWN
+  streams_->ShutdownAll();
+  stop_heartbeats_.Notify();
+  if (heartbeat_thread_.joinable()) heartbeat_thread_.join();
+}
+
+}  // namespace derma

@@ -1,0 +1,94 @@
+// Plugin: the embedding API of derma. A host (dermad, the in-process test server, or a lab
+// framework that already runs a gRPC server) creates the plugin from a fleet config, registers
+// its services on its own grpc::ServerBuilder, builds and starts the server, starts the plugin,
+// and shuts the plugin down before the server:
+//
+//   auto plugin = derma::Plugin::Create(config);          // validates; builds the fleet
+//   grpc::ServerBuilder builder;
+//   builder.AddListeningPort("127.0.0.1:50051", grpc::InsecureServerCredentials());
+//   (*plugin)->Register(builder);                          // services + channel arguments
+//   std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
+//   (*plugin)->Start();                                    // devices start ticking
+//   ...
+//   (*plugin)->Shutdown();   // NOT_SERVING, every output off, open streams end
+//   server->Shutdown();
+//
+// Layer: plugin/host (wiring). Thread-safe after Create; Register before the server starts.
+#ifndef DERMA_PLUGIN_HOST_PLUGIN_H_
+#define DERMA_PLUGIN_HOST_PLUGIN_H_
+
+#include <memory>
+#include <thread>
+
+#include "absl/status/statusor.h"
+#include "absl/synchronization/notification.h"
+#include "absl/time/time.h"
+#include "derma/config/v1/config.pb.h"
+#include "grpcpp/server_builder.h"
+#include "plugin/host/fleet.h"
+
+namespace derma {
+
+namespace service {
+class DeviceControlService;
+class SimulatorService;
+class HealthService;
+class StreamRegistry;
+}  // namespace service
+
+struct PluginOptions {
+  // Most concurrently open streams (StreamTelemetry + WatchRun) per plugin; one more is
+  // refused with RESOURCE_EXHAUSTED (reason STREAM_LIMIT).
+  int max_streams = 128;
+  // A telemetry stream sends a Heartbeat after this long without another message.
+  absl::Duration heartbeat_interval = absl::Seconds(1);
+  // Samples a telemetry stream buffers for a slow client before it drops the oldest.
+  size_t stream_sample_capacity = 65536;
+  // Register grpc.health.v1.Health (turn off when the host serves its own health service).
+  bool health_service = true;
+  // Enable gRPC server reflection (for grpcurl / buf curl).
+  bool reflection = true;
+};
+
+class Plugin {
+ public:
+  // Validates the config and builds the fleet (devices connected, not ticking yet).
+  // INVALID_ARGUMENT listing every config problem.
+  static absl::StatusOr<std::unique_ptr<Plugin>> Create(const config::v1::FleetConfig& config,
+                                                        PluginOptions options = {});
+  ~Plugin();  // Shutdown()
+  Plugin(const Plugin&) = delete;
+  Plugin& operator=(const Plugin&) = delete;
+
+  // Adds derma.v1.DeviceControl, derma.sim.v1.Simulator (simulated fleets), health and
+  // reflection, plus derma's channel arguments: keepalive that tolerates client pings every
+  // 5 s (no too_many_pings), and SO_REUSEPORT off so a taken port fails loudly.
+  void Register(grpc::ServerBuilder& builder);
+  // Starts device ticking on a real clock (a virtual clock moves only by AdvanceClock).
+  void Start();
+  // Health goes NOT_SERVING, mutating commands are refused with UNAVAILABLE (SHUTTING_DOWN),
+  // every output is turned off (runs end with SHUTDOWN), open streams end with UNAVAILABLE
+  // (SHUTTING_DOWN). Returns when all of that is done. Idempotent.
+  void Shutdown();
+
+  host::Fleet& fleet() { return *fleet_; }
+
+ private:
+  Plugin() = default;
+
+  PluginOptions options_;
+  std::unique_ptr<host::Fleet> fleet_;
+  std::unique_ptr<ThreadPoolExecutor> stream_executor_;
+  std::unique_ptr<service::StreamRegistry> streams_;
+  std::unique_ptr<service::DeviceControlService> device_control_;
+  std::unique_ptr<service::SimulatorService> simulator_;
+  std::unique_ptr<service::HealthService> health_;
+  std::thread heartbeat_thread_;
+  absl::Notification stop_heartbeats_;
+  bool started_ = false;
+  bool shut_down_ = false;
+};
+
+}  // namespace derma
+
+#endif  // DERMA_PLUGIN_HOST_PLUGIN_H_

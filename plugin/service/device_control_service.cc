@@ -1,0 +1,336 @@
+#include "plugin/service/device_control_service.h"
+
+#include <cmath>
+#include <memory>
+#include <utility>
+
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "google/protobuf/util/time_util.h"
+#include "plugin/core/errors.h"
+#include "plugin/service/status_mapping.h"
+#include "plugin/service/telemetry_stream.h"
+#include "plugin/service/watch_run_stream.h"
+
+namespace derma::service {
+namespace {
+
+using google::protobuf::util::TimeUtil;
+
+constexpr int kDefaultDevicePage = 1000;
+constexpr int kMaxDevicePage = 10000;
+constexpr int kDefaultRunPage = 100;
+constexpr int kMaxRunPage = 1000;
+
+absl::Status InvalidField(const std::string& field, const std::string& what) {
+  return MakeError(absl::StatusCode::kInvalidArgument, v1::ERROR_REASON_INVALID_FIELD,
+                   absl::StrCat(field, ": ", what), {}, {{field, what}});
+}
+
+// A ttl that is not a finite number is reported by the lease table as out of range.
+absl::Duration TtlOf(double ttl_s) {
+  return std::isfinite(ttl_s) ? absl::Seconds(ttl_s) : absl::InfiniteDuration();
+}
+
+void FillLease(const std::string& device, const LeaseGrant& grant, v1::Lease* out) {
+  out->set_device(device);
+  out->set_lease_id(grant.lease_id);
+  out->set_holder(grant.holder);
+  *out->mutable_expire_time() =
+      TimeUtil::MicrosecondsToTimestamp(absl::ToUnixMicros(grant.expire_time));
+}
+
+// Page size and offset from a List request. Tokens are the decimal offset of the next item.
+absl::Status ParsePage(int32_t page_size, const std::string& page_token, int default_size,
+                       int max_size, size_t* size, size_t* offset) {
+  if (page_size < 0) {
+    return InvalidField("page_size", absl::StrCat("must be ≥ 0, got ", page_size));
+  }
+  *size = page_size == 0 ? default_size : std::min(page_size, max_size);
+  *offset = 0;
+  if (!page_token.empty() && !absl::SimpleAtoi(page_token, offset)) {
+    return InvalidField("page_token", "is not a token from a previous response");
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+DeviceControlService::DeviceControlService(DeviceManager& devices, RunRegistry& runs,
+                                           TelemetryFanout& fanout, StreamRegistry& streams,
+                                           Executor& stream_executor, DeviceControlOptions options)
+    : devices_(devices),
+      runs_(runs),
+      fanout_(fanout),
+      streams_(streams),
+      stream_executor_(stream_executor),
+      options_(options) {
+  for (uint32_t i = 0; i < devices_.size(); ++i)
+    names_.push_back(devices_.view(i).device()->name());
+}
+
+grpc::ServerUnaryReactor* DeviceControlService::FinishNow(Context* context,
+                                                          const absl::Status& status) {
+  Unary* reactor = context->DefaultReactor();
+  reactor->Finish(ToGrpcStatus(status));
+  return reactor;
+}
+
+grpc::ServerUnaryReactor* DeviceControlService::OnDevice(
+    Context* context, const std::string& name, const char* field, bool urgent,
+    absl::AnyInvocable<absl::Status(Device&) &&> command) {
+  absl::StatusOr<uint32_t> index = devices_.Find(name, field);
+  if (!index.ok()) return FinishNow(context, index.status());
+  Unary* reactor = context->DefaultReactor();
+  DeviceTask task = [reactor, command = std::move(command)](Device& device) mutable {
+    reactor->Finish(ToGrpcStatus(std::move(command)(device)));
+  };
+  if (urgent) {
+    devices_.PostUrgent(*index, std::move(task));
+  } else {
+    devices_.Post(*index, std::move(task));
+  }
+  return reactor;
+}
+
+grpc::ServerUnaryReactor* DeviceControlService::OnDeviceUnlessShuttingDown(
+    Context* context, const std::string& name,
+    absl::AnyInvocable<absl::Status(Device&) &&> command) {
+  if (shutting_down_) return FinishNow(context, ShuttingDownError());
+  return OnDevice(context, name, "name", /*urgent=*/false, std::move(command));
+}
+
+grpc::ServerUnaryReactor* DeviceControlService::ListDevices(Context* context,
+                                                            const v1::ListDevicesRequest* request,
+                                                            v1::ListDevicesResponse* response) {
+  size_t size = 0, offset = 0;
+  if (absl::Status s = ParsePage(request->page_size(), request->page_token(), kDefaultDevicePage,
+                                 kMaxDevicePage, &size, &offset);
+      !s.ok()) {
+    return FinishNow(context, s);
+  }
+  // Devices are indexed in config order; the page lists them in name order.
+  std::vector<uint32_t> order(devices_.size());
+  for (uint32_t i = 0; i < order.size(); ++i) order[i] = i;
+  std::sort(order.begin(), order.end(),
+            [this](uint32_t a, uint32_t b) { return names_[a] < names_[b]; });
+  for (size_t i = offset; i < order.size() && i < offset + size; ++i) {
+    *response->add_devices() = devices_.view(order[i]).Read();
+  }
+  if (offset + size < order.size()) response->set_next_page_token(absl::StrCat(offset + size));
+  return FinishNow(context, absl::OkStatus());
+}
+
+grpc::ServerUnaryReactor* DeviceControlService::GetDevice(Context* context,
+                                                          const v1::GetDeviceRequest* request,
+                                                          v1::GetDeviceResponse* response) {
+  absl::StatusOr<uint32_t> index = devices_.Find(request->name());
+  if (!index.ok()) return FinishNow(context, index.status());
+  *response->mutable_device() = devices_.view(*index).Read();
+  return FinishNow(context, absl::OkStatus());
+}
+
+grpc::ServerUnaryReactor* DeviceControlService::AcquireLease(Context* context,
+                                                             const v1::AcquireLeaseRequest* request,
+                                                             v1::AcquireLeaseResponse* response) {
+  return OnDeviceUnlessShuttingDown(context, request->name(), [request, response](Device& d) {
+    absl::StatusOr<LeaseGrant> grant = d.AcquireLease(request->holder(), TtlOf(request->ttl_s()));
+    if (grant.ok()) FillLease(d.name(), *grant, response->mutable_lease());
+    return grant.status();
+  });
+}
+
+grpc::ServerUnaryReactor* DeviceControlService::RenewLease(Context* context,
+                                                           const v1::RenewLeaseRequest* request,
+                                                           v1::RenewLeaseResponse* response) {
+  return OnDevice(context, request->name(), "name", false, [request, response](Device& d) {
+    absl::StatusOr<LeaseGrant> grant = d.RenewLease(request->lease_id(), TtlOf(request->ttl_s()));
+    if (grant.ok()) FillLease(d.name(), *grant, response->mutable_lease());
+    return grant.status();
+  });
+}
+
+grpc::ServerUnaryReactor* DeviceControlService::ReleaseLease(Context* context,
+                                                             const v1::ReleaseLeaseRequest* request,
+                                                             v1::ReleaseLeaseResponse*) {
+  return OnDevice(context, request->name(), "name", false,
+                  [request](Device& d) { return d.ReleaseLease(request->lease_id()); });
+}
+
+grpc::ServerUnaryReactor* DeviceControlService::Configure(Context* context,
+                                                          const v1::ConfigureRequest* request,
+                                                          v1::ConfigureResponse* response) {
+  return OnDeviceUnlessShuttingDown(context, request->name(), [request, response](Device& d) {
+    absl::StatusOr<v1::Settings> applied =
+        d.Configure(request->lease_id(), request->settings(), request->validate_only());
+    if (!applied.ok()) return applied.status();
+    *response->mutable_applied_settings() = *std::move(applied);
+    *response->mutable_device() = d.view().Read();
+    return absl::OkStatus();
+  });
+}
+
+grpc::ServerUnaryReactor* DeviceControlService::Start(Context* context,
+                                                      const v1::StartRequest* request,
+                                                      v1::StartResponse* response) {
+  return OnDeviceUnlessShuttingDown(context, request->name(), [request, response](Device& d) {
+    absl::Status status = d.Start(request->lease_id(), request->request_id());
+    if (status.ok()) *response->mutable_device() = d.view().Read();
+    return status;
+  });
+}
+
+grpc::ServerUnaryReactor* DeviceControlService::Pause(Context* context,
+                                                      const v1::PauseRequest* request,
+                                                      v1::PauseResponse* response) {
+  return OnDevice(context, request->name(), "name", false, [request, response](Device& d) {
+    absl::Status status = d.Pause(request->lease_id());
+    if (status.ok()) *response->mutable_device() = d.view().Read();
+    return status;
+  });
+}
+
+grpc::ServerUnaryReactor* DeviceControlService::Resume(Context* context,
+                                                       const v1::ResumeRequest* request,
+                                                       v1::ResumeResponse* response) {
+  return OnDeviceUnlessShuttingDown(context, request->name(), [request, response](Device& d) {
+    absl::Status status = d.Resume(request->lease_id());
+    if (status.ok()) *response->mutable_device() = d.view().Read();
+    return status;
+  });
+}
+
+grpc::ServerUnaryReactor* DeviceControlService::Stop(Context* context,
+                                                     const v1::StopRequest* request,
+                                                     v1::StopResponse* response) {
+  return OnDevice(context, request->name(), "name", false, [response](Device& d) {
+    d.Stop();
+    *response->mutable_device() = d.view().Read();
+    return absl::OkStatus();
+  });
+}
+
+grpc::ServerUnaryReactor* DeviceControlService::EmergencyStop(
+    Context* context, const v1::EmergencyStopRequest* request,
+    v1::EmergencyStopResponse* response) {
+  if (request->target_case() == v1::EmergencyStopRequest::kName) {
+    return OnDevice(context, request->name(), "name", /*urgent=*/true, [response](Device& d) {
+      d.EmergencyStop();
+      *response->add_devices() = d.view().Read();
+      return absl::OkStatus();
+    });
+  }
+  if (!request->all_devices()) {
+    return FinishNow(context, InvalidField("target", "set name, or all_devices to true"));
+  }
+  Unary* reactor = context->DefaultReactor();
+  devices_.EmergencyStopAll([this, reactor, response]() mutable {
+    for (uint32_t i = 0; i < devices_.size(); ++i)
+      *response->add_devices() = devices_.view(i).Read();
+    reactor->Finish(grpc::Status::OK);
+  });
+  return reactor;
+}
+
+grpc::ServerUnaryReactor* DeviceControlService::ResetEmergencyStop(
+    Context* context, const v1::ResetEmergencyStopRequest* request,
+    v1::ResetEmergencyStopResponse* response) {
+  return OnDeviceUnlessShuttingDown(context, request->name(), [request, response](Device& d) {
+    absl::Status status = d.ResetEmergencyStop(request->lease_id());
+    if (status.ok()) *response->mutable_device() = d.view().Read();
+    return status;
+  });
+}
+
+grpc::ServerUnaryReactor* DeviceControlService::ResetFault(Context* context,
+                                                           const v1::ResetFaultRequest* request,
+                                                           v1::ResetFaultResponse* response) {
+  return OnDeviceUnlessShuttingDown(context, request->name(), [request, response](Device& d) {
+    absl::Status status = d.ResetFault(request->lease_id());
+    if (status.ok()) *response->mutable_device() = d.view().Read();
+    return status;
+  });
+}
+
+grpc::ServerUnaryReactor* DeviceControlService::StartRun(Context* context,
+                                                         const v1::StartRunRequest* request,
+                                                         v1::StartRunResponse* response) {
+  if (shutting_down_) return FinishNow(context, ShuttingDownError());
+  return OnDevice(context, request->parent(), "parent", false, [request, response](Device& d) {
+    const std::vector<v1::RunStep> steps(request->steps().begin(), request->steps().end());
+    absl::StatusOr<RunPtr> run = d.StartRun(request->lease_id(), steps, request->request_id());
+    if (run.ok()) *response->mutable_run() = **run;
+    return run.status();
+  });
+}
+
+grpc::ServerUnaryReactor* DeviceControlService::GetRun(Context* context,
+                                                       const v1::GetRunRequest* request,
+                                                       v1::GetRunResponse* response) {
+  if (absl::Status s = devices_.FindRunDevice(request->name()).status(); !s.ok()) {
+    return FinishNow(context, s);
+  }
+  RunPtr run = runs_.Get(request->name());
+  if (run == nullptr) {
+    return FinishNow(context, MakeError(absl::StatusCode::kNotFound, v1::ERROR_REASON_RUN_NOT_FOUND,
+                                        absl::StrCat("no run named ", request->name()),
+                                        {{"run", request->name()}}));
+  }
+  *response->mutable_run() = *run;
+  return FinishNow(context, absl::OkStatus());
+}
+
+grpc::ServerUnaryReactor* DeviceControlService::ListRuns(Context* context,
+                                                         const v1::ListRunsRequest* request,
+                                                         v1::ListRunsResponse* response) {
+  std::string device;
+  if (request->parent() != "devices/-") {
+    absl::StatusOr<uint32_t> index = devices_.Find(request->parent(), "parent");
+    if (!index.ok()) return FinishNow(context, index.status());
+    device = request->parent();
+  }
+  size_t size = 0, offset = 0;
+  if (absl::Status s = ParsePage(request->page_size(), request->page_token(), kDefaultRunPage,
+                                 kMaxRunPage, &size, &offset);
+      !s.ok()) {
+    return FinishNow(context, s);
+  }
+  // One extra tells whether there is a next page.
+  std::vector<RunPtr> runs = runs_.List(device, offset, size + 1);
+  for (size_t i = 0; i < runs.size() && i < size; ++i) *response->add_runs() = *runs[i];
+  if (runs.size() > size) response->set_next_page_token(absl::StrCat(offset + size));
+  return FinishNow(context, absl::OkStatus());
+}
+
+grpc::ServerUnaryReactor* DeviceControlService::CancelRun(Context* context,
+                                                          const v1::CancelRunRequest* request,
+                                                          v1::CancelRunResponse* response) {
+  absl::StatusOr<uint32_t> index = devices_.FindRunDevice(request->name());
+  if (!index.ok()) return FinishNow(context, index.status());
+  Unary* reactor = context->DefaultReactor();
+  devices_.Post(*index, [reactor, request, response](Device& d) {
+    absl::StatusOr<RunPtr> run = d.CancelRun(request->lease_id(), request->name());
+    if (run.ok()) *response->mutable_run() = **run;
+    reactor->Finish(ToGrpcStatus(run.status()));
+  });
+  return reactor;
+}
+
+grpc::ServerWriteReactor<v1::WatchRunResponse>* DeviceControlService::WatchRun(
+    Context* context, const v1::WatchRunRequest* request) {
+  return WatchRunStream::Begin(devices_, runs_, streams_, stream_executor_, *request);
+}
+
+grpc::ServerWriteReactor<v1::StreamTelemetryResponse>* DeviceControlService::StreamTelemetry(
+    Context* context, const v1::StreamTelemetryRequest* request) {
+  const StreamDeps deps{devices_,
+                        fanout_,
+                        streams_,
+                        stream_executor_,
+                        names_,
+                        options_.stream_sample_capacity,
+                        options_.heartbeat_interval};
+  return TelemetryStream::Begin(deps, *request);
+}
+
+}  // namespace derma::service

@@ -1,0 +1,41 @@
+// SimulatorService: derma.sim.v1.Simulator on the gRPC callback API, adapting
+// host::SimulatorControl (fault injection, impedance, link, virtual clock, scenarios). Each
+// call finishes when the device strand (or, for AdvanceClock, every device) has answered; no
+// handler blocks a gRPC thread. Registered only for simulated fleets. Layer: plugin/service.
+// Thread-safe.
+#ifndef DERMA_PLUGIN_SERVICE_SIMULATOR_SERVICE_H_
+#define DERMA_PLUGIN_SERVICE_SIMULATOR_SERVICE_H_
+
+#include "derma/sim/v1/simulator.grpc.pb.h"
+#include "plugin/host/simulator_control.h"
+
+namespace derma::service {
+
+class SimulatorService final : public sim::v1::Simulator::CallbackService {
+ public:
+  explicit SimulatorService(host::SimulatorControl& control) : control_(control) {}
+
+  using Unary = grpc::ServerUnaryReactor;
+  using Context = grpc::CallbackServerContext;
+
+  Unary* InjectFault(Context* context, const sim::v1::InjectFaultRequest* request,
+                     sim::v1::InjectFaultResponse* response) override;
+  Unary* ClearFault(Context* context, const sim::v1::ClearFaultRequest* request,
+                    sim::v1::ClearFaultResponse* response) override;
+  Unary* SetElectrodeImpedance(Context* context,
+                               const sim::v1::SetElectrodeImpedanceRequest* request,
+                               sim::v1::SetElectrodeImpedanceResponse* response) override;
+  Unary* SetLink(Context* context, const sim::v1::SetLinkRequest* request,
+                 sim::v1::SetLinkResponse* response) override;
+  Unary* AdvanceClock(Context* context, const sim::v1::AdvanceClockRequest* request,
+                      sim::v1::AdvanceClockResponse* response) override;
+  Unary* LoadScenario(Context* context, const sim::v1::LoadScenarioRequest* request,
+                      sim::v1::LoadScenarioResponse* response) override;
+
+ private:
+  host::SimulatorControl& control_;
+};
+
+}  // namespace derma::service
+
+#endif  // DERMA_PLUGIN_SERVICE_SIMULATOR_SERVICE_H_

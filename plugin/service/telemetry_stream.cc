@@ -1,0 +1,228 @@
+#include "plugin/service/telemetry_stream.h"
+
+#include <cmath>
+#include <utility>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/strings/str_cat.h"
+#include "google/protobuf/util/time_util.h"
+#include "plugin/core/errors.h"
+#include "plugin/core/sample.h"
+#include "plugin/service/status_mapping.h"
+
+namespace derma::service {
+namespace {
+
+constexpr size_t kMaxEntriesPerDrain = 16384;
+constexpr double kMaxSampleIntervalS = 3600;
+
+}  // namespace
+
+grpc::ServerWriteReactor<v1::StreamTelemetryResponse>* TelemetryStream::Begin(
+    const StreamDeps& deps, const v1::StreamTelemetryRequest& request) {
+  auto stream = std::make_shared<TelemetryStream>(deps);
+  stream->self_ = stream;
+  stream->Open(request);
+  return stream.get();
+}
+
+TelemetryStream::TelemetryStream(const StreamDeps& deps) : deps_(deps) {}
+
+void TelemetryStream::Open(const v1::StreamTelemetryRequest& request) {
+  absl::Status status = deps_.registry.Open(shared_from_this());
+  if (status.ok()) status = Subscribe(request);
+  absl::MutexLock lock(&mu_);
+  if (!status.ok()) {
+    FinishLocked(ToGrpcStatus(status));
+    return;
+  }
+  SchedulePump();
+}
+
+// Subscribes first, then snapshots: anything published after a device's snapshot is in the
+// subscription, and anything the snapshot already reflects is skipped by sequence number.
+absl::Status TelemetryStream::Subscribe(const v1::StreamTelemetryRequest& request) {
+  SubscriptionOptions options;
+  for (int i = 0; i < request.names_size(); ++i) {
+    absl::StatusOr<uint32_t> index =
+        deps_.devices.Find(request.names(i), absl::StrCat("names[", i, "]"));
+    if (!index.ok()) return index.status();
+    options.devices.push_back(*index);
+  }
+  const double interval = request.sample_interval_s();
+  if (!(interval >= 0 && interval <= kMaxSampleIntervalS)) {
+    return MakeError(absl::StatusCode::kInvalidArgument, v1::ERROR_REASON_INVALID_FIELD,
+                     absl::StrCat("sample_interval_s must be 0–3600 s, got ", interval), {},
+                     {{"sample_interval_s", "must be 0 (every sample) to 3600 seconds"}});
+  }
+  options.sample_interval = absl::Seconds(interval);
+  options.sample_capacity = deps_.sample_capacity;
+  if (options.devices.empty()) {
+    for (uint32_t i = 0; i < deps_.devices.size(); ++i) options.devices.push_back(i);
+  }
+  std::vector<uint32_t> wanted = options.devices;
+  subscription_ = deps_.fanout.Subscribe(std::move(options));
+
+  snapshot_sample_seq_.assign(deps_.devices.size(), 0);
+  snapshot_event_seq_.assign(deps_.devices.size(), 0);
+  {
+    absl::MutexLock lock(&mu_);
+    AddSnapshots(wanted);
+  }
+  // The wakeup takes mu_ under the subscription's wakeup lock: never call in with mu_ held.
+  std::weak_ptr<TelemetryStream> weak = weak_from_this();
+  subscription_->SetWakeup([weak] {
+    if (std::shared_ptr<TelemetryStream> stream = weak.lock()) {
+      absl::MutexLock lock(&stream->mu_);
+      stream->SchedulePump();
+    }
+  });
+  return absl::OkStatus();
+}
+
+void TelemetryStream::AddSnapshots(const std::vector<uint32_t>& wanted) {
+  for (uint32_t index : wanted) {
+    auto message = std::make_unique<Response>();
+    uint64_t last_event = 0;
+    *message->mutable_snapshot()->mutable_device() = deps_.devices.view(index).Read(&last_event);
+    message->mutable_snapshot()->set_last_event_sequence(last_event);
+    snapshot_sample_seq_[index] = message->snapshot().device().latest_sample().sequence();
+    snapshot_event_seq_[index] = last_event;
+    outbox_.push_back(std::move(message));
+  }
+  auto sync = std::make_unique<Response>();
+  sync->mutable_sync()->set_device_count(static_cast<uint32_t>(wanted.size()));
+  outbox_.push_back(std::move(sync));
+}
+
+void TelemetryStream::End(const absl::Status& status) {
+  absl::MutexLock lock(&mu_);
+  if (!finish_.has_value()) finish_ = ToGrpcStatus(status);
+  SchedulePump();
+}
+
+void TelemetryStream::Heartbeat(absl::Time now) {
+  absl::MutexLock lock(&mu_);
+  if (finished_ || writing_ || !outbox_.empty()) return;
+  if (now - last_write_ < deps_.heartbeat_interval) return;
+  auto message = std::make_unique<Response>();
+  *message->mutable_heartbeat()->mutable_server_time() =
+      google::protobuf::util::TimeUtil::MicrosecondsToTimestamp(absl::ToUnixMicros(now));
+  outbox_.push_back(std::move(message));
+  SchedulePump();
+}
+
+void TelemetryStream::OnWriteDone(bool ok) {
+  absl::MutexLock lock(&mu_);
+  writing_ = false;
+  in_flight_.reset();
+  if (!ok && !finish_.has_value()) {
+    finish_ = grpc::Status(grpc::StatusCode::CANCELLED, "the client went away");
+  }
+  SchedulePump();
+}
+
+void TelemetryStream::OnCancel() {
+  absl::MutexLock lock(&mu_);
+  if (!finish_.has_value()) finish_ = grpc::Status::CANCELLED;
+  SchedulePump();
+}
+
+void TelemetryStream::OnDone() {
+  if (subscription_ != nullptr) {
+    subscription_->SetWakeup(nullptr);
+    deps_.fanout.Unsubscribe(subscription_.get());
+  }
+  deps_.registry.Close(this);
+  std::shared_ptr<TelemetryStream> self = std::move(self_);  // may delete this on return
+}
+
+void TelemetryStream::SchedulePump() {
+  if (pump_scheduled_ || finished_) return;
+  pump_scheduled_ = true;
+  deps_.executor.Schedule([self = shared_from_this()] { self->Pump(); });
+}
+
+void TelemetryStream::Pump() {
+  Response* next = nullptr;
+  {
+    absl::MutexLock lock(&mu_);
+    pump_scheduled_ = false;
+    if (finished_ || writing_) return;
+    if (finish_.has_value()) {
+      FinishLocked(*finish_);
+      return;
+    }
+    if (outbox_.empty()) Fill();
+    if (outbox_.empty()) return;  // the subscription's wakeup is armed again
+    in_flight_ = std::move(outbox_.front());
+    outbox_.pop_front();
+    writing_ = true;
+    last_write_ = absl::Now();
+    next = in_flight_.get();
+  }
+  StartWrite(next);
+}
+
+void TelemetryStream::Fill() {
+  if (subscription_->overflowed()) {
+    FinishLocked(ToGrpcStatus(
+        MakeError(absl::StatusCode::kResourceExhausted, v1::ERROR_REASON_STREAM_LIMIT,
+                  "the client read too slowly: the stream's event queue overflowed; reconnect")));
+    return;
+  }
+  TelemetryDrain drain = subscription_->Drain(kMaxEntriesPerDrain);
+  std::unique_ptr<Response> batch;
+  absl::flat_hash_map<uint32_t, v1::DeviceSamples*> slots;
+  size_t samples_in_batch = 0;
+  auto slot = [&](uint32_t index) {
+    if (batch == nullptr) batch = std::make_unique<Response>();
+    auto [it, inserted] = slots.try_emplace(index, nullptr);
+    if (inserted) {
+      it->second = batch->mutable_batch()->add_devices();
+      it->second->set_device(deps_.names[index]);
+      if (auto dropped = drain.dropped.find(index); dropped != drain.dropped.end()) {
+        it->second->set_dropped_samples(dropped->second);
+        drain.dropped.erase(dropped);
+      }
+    }
+    return it->second;
+  };
+  auto flush = [&] {
+    if (batch != nullptr) outbox_.push_back(std::move(batch));
+    batch = nullptr;
+    slots.clear();
+    samples_in_batch = 0;
+  };
+  for (const TelemetryEntry& entry : drain.entries) {
+    if (entry.event != nullptr) {
+      absl::StatusOr<uint32_t> index = deps_.devices.Find(entry.event->device());
+      if (index.ok() && entry.event->sequence() <= snapshot_event_seq_[*index]) continue;
+      flush();  // keeps every device's samples and events in the order it made them
+      auto message = std::make_unique<Response>();
+      *message->mutable_event() = *entry.event;
+      outbox_.push_back(std::move(message));
+      continue;
+    }
+    const Sample& sample = entry.sample;
+    if (sample.sequence <= snapshot_sample_seq_[sample.device_index]) continue;
+    SampleToProto(sample, slot(sample.device_index)->add_samples());
+    if (++samples_in_batch >= kMaxSamplesPerMessage) flush();
+  }
+  for (const auto& [index, count] : drain.dropped) {
+    if (count > 0) slot(index);  // drops of devices with no sample in this drain
+  }
+  flush();
+}
+
+void TelemetryStream::FinishLocked(const grpc::Status& status) {
+  if (finished_) return;
+  if (writing_) {  // finish once the write in flight completes
+    if (!finish_.has_value()) finish_ = status;
+    return;
+  }
+  finished_ = true;
+  Finish(status);
+}
+
+}  // namespace derma::service
