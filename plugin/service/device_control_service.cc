@@ -1,5 +1,6 @@
 #include "plugin/service/device_control_service.h"
 
+#include <algorithm>
 #include <cmath>
 #include <memory>
 #include <utility>
@@ -65,8 +66,13 @@ DeviceControlService::DeviceControlService(DeviceManager& devices, RunRegistry& 
       streams_(streams),
       stream_executor_(stream_executor),
       options_(options) {
-  for (uint32_t i = 0; i < devices_.size(); ++i)
+  for (uint32_t i = 0; i < devices_.size(); ++i) {
     names_.push_back(devices_.view(i).device()->name());
+    by_name_.push_back(i);
+  }
+  // Devices are indexed in config order; ListDevices pages through them in name order.
+  std::sort(by_name_.begin(), by_name_.end(),
+            [this](uint32_t a, uint32_t b) { return names_[a] < names_[b]; });
 }
 
 grpc::ServerUnaryReactor* DeviceControlService::FinishNow(Context* context,
@@ -109,15 +115,12 @@ grpc::ServerUnaryReactor* DeviceControlService::ListDevices(Context* context,
       !s.ok()) {
     return FinishNow(context, s);
   }
-  // Devices are indexed in config order; the page lists them in name order.
-  std::vector<uint32_t> order(devices_.size());
-  for (uint32_t i = 0; i < order.size(); ++i) order[i] = i;
-  std::sort(order.begin(), order.end(),
-            [this](uint32_t a, uint32_t b) { return names_[a] < names_[b]; });
-  for (size_t i = offset; i < order.size() && i < offset + size; ++i) {
-    *response->add_devices() = devices_.view(order[i]).Read();
+  for (size_t i = offset; i < by_name_.size() && i < offset + size; ++i) {
+    *response->add_devices() = devices_.view(by_name_[i]).Read();
   }
-  if (offset + size < order.size()) response->set_next_page_token(absl::StrCat(offset + size));
+  if (offset + size < by_name_.size()) {
+    response->set_next_page_token(absl::StrCat(offset + size));
+  }
   return FinishNow(context, absl::OkStatus());
 }
 

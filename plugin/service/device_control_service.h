@@ -93,6 +93,7 @@ class DeviceControlService final : public v1::DeviceControl::CallbackService {
   Executor& stream_executor_;
   const DeviceControlOptions options_;
   std::vector<std::string> names_;  // device names by index
+  std::vector<uint32_t> by_name_;   // device indexes in name order (ListDevices)
   std::atomic<bool> shutting_down_{false};
 };
 

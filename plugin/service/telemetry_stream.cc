@@ -95,9 +95,10 @@ void TelemetryStream::AddSnapshots(const std::vector<uint32_t>& wanted) {
   outbox_.push_back(std::move(sync));
 }
 
+// Sends what is already queued (the devices' last samples and events), then finishes.
 void TelemetryStream::End(const absl::Status& status) {
   absl::MutexLock lock(&mu_);
-  if (!finish_.has_value()) finish_ = ToGrpcStatus(status);
+  if (!end_.has_value()) end_ = ToGrpcStatus(status);
   SchedulePump();
 }
 
@@ -154,7 +155,10 @@ void TelemetryStream::Pump() {
       return;
     }
     if (outbox_.empty()) Fill();
-    if (outbox_.empty()) return;  // the subscription's wakeup is armed again
+    if (outbox_.empty()) {
+      if (end_.has_value()) FinishLocked(*end_);
+      return;  // the subscription's wakeup is armed again
+    }
     in_flight_ = std::move(outbox_.front());
     outbox_.pop_front();
     writing_ = true;

@@ -81,6 +81,7 @@ class TelemetryStream : public grpc::ServerWriteReactor<v1::StreamTelemetryRespo
   bool writing_ ABSL_GUARDED_BY(mu_) = false;
   bool pump_scheduled_ ABSL_GUARDED_BY(mu_) = false;
   std::optional<grpc::Status> finish_ ABSL_GUARDED_BY(mu_);  // finish once idle
+  std::optional<grpc::Status> end_ ABSL_GUARDED_BY(mu_);     // finish once drained
   bool finished_ ABSL_GUARDED_BY(mu_) = false;
   absl::Time last_write_ ABSL_GUARDED_BY(mu_);
 };

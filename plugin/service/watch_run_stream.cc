@@ -47,9 +47,11 @@ void WatchRunStream::Open(DeviceManager& devices, const std::string& name) {
   SchedulePump();
 }
 
+// Writes the run's last state if one is pending (a run ended by shutdown ends this stream OK),
+// then finishes with `status`.
 void WatchRunStream::End(const absl::Status& status) {
   absl::MutexLock lock(&mu_);
-  if (!finish_.has_value()) finish_ = ToGrpcStatus(status);
+  if (!end_.has_value()) end_ = ToGrpcStatus(status);
   SchedulePump();
 }
 
@@ -91,7 +93,13 @@ void WatchRunStream::Pump() {
       Finish(*finish_);
       return;
     }
-    if (pending_ == nullptr) return;
+    if (pending_ == nullptr) {
+      if (end_.has_value()) {
+        finished_ = true;
+        Finish(*end_);
+      }
+      return;
+    }
     *in_flight_.mutable_run() = *pending_;
     wrote_end_ = RunEnded(*pending_);
     pending_ = nullptr;

@@ -53,7 +53,8 @@ class WatchRunStream : public grpc::ServerWriteReactor<v1::WatchRunResponse>,
   bool writing_ ABSL_GUARDED_BY(mu_) = false;
   bool wrote_end_ ABSL_GUARDED_BY(mu_) = false;
   bool pump_scheduled_ ABSL_GUARDED_BY(mu_) = false;
-  std::optional<grpc::Status> finish_ ABSL_GUARDED_BY(mu_);
+  std::optional<grpc::Status> finish_ ABSL_GUARDED_BY(mu_);  // finish once idle
+  std::optional<grpc::Status> end_ ABSL_GUARDED_BY(mu_);     // finish once drained
   bool finished_ ABSL_GUARDED_BY(mu_) = false;
 };
 
