@@ -16,7 +16,22 @@ namespace {
 constexpr size_t kMaxEntriesPerDrain = 16384;
 constexpr double kMaxSampleIntervalS = 3600;
 
+google::protobuf::ArenaOptions ArenaFor(size_t start_block_bytes) {
+  google::protobuf::ArenaOptions options;
+  options.start_block_size = start_block_bytes;
+  options.max_block_size = 1 << 20;
+  return options;
+}
+
 }  // namespace
+
+TelemetryStream::Outgoing::Outgoing(size_t start_block_bytes)
+    : arena_(ArenaFor(start_block_bytes)),
+      message_(google::protobuf::Arena::CreateMessage<Response>(&arena_)) {}
+
+std::unique_ptr<TelemetryStream::Outgoing> TelemetryStream::NewMessage(bool batch) {
+  return std::make_unique<Outgoing>(batch ? 256 * 1024 : 1024);
+}
 
 grpc::ServerWriteReactor<v1::StreamTelemetryResponse>* TelemetryStream::Begin(
     const StreamDeps& deps, const v1::StreamTelemetryRequest& request) {
@@ -82,16 +97,17 @@ absl::Status TelemetryStream::Subscribe(const v1::StreamTelemetryRequest& reques
 
 void TelemetryStream::AddSnapshots(const std::vector<uint32_t>& wanted) {
   for (uint32_t index : wanted) {
-    auto message = std::make_unique<Response>();
+    std::unique_ptr<Outgoing> message = NewMessage(false);
     uint64_t last_event = 0;
-    *message->mutable_snapshot()->mutable_device() = deps_.devices.view(index).Read(&last_event);
-    message->mutable_snapshot()->set_last_event_sequence(last_event);
-    snapshot_sample_seq_[index] = message->snapshot().device().latest_sample().sequence();
+    *message->get()->mutable_snapshot()->mutable_device() =
+        deps_.devices.view(index).Read(&last_event);
+    message->get()->mutable_snapshot()->set_last_event_sequence(last_event);
+    snapshot_sample_seq_[index] = message->get()->snapshot().device().latest_sample().sequence();
     snapshot_event_seq_[index] = last_event;
     outbox_.push_back(std::move(message));
   }
-  auto sync = std::make_unique<Response>();
-  sync->mutable_sync()->set_device_count(static_cast<uint32_t>(wanted.size()));
+  std::unique_ptr<Outgoing> sync = NewMessage(false);
+  sync->get()->mutable_sync()->set_device_count(static_cast<uint32_t>(wanted.size()));
   outbox_.push_back(std::move(sync));
 }
 
@@ -106,8 +122,8 @@ void TelemetryStream::Heartbeat(absl::Time now) {
   absl::MutexLock lock(&mu_);
   if (finished_ || writing_ || !outbox_.empty()) return;
   if (now - last_write_ < deps_.heartbeat_interval) return;
-  auto message = std::make_unique<Response>();
-  *message->mutable_heartbeat()->mutable_server_time() =
+  std::unique_ptr<Outgoing> message = NewMessage(false);
+  *message->get()->mutable_heartbeat()->mutable_server_time() =
       google::protobuf::util::TimeUtil::MicrosecondsToTimestamp(absl::ToUnixMicros(now));
   outbox_.push_back(std::move(message));
   SchedulePump();
@@ -163,7 +179,7 @@ void TelemetryStream::Pump() {
     outbox_.pop_front();
     writing_ = true;
     last_write_ = absl::Now();
-    next = in_flight_.get();
+    next = in_flight_->get();
   }
   StartWrite(next);
 }
@@ -176,14 +192,14 @@ void TelemetryStream::Fill() {
     return;
   }
   TelemetryDrain drain = subscription_->Drain(kMaxEntriesPerDrain);
-  std::unique_ptr<Response> batch;
+  std::unique_ptr<Outgoing> batch;
   absl::flat_hash_map<uint32_t, v1::DeviceSamples*> slots;
   size_t samples_in_batch = 0;
   auto slot = [&](uint32_t index) {
-    if (batch == nullptr) batch = std::make_unique<Response>();
+    if (batch == nullptr) batch = NewMessage(true);
     auto [it, inserted] = slots.try_emplace(index, nullptr);
     if (inserted) {
-      it->second = batch->mutable_batch()->add_devices();
+      it->second = batch->get()->mutable_batch()->add_devices();
       it->second->set_device(deps_.names[index]);
       if (auto dropped = drain.dropped.find(index); dropped != drain.dropped.end()) {
         it->second->set_dropped_samples(dropped->second);
@@ -203,8 +219,8 @@ void TelemetryStream::Fill() {
       absl::StatusOr<uint32_t> index = deps_.devices.Find(entry.event->device());
       if (index.ok() && entry.event->sequence() <= snapshot_event_seq_[*index]) continue;
       flush();  // keeps every device's samples and events in the order it made them
-      auto message = std::make_unique<Response>();
-      *message->mutable_event() = *entry.event;
+      std::unique_ptr<Outgoing> message = NewMessage(false);
+      *message->get()->mutable_event() = *entry.event;
       outbox_.push_back(std::move(message));
       continue;
     }

@@ -18,6 +18,7 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "derma/v1/device_control.grpc.pb.h"
+#include "google/protobuf/arena.h"
 #include "grpcpp/support/server_callback.h"
 #include "plugin/core/device_manager.h"
 #include "plugin/core/executor.h"
@@ -54,6 +55,18 @@ class TelemetryStream : public grpc::ServerWriteReactor<v1::StreamTelemetryRespo
 
  private:
   using Response = v1::StreamTelemetryResponse;
+  // One message to send, on its own arena: a batch is thousands of small sub-messages, and an
+  // arena makes building and freeing them a few pointer bumps.
+  class Outgoing {
+   public:
+    explicit Outgoing(size_t start_block_bytes);
+    Response* get() { return message_; }
+
+   private:
+    google::protobuf::Arena arena_;
+    Response* message_;
+  };
+  static std::unique_ptr<Outgoing> NewMessage(bool batch);
 
   void Open(const v1::StreamTelemetryRequest& request);
   absl::Status Subscribe(const v1::StreamTelemetryRequest& request);
@@ -76,8 +89,8 @@ class TelemetryStream : public grpc::ServerWriteReactor<v1::StreamTelemetryRespo
   std::vector<uint64_t> snapshot_event_seq_;   // by device index: skip live events ≤ this
 
   absl::Mutex mu_;
-  std::deque<std::unique_ptr<Response>> outbox_ ABSL_GUARDED_BY(mu_);
-  std::unique_ptr<Response> in_flight_ ABSL_GUARDED_BY(mu_);
+  std::deque<std::unique_ptr<Outgoing>> outbox_ ABSL_GUARDED_BY(mu_);
+  std::unique_ptr<Outgoing> in_flight_ ABSL_GUARDED_BY(mu_);
   bool writing_ ABSL_GUARDED_BY(mu_) = false;
   bool pump_scheduled_ ABSL_GUARDED_BY(mu_) = false;
   std::optional<grpc::Status> finish_ ABSL_GUARDED_BY(mu_);  // finish once idle
