@@ -21,6 +21,7 @@ Device::Device(uint32_t index, std::string id, std::unique_ptr<Driver> driver,
       settings_(driver_->Info().default_settings) {}
 
 void Device::Initialize() {
+  view_.SetCapabilities(driver_->Info().capabilities);
   time_ = context_.clock.Now();
   if (absl::StatusOr<DriverReading> r = driver_->Read(time_); r.ok()) reading_ = *std::move(r);
   if (reading_.link_up && driver_->Connect(time_).ok() && driver_->Apply(settings_, time_).ok()) {
@@ -299,7 +300,6 @@ void Device::PublishView() {
     *device->mutable_lease()->mutable_expire_time() =
         TimeUtil::MicrosecondsToTimestamp(absl::ToUnixMicros(lease->expire_time));
   }
-  *device->mutable_capabilities() = info.capabilities;
   if (info.kind == v1::DEVICE_KIND_MICRONEEDLING) *device->mutable_cartridge() = reading_.cartridge;
   if (run_.has_value()) device->set_active_run(run_->run.name());
   view_.Publish(std::move(device), event_sequence_);

@@ -10,6 +10,10 @@ void DeviceView::Publish(std::shared_ptr<const v1::Device> device, uint64_t last
   last_event_sequence_ = last_event_sequence;
 }
 
+void DeviceView::SetCapabilities(v1::Capabilities capabilities) {
+  capabilities_ = std::move(capabilities);
+}
+
 void DeviceView::PublishSample(const Sample& sample) {
   absl::MutexLock lock(&mu_);
   latest_ = sample;
@@ -27,6 +31,7 @@ v1::Device DeviceView::Read(uint64_t* last_event_sequence) const {
   v1::Device out;
   if (device == nullptr) return out;
   out = *device;
+  *out.mutable_capabilities() = capabilities_;
   if (latest.sequence > 0) {
     SampleToProto(latest, out.mutable_latest_sample());
     if (out.has_cartridge()) {

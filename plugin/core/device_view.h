@@ -17,7 +17,9 @@ namespace derma {
 
 class DeviceView {
  public:
-  // `device` has no latest_sample; Read() adds it. `last_event_sequence` is the sequence of the
+  // Capabilities never change: set once, before the first Publish; Read() adds them.
+  void SetCapabilities(v1::Capabilities capabilities);
+  // `device` has no latest_sample and no capabilities; Read() adds them. `last_event_sequence` is the sequence of the
   // device's last event already reflected in `device`.
   void Publish(std::shared_ptr<const v1::Device> device, uint64_t last_event_sequence = 0);
   void PublishSample(const Sample& sample);
@@ -25,6 +27,7 @@ class DeviceView {
   // The device with its latest sample (and the cartridge's strokes_used from that sample), and
   // optionally the last event sequence it reflects: a consistent snapshot for streams.
   v1::Device Read(uint64_t* last_event_sequence = nullptr) const;
+  // The last published device, without latest sample or capabilities.
   std::shared_ptr<const v1::Device> device() const;
   // Latest sample; sequence 0 before the first.
   Sample latest_sample() const;
@@ -34,6 +37,7 @@ class DeviceView {
   mutable absl::Mutex mu_;
   std::shared_ptr<const v1::Device> device_ ABSL_GUARDED_BY(mu_);
   Sample latest_ ABSL_GUARDED_BY(mu_);
+  v1::Capabilities capabilities_;  // written once before the view is shared
   uint64_t last_event_sequence_ ABSL_GUARDED_BY(mu_) = 0;
 };
 
