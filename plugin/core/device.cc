@@ -185,6 +185,7 @@ void Device::Stop() {
 void Device::EmergencyStop() {
   // Before anything else, even before accounting the time up to now.
   driver_->ForceOutputOff(std::max(time_, context_.clock.Now()));
+  view_.counters().CountEmergencyStop();
   AdvanceTo(context_.clock.Now());
   EndRun(v1::RUN_END_REASON_EMERGENCY_STOP, "EmergencyStop");
   if (state_ == v1::DEVICE_STATE_OFFLINE) {

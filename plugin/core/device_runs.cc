@@ -175,6 +175,8 @@ void Device::EndRun(v1::RunEndReason reason, const std::string& message) {
   run.set_end_reason(reason);
   run.set_end_message(message);
   *run.mutable_end_time() = ToTimestamp(time_);
+  view_.counters().ObserveRunDuration(absl::ToDoubleSeconds(
+      time_ - absl::FromUnixMicros(TimeUtil::TimestampToMicroseconds(run.start_time()))));
   PublishRun(/*force=*/true);
   const std::string run_name = run.name();
   run_.reset();

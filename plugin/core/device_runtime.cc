@@ -102,6 +102,7 @@ void Device::HandleDeadline(Deadline which, absl::Time at) {
     case Deadline::kLease: {
       std::optional<LeaseGrant> expired = lease_.ExpireIfDue(at);
       if (!expired.has_value()) return;
+      view_.counters().CountLeaseExpiration();
       EmitEvent(v1::DEVICE_EVENT_TYPE_LEASE_EXPIRED,
                 absl::StrCat("lease of \"", expired->holder, "\" expired"));
       if (state_ == v1::DEVICE_STATE_RUNNING || state_ == v1::DEVICE_STATE_PAUSED) {
@@ -130,6 +131,7 @@ void Device::HandleLink(const DriverReading& reading, absl::Time t) {
   if (!reading.link_up && state_ != v1::DEVICE_STATE_OFFLINE) {
     ForceOff();
     const v1::Fault fault = MakeFault(v1::FAULT_KIND_LINK_DROP, "communication link lost", t);
+    view_.counters().CountFault(v1::FAULT_KIND_LINK_DROP);
     if (state_ == v1::DEVICE_STATE_ESTOPPED) estop_pending_ = true;
     if (state_ == v1::DEVICE_STATE_FAULT) fault_pending_ = active_fault_;
     active_fault_ = fault;
@@ -186,6 +188,7 @@ void Device::HandleFaults(FaultMask faults, const std::string& detail, absl::Tim
   for (int kind = 1; kind <= v1::FaultKind_MAX; ++kind) {
     const FaultMask bit = FaultBit(static_cast<v1::FaultKind>(kind));
     if (((raised | cleared) & bit) == 0) continue;
+    if (raised & bit) view_.counters().CountFault(static_cast<v1::FaultKind>(kind));
     const v1::Fault fault = MakeFault(static_cast<v1::FaultKind>(kind),
                                       detail.empty() ? v1::FaultKind_Name(kind) : detail, t);
     EmitEvent(
@@ -222,6 +225,7 @@ void Device::FailDriver(const absl::Status& status, absl::Time t) {
   ForceOff();
   if (driver_failed_) return;
   driver_failed_ = true;
+  view_.counters().CountFault(v1::FAULT_KIND_UNSPECIFIED);
   const v1::Fault fault =
       MakeFault(v1::FAULT_KIND_UNSPECIFIED, absl::StrCat("driver error: ", status.ToString()), t);
   EmitEvent(v1::DEVICE_EVENT_TYPE_FAULT_RAISED, fault.message(), &fault);

@@ -1,7 +1,8 @@
 // DeviceView: the latest published state of one device, readable from any thread without a
 // hop to the device's strand (GetDevice, ListDevices and metrics scrapes read it).
 // The device publishes an immutable v1::Device after every change and its latest sample after
-// every tick. Layer: plugin/core. Thread-safe.
+// every tick, and counts events (faults, e-stops, lease expirations, run durations) for metrics.
+// Layer: plugin/core. Thread-safe.
 #ifndef DERMA_PLUGIN_CORE_DEVICE_VIEW_H_
 #define DERMA_PLUGIN_CORE_DEVICE_VIEW_H_
 
@@ -11,6 +12,7 @@
 #include "absl/base/thread_annotations.h"
 #include "absl/synchronization/mutex.h"
 #include "derma/v1/device.pb.h"
+#include "plugin/core/device_counters.h"
 #include "plugin/core/sample.h"
 
 namespace derma {
@@ -19,8 +21,8 @@ class DeviceView {
  public:
   // Capabilities never change: set once, before the first Publish; Read() adds them.
   void SetCapabilities(v1::Capabilities capabilities);
-  // `device` has no latest_sample and no capabilities; Read() adds them. `last_event_sequence` is the sequence of the
-  // device's last event already reflected in `device`.
+  // `device` has no latest_sample and no capabilities; Read() adds them. `last_event_sequence` is
+  // the sequence of the device's last event already reflected in `device`.
   void Publish(std::shared_ptr<const v1::Device> device, uint64_t last_event_sequence = 0);
   void PublishSample(const Sample& sample);
 
@@ -32,12 +34,16 @@ class DeviceView {
   // Latest sample; sequence 0 before the first.
   Sample latest_sample() const;
   v1::DeviceState state() const;
+  // Event counts for metrics; the device increments them.
+  DeviceCounters& counters() { return counters_; }
+  const DeviceCounters& counters() const { return counters_; }
 
  private:
   mutable absl::Mutex mu_;
   std::shared_ptr<const v1::Device> device_ ABSL_GUARDED_BY(mu_);
   Sample latest_ ABSL_GUARDED_BY(mu_);
   v1::Capabilities capabilities_;  // written once before the view is shared
+  DeviceCounters counters_;
   uint64_t last_event_sequence_ ABSL_GUARDED_BY(mu_) = 0;
 };
 

@@ -35,8 +35,8 @@ void TelemetrySubscription::Offer(const Sample& sample) {
     absl::MutexLock lock(&mu_);
     if (options_.sample_interval > absl::ZeroDuration()) {
       auto [it, inserted] = last_forwarded_us_.try_emplace(sample.device_index, 0);
-      if (!inserted &&
-          sample.device_time_us - it->second < absl::ToInt64Microseconds(options_.sample_interval)) {
+      if (!inserted && sample.device_time_us - it->second <
+                           absl::ToInt64Microseconds(options_.sample_interval)) {
         return;
       }
       it->second = sample.device_time_us;
@@ -44,6 +44,7 @@ void TelemetrySubscription::Offer(const Sample& sample) {
     if (samples_.size() >= options_.sample_capacity) {
       ++dropped_[samples_.front().sample.device_index];
       ++dropped_total_;
+      if (fleet_dropped_ != nullptr) fleet_dropped_->fetch_add(1, std::memory_order_relaxed);
       samples_.pop_front();
     }
     samples_.push_back({next_order_++, sample});
@@ -98,6 +99,7 @@ uint64_t TelemetrySubscription::dropped_total() const {
 
 std::shared_ptr<TelemetrySubscription> TelemetryFanout::Subscribe(SubscriptionOptions options) {
   auto subscription = std::make_shared<TelemetrySubscription>(std::move(options));
+  subscription->fleet_dropped_ = &dropped_total_;
   absl::MutexLock lock(&mu_);
   subscriptions_.push_back(subscription);
   return subscription;

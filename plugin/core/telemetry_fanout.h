@@ -10,6 +10,7 @@
 #ifndef DERMA_PLUGIN_CORE_TELEMETRY_FANOUT_H_
 #define DERMA_PLUGIN_CORE_TELEMETRY_FANOUT_H_
 
+#include <atomic>
 #include <cstdint>
 #include <deque>
 #include <memory>
@@ -40,7 +41,7 @@ struct TelemetryDrain {
 };
 
 struct SubscriptionOptions {
-  std::vector<uint32_t> devices;  // device indexes; empty = every device
+  std::vector<uint32_t> devices;                          // device indexes; empty = every device
   absl::Duration sample_interval = absl::ZeroDuration();  // 0 = every sample
   size_t sample_capacity = 16384;
   size_t event_capacity = 65536;
@@ -87,6 +88,8 @@ class TelemetrySubscription {
   uint64_t dropped_total_ ABSL_GUARDED_BY(mu_) = 0;
   bool overflowed_ ABSL_GUARDED_BY(mu_) = false;
   bool wakeup_armed_ ABSL_GUARDED_BY(mu_) = true;
+  std::atomic<uint64_t>* fleet_dropped_ = nullptr;  // the fan-out's total, set at Subscribe
+  friend class TelemetryFanout;
   absl::Mutex wakeup_mu_;
   absl::AnyInvocable<void()> wakeup_ ABSL_GUARDED_BY(wakeup_mu_);
 };
@@ -96,6 +99,8 @@ class TelemetryFanout {
   std::shared_ptr<TelemetrySubscription> Subscribe(SubscriptionOptions options);
   void Unsubscribe(const TelemetrySubscription* subscription);
   size_t subscriber_count() const;
+  // Samples dropped by every subscription so far (for metrics).
+  uint64_t dropped_total() const { return dropped_total_.load(std::memory_order_relaxed); }
 
   // Called by device strands.
   void Publish(const Sample& sample);
@@ -104,6 +109,7 @@ class TelemetryFanout {
  private:
   mutable absl::Mutex mu_;
   std::vector<std::shared_ptr<TelemetrySubscription>> subscriptions_ ABSL_GUARDED_BY(mu_);
+  std::atomic<uint64_t> dropped_total_{0};
 };
 
 }  // namespace derma
