@@ -34,6 +34,7 @@ class DeviceView {
   // Latest sample; sequence 0 before the first.
   Sample latest_sample() const;
   v1::DeviceState state() const;
+  const v1::Capabilities& capabilities() const { return capabilities_; }
   // Event counts for metrics; the device increments them.
   DeviceCounters& counters() { return counters_; }
   const DeviceCounters& counters() const { return counters_; }

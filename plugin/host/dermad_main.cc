@@ -21,8 +21,11 @@
 #include "plugin/host/config_loader.h"
 #include "plugin/host/console_demo.h"
 #include "plugin/host/plugin.h"
+#include "prometheus/exposer.h"
 
 ABSL_FLAG(std::string, listen, "127.0.0.1:50051", "Address to serve gRPC on (host:port)");
+ABSL_FLAG(std::string, metrics_listen, "127.0.0.1:9464",
+          "Address to serve Prometheus metrics on (host:port; empty = no metrics endpoint)");
 ABSL_FLAG(std::string, config, "deploy/fleet.textproto",
           "Fleet config file (protobuf text format, or JSON when it starts with '{')");
 ABSL_FLAG(std::string, clock, "", "Clock mode, overriding the config: real or virtual");
@@ -98,6 +101,18 @@ int main(int argc, char** argv) {
     return 2;
   }
 
+  // The metrics endpoint first: a port that cannot be bound stops dermad before it serves.
+  std::unique_ptr<prometheus::Exposer> exposer;
+  if (const std::string metrics = absl::GetFlag(FLAGS_metrics_listen); !metrics.empty()) {
+    try {
+      exposer = std::make_unique<prometheus::Exposer>(metrics);
+    } catch (const std::exception& e) {
+      absl::FPrintF(stderr, "dermad: cannot serve metrics on %s: %s\n", metrics, e.what());
+      return 2;
+    }
+    (*plugin)->RegisterMetrics(*exposer);
+  }
+
   const std::string listen = absl::GetFlag(FLAGS_listen);
   grpc::ServerBuilder builder;
   int port = 0;
@@ -140,5 +155,8 @@ int main(int argc, char** argv) {
   server->Wait();
   Info("dermad: stopped in %d ms; every output is off\n",
        absl::ToInt64Milliseconds(absl::Now() - stop_start));
+  // Stopping the metrics web server takes about 2 s; the process is exiting, so let the OS
+  // reclaim it instead of delaying the exit.
+  exposer.release();
   return 0;
 }

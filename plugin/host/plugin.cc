@@ -3,10 +3,13 @@
 #include <utility>
 
 #include "grpcpp/ext/proto_server_reflection_plugin.h"
+#include "plugin/metrics/fleet_collector.h"
+#include "plugin/metrics/grpc_metrics.h"
 #include "plugin/service/device_control_service.h"
 #include "plugin/service/health_service.h"
 #include "plugin/service/simulator_service.h"
 #include "plugin/service/stream_registry.h"
+#include "prometheus/exposer.h"
 
 namespace derma {
 namespace {
@@ -32,6 +35,8 @@ absl::StatusOr<std::unique_ptr<Plugin>> Plugin::Create(const config::v1::FleetCo
       service::DeviceControlOptions{options.stream_sample_capacity, options.heartbeat_interval});
   plugin->simulator_ = std::make_unique<service::SimulatorService>(f.simulator());
   if (options.health_service) plugin->health_ = std::make_unique<service::HealthService>();
+  plugin->collector_ = std::make_shared<metrics::FleetCollector>(f.devices(), f.telemetry());
+  plugin->grpc_metrics_ = std::make_unique<metrics::GrpcMetrics>();
   return plugin;
 }
 
@@ -54,6 +59,14 @@ void Plugin::Register(grpc::ServerBuilder& builder) {
   builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_TIME_MS, 30000);
   builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_TIMEOUT_MS, 10000);
   builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
+  std::vector<std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>> creators;
+  creators.push_back(grpc_metrics_->MakeInterceptorFactory());
+  builder.experimental().SetInterceptorCreators(std::move(creators));
+}
+
+void Plugin::RegisterMetrics(prometheus::Exposer& exposer) {
+  exposer.RegisterCollectable(collector_);
+  exposer.RegisterCollectable(grpc_metrics_->registry());
 }
 
 void Plugin::Start() {

@@ -27,7 +27,16 @@
 #include "grpcpp/server_builder.h"
 #include "plugin/host/fleet.h"
 
+namespace prometheus {
+class Exposer;
+}  // namespace prometheus
+
 namespace derma {
+
+namespace metrics {
+class FleetCollector;
+class GrpcMetrics;
+}  // namespace metrics
 
 namespace service {
 class DeviceControlService;
@@ -62,8 +71,12 @@ class Plugin {
 
   // Adds derma.v1.DeviceControl, derma.sim.v1.Simulator (simulated fleets), health and
   // reflection, plus derma's channel arguments: keepalive that tolerates client pings every
-  // 5 s (no too_many_pings), and SO_REUSEPORT off so a taken port fails loudly.
+  // 5 s (no too_many_pings), and SO_REUSEPORT off so a taken port fails loudly. Installs the
+  // gRPC metrics interceptor (this replaces interceptor creators set on `builder` before).
   void Register(grpc::ServerBuilder& builder);
+  // Adds derma's Prometheus metrics (devices read at scrape time, gRPC server metrics,
+  // derma_build_info) to the host's exposer. The exposer must not outlive the plugin.
+  void RegisterMetrics(prometheus::Exposer& exposer);
   // Starts device ticking on a real clock (a virtual clock moves only by AdvanceClock).
   void Start();
   // Health goes NOT_SERVING, mutating commands are refused with UNAVAILABLE (SHUTTING_DOWN),
@@ -83,6 +96,8 @@ class Plugin {
   std::unique_ptr<service::DeviceControlService> device_control_;
   std::unique_ptr<service::SimulatorService> simulator_;
   std::unique_ptr<service::HealthService> health_;
+  std::shared_ptr<metrics::FleetCollector> collector_;
+  std::unique_ptr<metrics::GrpcMetrics> grpc_metrics_;
   std::thread heartbeat_thread_;
   absl::Notification stop_heartbeats_;
   bool started_ = false;

@@ -1,0 +1,196 @@
+#include "plugin/metrics/fleet_collector.h"
+
+#include <memory>
+#include <string>
+#include <utility>
+
+#include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
+#include "absl/strings/string_view.h"
+
+namespace derma::metrics {
+namespace {
+
+using prometheus::ClientMetric;
+using prometheus::MetricFamily;
+using prometheus::MetricType;
+
+// "DEVICE_STATE_RUNNING" → "running" (label values without the enum prefix).
+std::string EnumLabel(const std::string& name, absl::string_view prefix) {
+  absl::string_view value = name;
+  if (absl::StartsWith(value, prefix)) value.remove_prefix(prefix.size());
+  return absl::AsciiStrToLower(value);
+}
+
+// The families of one scrape, filled device by device.
+class Families {
+ public:
+  MetricFamily& Get(const std::string& name, const std::string& help, MetricType type) {
+    for (MetricFamily& family : families_) {
+      if (family.name == name) return family;
+    }
+    families_.push_back(MetricFamily{name, help, type, {}});
+    return families_.back();
+  }
+  void Gauge(const std::string& name, const std::string& help, ClientMetric::Label device,
+             double value, std::vector<ClientMetric::Label> extra = {}) {
+    ClientMetric& metric = Add(Get(name, help, MetricType::Gauge), device, std::move(extra));
+    metric.gauge.value = value;
+  }
+  void Counter(const std::string& name, const std::string& help, ClientMetric::Label device,
+               double value, std::vector<ClientMetric::Label> extra = {}) {
+    ClientMetric& metric = Add(Get(name, help, MetricType::Counter), device, std::move(extra));
+    metric.counter.value = value;
+  }
+  std::vector<MetricFamily> Take() {
+    std::vector<MetricFamily> out;
+    for (MetricFamily& family : families_) {
+      if (!family.metric.empty()) out.push_back(std::move(family));
+    }
+    return out;
+  }
+
+ private:
+  static ClientMetric& Add(MetricFamily& family, ClientMetric::Label device,
+                           std::vector<ClientMetric::Label> extra) {
+    ClientMetric& metric = family.metric.emplace_back();
+    metric.label.push_back(std::move(device));
+    for (ClientMetric::Label& label : extra) metric.label.push_back(std::move(label));
+    return metric;
+  }
+  std::vector<MetricFamily> families_;
+};
+
+void CollectPen(const Sample& sample, const v1::Device& device, const ClientMetric::Label& id,
+                Families& out) {
+  out.Gauge("derma_needle_depth_meters", "Needle depth applied.", id,
+            sample.pen.needle_depth_mm / 1e3);
+  out.Gauge("derma_stroke_rate_hertz", "Measured needle stroke rate.", id,
+            sample.pen.stroke_rate_hz);
+  out.Counter("derma_strokes_total", "Needle strokes made since the device connected.", id,
+              static_cast<double>(sample.pen.strokes_total));
+  out.Gauge("derma_motor_current_amperes", "Needle motor current.", id, sample.pen.motor_current_a);
+  out.Gauge("derma_motor_temperature_celsius", "Needle motor temperature.", id,
+            sample.pen.motor_temperature_c);
+  out.Gauge("derma_cartridge_strokes_used", "Strokes the installed cartridge has made.", id,
+            static_cast<double>(sample.pen.cartridge_strokes_used));
+  out.Gauge("derma_cartridge_strokes_rated", "Strokes the installed cartridge is rated for.", id,
+            static_cast<double>(device.cartridge().strokes_rated()));
+}
+
+void CollectStimulator(const Sample& sample, const v1::Capabilities& capabilities,
+                       const ClientMetric::Label& id, Families& out) {
+  out.Gauge("derma_output_current_setpoint_amperes",
+            "Output current setpoint in effect (follows the ramp).", id,
+            sample.stim.current_setpoint_ua / 1e6);
+  out.Gauge("derma_output_current_amperes", "Measured instantaneous output current (signed).", id,
+            sample.stim.current_measured_ua / 1e6);
+  out.Gauge("derma_electrode_impedance_ohms", "Measured skin-electrode impedance.", id,
+            sample.stim.electrode_impedance_ohm);
+  out.Gauge("derma_output_voltage_volts",
+            "Voltage across the electrodes: the compliance voltage in use.", id,
+            sample.stim.output_voltage_v);
+  out.Gauge("derma_compliance_voltage_limit_volts", "Highest voltage the output stage can drive.",
+            id, capabilities.compliance_voltage_v());
+  out.Counter("derma_charge_delivered_coulombs_total",
+              "Charge delivered since the device connected (absolute value of the current).", id,
+              sample.stim.charge_delivered_uc / 1e6);
+  out.Gauge("derma_electrode_contact", "1 when both electrodes have skin contact.", id,
+            sample.stim.electrode_contact ? 1 : 0);
+}
+
+void CollectCounters(const DeviceCounters& counters, const ClientMetric::Label& id, Families& out) {
+  for (int kind = 0; kind < v1::FaultKind_ARRAYSIZE; ++kind) {
+    if (!v1::FaultKind_IsValid(kind)) continue;
+    const std::string reason =
+        kind == v1::FAULT_KIND_UNSPECIFIED
+            ? "driver_error"
+            : EnumLabel(v1::FaultKind_Name(static_cast<v1::FaultKind>(kind)), "FAULT_KIND_");
+    out.Counter("derma_faults_total", "Faults raised, by reason.", id,
+                static_cast<double>(counters.faults(static_cast<v1::FaultKind>(kind))),
+                {{"reason", reason}});
+  }
+  out.Counter("derma_emergency_stops_total", "EmergencyStop commands executed.", id,
+              static_cast<double>(counters.emergency_stops()));
+  out.Counter("derma_lease_expirations_total", "Leases that expired without release.", id,
+              static_cast<double>(counters.lease_expirations()));
+}
+
+}  // namespace
+
+std::vector<MetricFamily> FleetCollector::Collect() const {
+  Families out;
+  // Run durations aggregate per kind: a histogram per device would multiply series by 12.
+  std::array<DeviceCounters::RunBuckets, v1::DeviceKind_ARRAYSIZE> run_buckets{};
+  std::array<double, v1::DeviceKind_ARRAYSIZE> run_sums{};
+  std::array<uint64_t, v1::DeviceKind_ARRAYSIZE> run_counts{};
+
+  for (uint32_t i = 0; i < devices_.size(); ++i) {
+    const DeviceView& view = devices_.view(i);
+    const std::shared_ptr<const v1::Device> device = view.device();
+    if (device == nullptr) continue;
+    const Sample sample = view.latest_sample();
+    const ClientMetric::Label id{"device", device->name().substr(sizeof("devices/") - 1)};
+    const std::string kind = EnumLabel(v1::DeviceKind_Name(device->kind()), "DEVICE_KIND_");
+
+    out.Gauge("derma_device_info", "Device identity (value 1).", id, 1,
+              {{"kind", kind},
+               {"model", device->model()},
+               {"serial", device->serial_number()},
+               {"firmware", device->firmware_version()}});
+    out.Gauge("derma_device_up", "1 when the device's link is up (not OFFLINE).", id,
+              device->state() == v1::DEVICE_STATE_OFFLINE ? 0 : 1);
+    for (int state = 1; state < v1::DeviceState_ARRAYSIZE; ++state) {
+      if (!v1::DeviceState_IsValid(state)) continue;
+      out.Gauge("derma_device_state", "1 for the device's current state, 0 for the others.", id,
+                device->state() == state ? 1 : 0,
+                {{"state", EnumLabel(v1::DeviceState_Name(static_cast<v1::DeviceState>(state)),
+                                     "DEVICE_STATE_")}});
+    }
+    out.Gauge("derma_device_output_on", "1 when the output (motor or current) is on.", id,
+              sample.output_on ? 1 : 0);
+    out.Gauge("derma_device_lease_held", "1 while a client holds the device's lease.", id,
+              device->has_lease() ? 1 : 0);
+    if (sample.sequence > 0) {
+      if (device->kind() == v1::DEVICE_KIND_MICRONEEDLING) CollectPen(sample, *device, id, out);
+      if (device->kind() == v1::DEVICE_KIND_MICROCURRENT) {
+        CollectStimulator(sample, view.capabilities(), id, out);
+      }
+    }
+    CollectCounters(view.counters(), id, out);
+
+    const DeviceCounters::RunBuckets buckets = view.counters().run_buckets();
+    for (size_t b = 0; b < buckets.size(); ++b) run_buckets[device->kind()][b] += buckets[b];
+    run_sums[device->kind()] += view.counters().run_seconds_sum();
+    run_counts[device->kind()] += view.counters().runs();
+  }
+
+  MetricFamily& runs = out.Get("derma_run_duration_seconds",
+                               "Duration of ended treatment runs (start to end), by device kind.",
+                               MetricType::Histogram);
+  for (int kind = 1; kind < v1::DeviceKind_ARRAYSIZE; ++kind) {
+    if (!v1::DeviceKind_IsValid(kind)) continue;
+    ClientMetric& metric = runs.metric.emplace_back();
+    metric.label.push_back(
+        {"kind",
+         EnumLabel(v1::DeviceKind_Name(static_cast<v1::DeviceKind>(kind)), "DEVICE_KIND_")});
+    uint64_t cumulative = 0;
+    for (size_t b = 0; b < DeviceCounters::kRunDurationBounds.size(); ++b) {
+      cumulative += run_buckets[kind][b];
+      metric.histogram.bucket.push_back({cumulative, DeviceCounters::kRunDurationBounds[b]});
+    }
+    cumulative += run_buckets[kind].back();
+    metric.histogram.bucket.push_back({cumulative, std::numeric_limits<double>::infinity()});
+    metric.histogram.sample_count = run_counts[kind];
+    metric.histogram.sample_sum = run_sums[kind];
+  }
+
+  MetricFamily& dropped =
+      out.Get("derma_telemetry_samples_dropped_total",
+              "Samples telemetry streams dropped because their client read too slowly.",
+              MetricType::Counter);
+  dropped.metric.emplace_back().counter.value = static_cast<double>(fanout_.dropped_total());
+  return out.Take();
+}
+
+}  // namespace derma::metrics

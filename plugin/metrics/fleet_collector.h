@@ -1,0 +1,32 @@
+// FleetCollector: Prometheus metrics of every device, read from the core's thread-safe views at
+// scrape time (no device thread touches a registry, nothing goes stale). Names follow
+// Prometheus' rules: prefix derma_, base units, counters end in _total; labels are bounded
+// (device id, kind, state, fault reason — never run, client or request ids).
+// Layer: plugin/metrics. Thread-safe (Collect may run on any thread, concurrently).
+#ifndef DERMA_PLUGIN_METRICS_FLEET_COLLECTOR_H_
+#define DERMA_PLUGIN_METRICS_FLEET_COLLECTOR_H_
+
+#include <vector>
+
+#include "plugin/core/device_manager.h"
+#include "plugin/core/telemetry_fanout.h"
+#include "prometheus/collectable.h"
+#include "prometheus/metric_family.h"
+
+namespace derma::metrics {
+
+class FleetCollector : public prometheus::Collectable {
+ public:
+  FleetCollector(const DeviceManager& devices, const TelemetryFanout& fanout)
+      : devices_(devices), fanout_(fanout) {}
+
+  std::vector<prometheus::MetricFamily> Collect() const override;
+
+ private:
+  const DeviceManager& devices_;
+  const TelemetryFanout& fanout_;
+};
+
+}  // namespace derma::metrics
+
+#endif  // DERMA_PLUGIN_METRICS_FLEET_COLLECTOR_H_
