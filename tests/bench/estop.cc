@@ -1,0 +1,61 @@
+#include "tests/bench/estop.h"
+
+#include <algorithm>
+#include <chrono>
+#include <vector>
+
+#include "absl/container/flat_hash_set.h"
+
+namespace derma::bench {
+namespace {
+
+// Counts, in `result`, every way `response` falls short of "every device ESTOPPED with its
+// output off".
+void Check(const v1::EmergencyStopResponse& response, const std::vector<std::string>& names,
+           EstopResult& result) {
+  absl::flat_hash_set<std::string> seen;
+  for (const v1::Device& device : response.devices()) {
+    seen.insert(device.name());
+    ++result.devices_checked;
+    if (device.state() != v1::DEVICE_STATE_ESTOPPED) ++result.not_estopped;
+    if (device.latest_sample().output_on()) ++result.outputs_on;
+  }
+  for (const std::string& name : names) {
+    if (!seen.contains(name)) ++result.missing;
+  }
+}
+
+}  // namespace
+
+absl::StatusOr<EstopResult> MeasureEmergencyStop(LoadedFleet& fleet, int calls,
+                                                 int restart_per_call) {
+  EstopResult result;
+  result.calls = calls;
+  const size_t n = fleet.names().size();
+  result.restarted_per_call = static_cast<int>(std::min<size_t>(restart_per_call, n));
+  std::vector<absl::Duration> latencies;
+  size_t next = 0;  // rotating start of the restarted subset
+  for (int call = 0; call < calls; ++call) {
+    if (call > 0) {
+      if (absl::Status s = fleet.RenewLeasesIfOld(); !s.ok()) return s;
+      for (int k = 0; k < result.restarted_per_call; ++k, next = (next + 1) % n) {
+        if (absl::Status s = fleet.Restart(next); !s.ok()) return s;
+      }
+    }
+    grpc::ClientContext context;
+    SetDeadline(context);
+    v1::EmergencyStopRequest request;
+    request.set_all_devices(true);
+    v1::EmergencyStopResponse response;
+    const auto start = std::chrono::steady_clock::now();
+    const grpc::Status status = fleet.stub().EmergencyStop(&context, request, &response);
+    latencies.push_back(absl::FromChrono(std::chrono::steady_clock::now() - start));
+    if (absl::Status s = CallStatus(status, "EmergencyStop(all_devices)"); !s.ok()) return s;
+    Check(response, fleet.names(), result);
+  }
+  result.first = latencies.front();
+  result.latency = ComputePercentiles(std::move(latencies));
+  return result;
+}
+
+}  // namespace derma::bench

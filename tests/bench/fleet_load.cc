@@ -1,0 +1,136 @@
+#include "tests/bench/fleet_load.h"
+
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "tests/bench/fleets.h"
+
+namespace derma::bench {
+namespace {
+
+constexpr absl::Duration kLeaseTtl = absl::Seconds(60);
+constexpr absl::Duration kSyncTimeout = absl::Seconds(30);
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<LoadedFleet>> LoadedFleet::Start(
+    const config::v1::FleetConfig& config, int streams) {
+  std::unique_ptr<LoadedFleet> fleet(new LoadedFleet());
+  absl::StatusOr<std::unique_ptr<DermaServer>> server = DermaServer::Start(config);
+  if (!server.ok()) return server.status();
+  fleet->server_ = *std::move(server);
+  fleet->sample_rate_ = FleetSampleRate(config);
+  fleet->stub_ = v1::DeviceControl::NewStub(NewChannel(fleet->server_->address()));
+
+  grpc::ClientContext context;
+  SetDeadline(context);
+  v1::ListDevicesRequest request;
+  request.set_page_size(10000);
+  v1::ListDevicesResponse response;
+  absl::Status status =
+      CallStatus(fleet->stub_->ListDevices(&context, request, &response), "ListDevices");
+  if (!status.ok()) return status;
+  for (const v1::Device& device : response.devices()) fleet->names_.push_back(device.name());
+
+  if (status = fleet->LeaseAndStartAll(); !status.ok()) return status;
+  if (status = fleet->OpenStreams(streams); !status.ok()) return status;
+  return fleet;
+}
+
+LoadedFleet::~LoadedFleet() { StopStreams().IgnoreError(); }
+
+absl::Status LoadedFleet::LeaseAndStartAll() {
+  leased_ = absl::Now();
+  for (const std::string& name : names_) {
+    grpc::ClientContext context;
+    SetDeadline(context);
+    v1::AcquireLeaseRequest request;
+    request.set_name(name);
+    request.set_holder("derma_bench");
+    request.set_ttl_s(absl::ToDoubleSeconds(kLeaseTtl));
+    v1::AcquireLeaseResponse response;
+    absl::Status status = CallStatus(stub_->AcquireLease(&context, request, &response),
+                                     absl::StrCat("AcquireLease ", name));
+    if (!status.ok()) return status;
+    lease_ids_.push_back(response.lease().lease_id());
+  }
+  for (size_t i = 0; i < names_.size(); ++i) {
+    grpc::ClientContext context;
+    SetDeadline(context);
+    v1::StartRequest request;
+    request.set_name(names_[i]);
+    request.set_lease_id(lease_ids_[i]);
+    v1::StartResponse response;
+    absl::Status status =
+        CallStatus(stub_->Start(&context, request, &response), absl::StrCat("Start ", names_[i]));
+    if (!status.ok()) return status;
+  }
+  return absl::OkStatus();
+}
+
+absl::Status LoadedFleet::OpenStreams(int streams) {
+  for (int i = 0; i < streams; ++i) {
+    std::shared_ptr<v1::DeviceControl::Stub> stub =
+        v1::DeviceControl::NewStub(NewChannel(server_->address()));
+    auto open = [stub](grpc::ClientContext* context) {
+      return stub->StreamTelemetry(context, v1::StreamTelemetryRequest());
+    };
+    readers_.push_back(
+        std::make_unique<StreamReader>(open, StreamReader::Options{.check_sequences = true}));
+  }
+  for (int i = 0; i < streams; ++i) {
+    if (!readers_[i]->WaitForSync(kSyncTimeout)) {
+      absl::Status status = readers_[i]->Stop();
+      return absl::DeadlineExceededError(
+          absl::StrCat("telemetry stream ", i, " sent no SyncMarker: ", status.ToString()));
+    }
+  }
+  return absl::OkStatus();
+}
+
+absl::Status LoadedFleet::Restart(size_t i) {
+  {
+    grpc::ClientContext context;
+    SetDeadline(context);
+    v1::ResetEmergencyStopRequest request;
+    request.set_name(names_[i]);
+    request.set_lease_id(lease_ids_[i]);
+    v1::ResetEmergencyStopResponse response;
+    absl::Status status = CallStatus(stub_->ResetEmergencyStop(&context, request, &response),
+                                     absl::StrCat("ResetEmergencyStop ", names_[i]));
+    if (!status.ok()) return status;
+  }
+  grpc::ClientContext context;
+  SetDeadline(context);
+  v1::StartRequest request;
+  request.set_name(names_[i]);
+  request.set_lease_id(lease_ids_[i]);
+  v1::StartResponse response;
+  return CallStatus(stub_->Start(&context, request, &response), absl::StrCat("Start ", names_[i]));
+}
+
+absl::Status LoadedFleet::RenewLeasesIfOld() {
+  if (absl::Now() - leased_ < kLeaseTtl / 2) return absl::OkStatus();
+  leased_ = absl::Now();
+  for (size_t i = 0; i < names_.size(); ++i) {
+    grpc::ClientContext context;
+    SetDeadline(context);
+    v1::RenewLeaseRequest request;
+    request.set_name(names_[i]);
+    request.set_lease_id(lease_ids_[i]);
+    request.set_ttl_s(absl::ToDoubleSeconds(kLeaseTtl));
+    v1::RenewLeaseResponse response;
+    absl::Status status = CallStatus(stub_->RenewLease(&context, request, &response),
+                                     absl::StrCat("RenewLease ", names_[i]));
+    if (!status.ok()) return status;
+  }
+  return absl::OkStatus();
+}
+
+absl::Status LoadedFleet::StopStreams() {
+  absl::Status first;
+  for (const std::unique_ptr<StreamReader>& reader : readers_) first.Update(reader->Stop());
+  return first;
+}
+
+}  // namespace derma::bench

@@ -1,0 +1,171 @@
+// derma_bench: measures derma against a bare gRPC server in one run and prints one table:
+// unary latency (GetDevice, Configure vs a bare echo), EmergencyStop(all) on a 1000-device
+// fleet under telemetry load (and that every output was off when it returned), and telemetry
+// throughput (synthetic and device-driven) beside a bare stream of the same bytes. Goals are
+// reported, not asserted: the exit status is non-zero only when something broke (an RPC
+// failed, or an output was on after EmergencyStop). Part of tests/bench.
+#include <iostream>
+#include <string>
+#include <thread>
+
+#include "absl/flags/flag.h"
+#include "absl/flags/parse.h"
+#include "absl/flags/usage.h"
+#include "absl/status/status.h"
+#include "absl/strings/str_cat.h"
+#include "tests/bench/derma_server.h"
+#include "tests/bench/echo_server.h"
+#include "tests/bench/estop.h"
+#include "tests/bench/fleet_load.h"
+#include "tests/bench/fleets.h"
+#include "tests/bench/latency.h"
+#include "tests/bench/report.h"
+#include "tests/bench/synthetic_samples.h"
+#include "tests/bench/throughput.h"
+
+ABSL_FLAG(bool, quick, false,
+          "Short smoke run for CI: overrides every count and duration below with small values.");
+ABSL_FLAG(int, latency_calls, 2000, "Measured calls per unary method.");
+ABSL_FLAG(int, latency_warmup, 200, "Unmeasured calls per unary method before measuring.");
+ABSL_FLAG(int, latency_devices, 4, "Devices of the (real-clock) fleet the latency rows use.");
+ABSL_FLAG(std::string, fleet, DERMA_BENCH_DEFAULT_FLEET,
+          "Fleet config of the EmergencyStop and device-driven telemetry rows.");
+ABSL_FLAG(int, streams, 4, "Telemetry subscribers (and bare stream clients) of the 'many' rows.");
+ABSL_FLAG(int, estop_calls, 50, "EmergencyStop(all_devices) calls measured.");
+ABSL_FLAG(int, estop_restart, 50, "Devices reset and started again before each later call.");
+ABSL_FLAG(double, device_window_s, 5, "Seconds the device-driven telemetry is counted.");
+ABSL_FLAG(int, synthetic_devices, 1000, "Devices of the virtual fleet synthetic samples use.");
+ABSL_FLAG(int, producers, 1, "Threads publishing synthetic samples.");
+ABSL_FLAG(int, flow_window, 32768, "Samples producers may run ahead of the slowest subscriber.");
+ABSL_FLAG(int, batch_samples, 4096, "Samples per SampleBatch of the bare stream.");
+ABSL_FLAG(double, throughput_window_s, 3, "Seconds each throughput rate is measured.");
+ABSL_FLAG(double, warmup_s, 0.3, "Seconds each stream runs before its rate is measured.");
+
+namespace derma::bench {
+namespace {
+
+struct Settings {
+  LatencyOptions latency;
+  int latency_devices;
+  std::string fleet;
+  int streams;
+  int estop_calls;
+  int estop_restart;
+  absl::Duration device_window;
+  int synthetic_devices;
+  SyntheticOptions synthetic;
+  int batch_samples;
+};
+
+absl::StatusOr<Settings> SettingsFromFlags() {
+  Settings s;
+  const bool quick = absl::GetFlag(FLAGS_quick);
+  s.latency = {.calls = quick ? 200 : absl::GetFlag(FLAGS_latency_calls),
+               .warmup = quick ? 50 : absl::GetFlag(FLAGS_latency_warmup)};
+  s.latency_devices = absl::GetFlag(FLAGS_latency_devices);
+  s.fleet = absl::GetFlag(FLAGS_fleet);
+  s.streams = absl::GetFlag(FLAGS_streams);
+  s.estop_calls = quick ? 5 : absl::GetFlag(FLAGS_estop_calls);
+  s.estop_restart = quick ? 10 : absl::GetFlag(FLAGS_estop_restart);
+  s.device_window = absl::Seconds(quick ? 0.5 : absl::GetFlag(FLAGS_device_window_s));
+  s.synthetic_devices = absl::GetFlag(FLAGS_synthetic_devices);
+  s.synthetic = {.producers = absl::GetFlag(FLAGS_producers),
+                 .flow_window = static_cast<uint64_t>(absl::GetFlag(FLAGS_flow_window)),
+                 .warmup = absl::Seconds(quick ? 0.1 : absl::GetFlag(FLAGS_warmup_s)),
+                 .window = absl::Seconds(quick ? 0.5 : absl::GetFlag(FLAGS_throughput_window_s))};
+  s.batch_samples = absl::GetFlag(FLAGS_batch_samples);
+  if (s.latency.calls < 1 || s.latency.warmup < 0 || s.latency_devices < 1 || s.streams < 1 ||
+      s.estop_calls < 1 || s.estop_restart < 0 || s.synthetic_devices < 1 ||
+      s.synthetic.producers < 1 || s.synthetic.flow_window < 256 || s.batch_samples < 1) {
+    return absl::InvalidArgumentError("every count must be positive (flow_window ≥ 256)");
+  }
+  return s;
+}
+
+absl::Status MeasureThroughput(const Settings& s, const EchoServer& echo, Report& report) {
+  const config::v1::FleetConfig config = MakeFleet(s.synthetic_devices, /*virtual_clock=*/true);
+  SyntheticSamples samples(config);
+  ThroughputResults t;
+  absl::StatusOr<StreamRates> rates =
+      MeasureBareStream(echo.address(), 1, s.synthetic.warmup, s.synthetic.window);
+  if (!rates.ok()) return rates.status();
+  t.bare_one = *rates;
+  rates = MeasureBareStream(echo.address(), s.streams, s.synthetic.warmup, s.synthetic.window);
+  if (!rates.ok()) return rates.status();
+  t.bare_many = *rates;
+
+  absl::StatusOr<std::unique_ptr<DermaServer>> derma = DermaServer::Start(config);
+  if (!derma.ok()) return derma.status();
+  SyntheticOptions options = s.synthetic;
+  options.subscribers = 1;
+  rates = MeasureSyntheticTelemetry(**derma, samples, options);
+  if (!rates.ok()) return rates.status();
+  t.derma_one = *rates;
+  options.subscribers = s.streams;
+  rates = MeasureSyntheticTelemetry(**derma, samples, options);
+  if (!rates.ok()) return rates.status();
+  t.derma_many = *rates;
+  report.AddThroughput(t);
+  return absl::OkStatus();
+}
+
+absl::Status MeasureLoadedFleet(const Settings& s, Report& report) {
+  absl::StatusOr<config::v1::FleetConfig> config = LoadFleet(s.fleet);
+  if (!config.ok()) return config.status();
+  absl::StatusOr<std::unique_ptr<LoadedFleet>> fleet = LoadedFleet::Start(*config, s.streams);
+  if (!fleet.ok()) return fleet.status();
+  const DeviceTelemetryResult telemetry = MeasureDeviceTelemetry(**fleet, s.device_window);
+  absl::StatusOr<EstopResult> estop = MeasureEmergencyStop(**fleet, s.estop_calls, s.estop_restart);
+  if (!estop.ok()) return estop.status();
+  if (absl::Status status = (*fleet)->StopStreams(); !status.ok()) return status;
+  const size_t devices = (*fleet)->names().size();
+  report.AddEstop(*estop, devices, s.streams);
+  report.AddDeviceTelemetry(telemetry, devices, (*fleet)->sample_rate() / devices);
+  return absl::OkStatus();
+}
+
+absl::Status Run(const Settings& s, Report& report) {
+  SyntheticSamples batch_source(MakeFleet(s.synthetic_devices, /*virtual_clock=*/true));
+  absl::StatusOr<std::unique_ptr<EchoServer>> echo =
+      EchoServer::Start(batch_source.SerializedBatch(s.batch_samples));
+  if (!echo.ok()) return echo.status();
+  {
+    absl::StatusOr<std::unique_ptr<DermaServer>> derma =
+        DermaServer::Start(MakeFleet(s.latency_devices, /*virtual_clock=*/false));
+    if (!derma.ok()) return derma.status();
+    absl::StatusOr<LatencyResult> latency =
+        MeasureLatency((*echo)->address(), (*derma)->address(), "devices/pen-1", s.latency);
+    if (!latency.ok()) return latency.status();
+    report.AddLatency(*latency);
+  }
+  if (absl::Status status = MeasureLoadedFleet(s, report); !status.ok()) return status;
+  return MeasureThroughput(s, **echo, report);
+}
+
+}  // namespace
+}  // namespace derma::bench
+
+int main(int argc, char** argv) {
+  absl::SetProgramUsageMessage(
+      "Benchmarks derma against a bare gRPC server on loopback and prints one table.\n"
+      "  derma_bench [--quick] [--flag=value ...]");
+  absl::ParseCommandLine(argc, argv);
+  absl::StatusOr<derma::bench::Settings> settings = derma::bench::SettingsFromFlags();
+  if (!settings.ok()) {
+    std::cerr << "derma_bench: " << settings.status() << "\n";
+    return 2;
+  }
+  std::cout << "derma_bench" << (absl::GetFlag(FLAGS_quick) ? " --quick" : "") << " on "
+            << std::thread::hardware_concurrency() << " cores, loopback 127.0.0.1\n"
+            << std::flush;
+  derma::bench::Report report;
+  const absl::Status status = derma::bench::Run(*settings, report);
+  report.table().Print(std::cout);
+  if (!status.ok()) {
+    std::cerr << "derma_bench: ERROR: " << status << "\n";
+    return 1;
+  }
+  for (const std::string& error : report.errors())
+    std::cerr << "derma_bench: ERROR: " << error << "\n";
+  return report.errors().empty() ? 0 : 1;
+}

@@ -1,0 +1,100 @@
+#include "tests/bench/report.h"
+
+#include <algorithm>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+
+namespace derma::bench {
+namespace {
+
+double Ratio(absl::Duration d, absl::Duration base) { return absl::FDivDuration(d, base); }
+
+std::string Min(const std::vector<double>& v) {
+  return FormatCount(v.empty() ? 0 : *std::min_element(v.begin(), v.end()));
+}
+
+}  // namespace
+
+std::string Report::VersusEcho(absl::Duration d) const {
+  return absl::StrCat(FormatLatency(d), " = ", FormatRatio(Ratio(d, echo_p50_)), " echo p50");
+}
+
+void Report::AddUnary(const std::string& method, const Percentiles& p, double goal) {
+  table_.AddGoal(absl::StrCat(method, " p50"), VersusEcho(p.p50),
+                 absl::StrCat("≤ ", FormatRatio(goal), " echo p50"),
+                 Ratio(p.p50, echo_p50_) <= goal);
+  table_.AddInfo(absl::StrCat(method, " p99"), VersusEcho(p.p99));
+}
+
+void Report::AddLatency(const LatencyResult& latency) {
+  echo_p50_ = latency.echo.p50;
+  table_.AddInfo("bare gRPC echo p50", FormatLatency(latency.echo.p50),
+                 absl::StrCat("baseline (", latency.echo.count, " calls each)"));
+  table_.AddInfo("bare gRPC echo p99", VersusEcho(latency.echo.p99));
+  AddUnary("GetDevice", latency.get_device, kGetDeviceGoal);
+  AddUnary("Configure (held lease)", latency.configure, kConfigureGoal);
+}
+
+void Report::AddEstop(const EstopResult& estop, size_t devices, int streams) {
+  const std::string what =
+      absl::StrCat("EmergencyStop(all) ", devices, " dev, ", streams, " streams");
+  table_.AddInfo(
+      absl::StrCat(what, " p50"), VersusEcho(estop.latency.p50),
+      absl::StrCat(estop.calls, " calls; ", estop.restarted_per_call, " dev RUNNING before each"));
+  table_.AddGoal(absl::StrCat(what, " p99"), VersusEcho(estop.latency.p99),
+                 absl::StrCat("≤ ", FormatRatio(kEstopP99Goal), " echo p50"),
+                 Ratio(estop.latency.p99, echo_p50_) <= kEstopP99Goal);
+  table_.AddInfo(absl::StrCat(what, " 1st call"), VersusEcho(estop.first),
+                 absl::StrCat("all ", devices, " dev RUNNING"));
+  const bool safe = estop.outputs_on == 0 && estop.not_estopped == 0 && estop.missing == 0;
+  table_.AddGoal(
+      "EmergencyStop: every output off on return",
+      absl::StrFormat("%d devices checked: %d output_on, %d not ESTOPPED, %d missing",
+                      estop.devices_checked, estop.outputs_on, estop.not_estopped, estop.missing),
+      "0 / 0 / 0", safe);
+  if (!safe) errors_.push_back("an EmergencyStop(all) response showed an output not off");
+}
+
+void Report::AddThroughput(const ThroughputResults& t) {
+  const std::string bare = absl::StrFormat("samples/s (%.0f/msg)", t.bare_one.samples_per_batch);
+  table_.AddInfo("bare gRPC stream, 1 client",
+                 absl::StrCat(FormatCount(t.bare_one.total), " ", bare),
+                 "baseline (same SampleBatch bytes)");
+  table_.AddGoal(
+      "StreamTelemetry, 1 subscriber (synthetic)",
+      absl::StrFormat("%s samples/s (%.0f/msg, %d dropped)", FormatCount(t.derma_one.total),
+                      t.derma_one.samples_per_batch, t.derma_one.dropped),
+      absl::StrCat("≥ ", FormatCount(kOneSubscriberRateGoal), " samples/s"),
+      t.derma_one.total >= kOneSubscriberRateGoal);
+  const double versus = t.bare_one.total > 0 ? t.derma_one.total / t.bare_one.total : 0;
+  table_.AddGoal("StreamTelemetry, 1 subscriber / bare stream", FormatRatio(versus),
+                 absl::StrCat("≥ ", FormatRatio(kOneSubscriberVsBareGoal)),
+                 versus >= kOneSubscriberVsBareGoal);
+  table_.AddInfo(absl::StrFormat("bare gRPC stream, %d clients", t.bare_many.per_stream.size()),
+                 absl::StrCat(Min(t.bare_many.per_stream), " min/client, ",
+                              FormatCount(t.bare_many.total), " total samples/s"));
+  const double many = t.bare_many.total > 0 ? t.derma_many.total / t.bare_many.total : 0;
+  table_.AddInfo(absl::StrFormat("StreamTelemetry, %d subscribers (synthetic)",
+                                 t.derma_many.per_stream.size()),
+                 absl::StrFormat("%s min/sub, %s total samples/s = %s bare (%d dropped)",
+                                 Min(t.derma_many.per_stream), FormatCount(t.derma_many.total),
+                                 FormatRatio(many), t.derma_many.dropped));
+}
+
+void Report::AddDeviceTelemetry(const DeviceTelemetryResult& telemetry, size_t devices,
+                                double sample_rate_hz) {
+  const std::string what =
+      absl::StrFormat("devices %d × %.0f Hz → %d subscribers, %.1f s", devices, sample_rate_hz,
+                      telemetry.received.size(), absl::ToDoubleSeconds(telemetry.window));
+  const auto [lo, hi] = std::minmax_element(telemetry.received.begin(), telemetry.received.end());
+  table_.AddInfo(absl::StrCat(what, ": received/sub"),
+                 absl::StrFormat("%s–%s of %s made", FormatCount(*lo), FormatCount(*hi),
+                                 FormatCount(telemetry.expected)));
+  table_.AddGoal(absl::StrCat(what, ": dropped_samples"), absl::StrCat(telemetry.dropped), "0",
+                 telemetry.dropped == 0);
+  table_.AddGoal(absl::StrCat(what, ": gaps not explained by drops"),
+                 absl::StrCat(telemetry.unexplained_gaps), "0", telemetry.unexplained_gaps == 0);
+}
+
+}  // namespace derma::bench

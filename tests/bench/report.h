@@ -1,0 +1,55 @@
+// Report: turns the bench's measurements into rows of the result table, each against its goal
+// from the issue, and says which findings are errors (exit non-zero) rather than missed goals.
+// Part of tests/bench. Not thread-safe.
+#ifndef DERMA_TESTS_BENCH_REPORT_H_
+#define DERMA_TESTS_BENCH_REPORT_H_
+
+#include <string>
+#include <vector>
+
+#include "tests/bench/estop.h"
+#include "tests/bench/latency.h"
+#include "tests/bench/table.h"
+#include "tests/bench/throughput.h"
+
+namespace derma::bench {
+
+// Goals, as ratios to the bare echo p50 or absolute rates.
+inline constexpr double kGetDeviceGoal = 1.2;
+inline constexpr double kConfigureGoal = 1.5;
+inline constexpr double kEstopP99Goal = 10;
+inline constexpr double kOneSubscriberRateGoal = 2e6;
+inline constexpr double kOneSubscriberVsBareGoal = 0.5;
+
+struct ThroughputResults {
+  StreamRates bare_one;
+  StreamRates bare_many;
+  StreamRates derma_one;
+  StreamRates derma_many;
+};
+
+class Report {
+ public:
+  void AddLatency(const LatencyResult& latency);
+  // Needs AddLatency first (ratios to the echo p50).
+  void AddEstop(const EstopResult& estop, size_t devices, int streams);
+  void AddThroughput(const ThroughputResults& throughput);
+  void AddDeviceTelemetry(const DeviceTelemetryResult& telemetry, size_t devices,
+                          double sample_rate_hz);
+
+  const Table& table() const { return table_; }
+  // Findings that make the run fail (not performance goals): outputs on after EmergencyStop.
+  const std::vector<std::string>& errors() const { return errors_; }
+
+ private:
+  void AddUnary(const std::string& method, const Percentiles& p, double goal);
+  std::string VersusEcho(absl::Duration d) const;
+
+  Table table_;
+  std::vector<std::string> errors_;
+  absl::Duration echo_p50_ = absl::ZeroDuration();
+};
+
+}  // namespace derma::bench
+
+#endif  // DERMA_TESTS_BENCH_REPORT_H_
