@@ -25,6 +25,20 @@ void Check(const v1::EmergencyStopResponse& response, const std::vector<std::str
   }
 }
 
+// Times ListDevices of all `n` devices.
+absl::StatusOr<absl::Duration> TimeListDevices(LoadedFleet& fleet, size_t n) {
+  grpc::ClientContext context;
+  SetDeadline(context);
+  v1::ListDevicesRequest request;
+  request.set_page_size(static_cast<int32_t>(n));
+  v1::ListDevicesResponse response;
+  const auto start = std::chrono::steady_clock::now();
+  const grpc::Status status = fleet.stub().ListDevices(&context, request, &response);
+  const absl::Duration latency = absl::FromChrono(std::chrono::steady_clock::now() - start);
+  if (absl::Status s = CallStatus(status, "ListDevices"); !s.ok()) return s;
+  return latency;
+}
+
 }  // namespace
 
 absl::StatusOr<EstopResult> MeasureEmergencyStop(LoadedFleet& fleet, int calls,
@@ -33,7 +47,7 @@ absl::StatusOr<EstopResult> MeasureEmergencyStop(LoadedFleet& fleet, int calls,
   result.calls = calls;
   const size_t n = fleet.names().size();
   result.restarted_per_call = static_cast<int>(std::min<size_t>(restart_per_call, n));
-  std::vector<absl::Duration> latencies;
+  std::vector<absl::Duration> latencies, list_latencies;
   size_t next = 0;  // rotating start of the restarted subset
   for (int call = 0; call < calls; ++call) {
     if (call > 0) {
@@ -52,9 +66,14 @@ absl::StatusOr<EstopResult> MeasureEmergencyStop(LoadedFleet& fleet, int calls,
     latencies.push_back(absl::FromChrono(std::chrono::steady_clock::now() - start));
     if (absl::Status s = CallStatus(status, "EmergencyStop(all_devices)"); !s.ok()) return s;
     Check(response, fleet.names(), result);
+    result.response_bytes = response.ByteSizeLong();
+    absl::StatusOr<absl::Duration> list = TimeListDevices(fleet, n);
+    if (!list.ok()) return list.status();
+    list_latencies.push_back(*list);
   }
   result.first = latencies.front();
   result.latency = ComputePercentiles(std::move(latencies));
+  result.list_devices = ComputePercentiles(std::move(list_latencies));
   return result;
 }
 

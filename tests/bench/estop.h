@@ -13,7 +13,10 @@
 namespace derma::bench {
 
 struct EstopResult {
-  Percentiles latency;   // every call
+  Percentiles latency;  // every call
+  // ListDevices of every device right after each stop: the same response (every Device, built,
+  // encoded, sent and decoded) without the stop, to tell the two costs apart.
+  Percentiles list_devices;
   absl::Duration first;  // the first call, when every device was RUNNING
   int calls = 0;
   int restarted_per_call = 0;    // devices RUNNING again before each later call
@@ -21,6 +24,7 @@ struct EstopResult {
   uint64_t missing = 0;          // devices absent from a response
   uint64_t not_estopped = 0;     // entries not in state ESTOPPED
   uint64_t outputs_on = 0;       // entries whose latest_sample.output_on was true
+  size_t response_bytes = 0;     // serialized size of the last response
 };
 
 // Calls EmergencyStop(all_devices) `calls` times. Before each call after the first,

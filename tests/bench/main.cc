@@ -8,11 +8,13 @@
 #include <string>
 #include <thread>
 
+#include "absl/flags/commandlineflag.h"
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
 #include "absl/flags/usage.h"
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
+#include "absl/synchronization/mutex.h"
 #include "tests/bench/derma_server.h"
 #include "tests/bench/echo_server.h"
 #include "tests/bench/estop.h"
@@ -24,7 +26,8 @@
 #include "tests/bench/throughput.h"
 
 ABSL_FLAG(bool, quick, false,
-          "Short smoke run for CI: overrides every count and duration below with small values.");
+          "Short smoke run for CI: small counts and durations for every flag below not given "
+          "another value.");
 ABSL_FLAG(int, latency_calls, 2000, "Measured calls per unary method.");
 ABSL_FLAG(int, latency_warmup, 200, "Unmeasured calls per unary method before measuring.");
 ABSL_FLAG(int, latency_devices, 4, "Devices of the (real-clock) fleet the latency rows use.");
@@ -39,6 +42,9 @@ ABSL_FLAG(int, producers, 1, "Threads publishing synthetic samples.");
 ABSL_FLAG(int, flow_window, 32768, "Samples producers may run ahead of the slowest subscriber.");
 ABSL_FLAG(int, batch_samples, 4096, "Samples per SampleBatch of the bare stream.");
 ABSL_FLAG(double, throughput_window_s, 3, "Seconds each throughput rate is measured.");
+ABSL_FLAG(bool, mutex_deadlock_detection, true,
+          "Leave absl::Mutex deadlock detection as the installed abseil sets it (Debian's is built "
+          "without NDEBUG: on). false measures derma with it off.");
 ABSL_FLAG(double, warmup_s, 0.3, "Seconds each stream runs before its rate is measured.");
 
 namespace derma::bench {
@@ -51,28 +57,38 @@ struct Settings {
   int streams;
   int estop_calls;
   int estop_restart;
+  absl::Duration device_warmup;
   absl::Duration device_window;
   int synthetic_devices;
   SyntheticOptions synthetic;
   int batch_samples;
 };
 
+// The flag's value; with --quick, `quick_value` unless the flag was given another value.
+template <typename T>
+T Pick(const absl::Flag<T>& flag, T quick_value) {
+  const absl::CommandLineFlag& handle = absl::GetFlagReflectionHandle(flag);
+  if (!absl::GetFlag(FLAGS_quick) || handle.CurrentValue() != handle.DefaultValue()) {
+    return absl::GetFlag(flag);
+  }
+  return quick_value;
+}
+
 absl::StatusOr<Settings> SettingsFromFlags() {
   Settings s;
-  const bool quick = absl::GetFlag(FLAGS_quick);
-  s.latency = {.calls = quick ? 200 : absl::GetFlag(FLAGS_latency_calls),
-               .warmup = quick ? 50 : absl::GetFlag(FLAGS_latency_warmup)};
+  s.latency = {.calls = Pick(FLAGS_latency_calls, 200), .warmup = Pick(FLAGS_latency_warmup, 50)};
   s.latency_devices = absl::GetFlag(FLAGS_latency_devices);
   s.fleet = absl::GetFlag(FLAGS_fleet);
   s.streams = absl::GetFlag(FLAGS_streams);
-  s.estop_calls = quick ? 5 : absl::GetFlag(FLAGS_estop_calls);
-  s.estop_restart = quick ? 10 : absl::GetFlag(FLAGS_estop_restart);
-  s.device_window = absl::Seconds(quick ? 0.5 : absl::GetFlag(FLAGS_device_window_s));
+  s.estop_calls = Pick(FLAGS_estop_calls, 5);
+  s.estop_restart = Pick(FLAGS_estop_restart, 10);
+  s.device_warmup = absl::Seconds(absl::GetFlag(FLAGS_quick) ? 0.2 : 1);
+  s.device_window = absl::Seconds(Pick(FLAGS_device_window_s, 0.5));
   s.synthetic_devices = absl::GetFlag(FLAGS_synthetic_devices);
   s.synthetic = {.producers = absl::GetFlag(FLAGS_producers),
                  .flow_window = static_cast<uint64_t>(absl::GetFlag(FLAGS_flow_window)),
-                 .warmup = absl::Seconds(quick ? 0.1 : absl::GetFlag(FLAGS_warmup_s)),
-                 .window = absl::Seconds(quick ? 0.5 : absl::GetFlag(FLAGS_throughput_window_s))};
+                 .warmup = absl::Seconds(Pick(FLAGS_warmup_s, 0.1)),
+                 .window = absl::Seconds(Pick(FLAGS_throughput_window_s, 0.5))};
   s.batch_samples = absl::GetFlag(FLAGS_batch_samples);
   if (s.latency.calls < 1 || s.latency.warmup < 0 || s.latency_devices < 1 || s.streams < 1 ||
       s.estop_calls < 1 || s.estop_restart < 0 || s.synthetic_devices < 1 ||
@@ -109,19 +125,27 @@ absl::Status MeasureThroughput(const Settings& s, const EchoServer& echo, Report
   return absl::OkStatus();
 }
 
-absl::Status MeasureLoadedFleet(const Settings& s, Report& report) {
+struct LoadedFleetResults {
+  EstopResult estop;
+  DeviceTelemetryResult telemetry;
+  size_t devices = 0;
+  double sample_rate_hz = 0;  // per device
+};
+
+absl::StatusOr<LoadedFleetResults> MeasureLoadedFleet(const Settings& s) {
   absl::StatusOr<config::v1::FleetConfig> config = LoadFleet(s.fleet);
   if (!config.ok()) return config.status();
   absl::StatusOr<std::unique_ptr<LoadedFleet>> fleet = LoadedFleet::Start(*config, s.streams);
   if (!fleet.ok()) return fleet.status();
-  const DeviceTelemetryResult telemetry = MeasureDeviceTelemetry(**fleet, s.device_window);
+  LoadedFleetResults results;
+  results.devices = (*fleet)->names().size();
+  results.sample_rate_hz = (*fleet)->sample_rate() / results.devices;
+  results.telemetry = MeasureDeviceTelemetry(**fleet, s.device_warmup, s.device_window);
   absl::StatusOr<EstopResult> estop = MeasureEmergencyStop(**fleet, s.estop_calls, s.estop_restart);
   if (!estop.ok()) return estop.status();
+  results.estop = *estop;
   if (absl::Status status = (*fleet)->StopStreams(); !status.ok()) return status;
-  const size_t devices = (*fleet)->names().size();
-  report.AddEstop(*estop, devices, s.streams);
-  report.AddDeviceTelemetry(telemetry, devices, (*fleet)->sample_rate() / devices);
-  return absl::OkStatus();
+  return results;
 }
 
 absl::Status Run(const Settings& s, Report& report) {
@@ -138,8 +162,12 @@ absl::Status Run(const Settings& s, Report& report) {
     if (!latency.ok()) return latency.status();
     report.AddLatency(*latency);
   }
-  if (absl::Status status = MeasureLoadedFleet(s, report); !status.ok()) return status;
-  return MeasureThroughput(s, **echo, report);
+  absl::StatusOr<LoadedFleetResults> loaded = MeasureLoadedFleet(s);
+  if (!loaded.ok()) return loaded.status();
+  report.AddEstop(loaded->estop, loaded->devices, s.streams);
+  if (absl::Status status = MeasureThroughput(s, **echo, report); !status.ok()) return status;
+  report.AddDeviceTelemetry(loaded->telemetry, loaded->devices, loaded->sample_rate_hz);
+  return absl::OkStatus();
 }
 
 }  // namespace
@@ -150,13 +178,19 @@ int main(int argc, char** argv) {
       "Benchmarks derma against a bare gRPC server on loopback and prints one table.\n"
       "  derma_bench [--quick] [--flag=value ...]");
   absl::ParseCommandLine(argc, argv);
+  if (!absl::GetFlag(FLAGS_mutex_deadlock_detection)) {
+    absl::SetMutexDeadlockDetectionMode(absl::OnDeadlockCycle::kIgnore);
+  }
   absl::StatusOr<derma::bench::Settings> settings = derma::bench::SettingsFromFlags();
   if (!settings.ok()) {
     std::cerr << "derma_bench: " << settings.status() << "\n";
     return 2;
   }
   std::cout << "derma_bench" << (absl::GetFlag(FLAGS_quick) ? " --quick" : "") << " on "
-            << std::thread::hardware_concurrency() << " cores, loopback 127.0.0.1\n"
+            << std::thread::hardware_concurrency() << " cores, loopback 127.0.0.1"
+            << (absl::GetFlag(FLAGS_mutex_deadlock_detection) ? ""
+                                                              : ", mutex deadlock detection off")
+            << "\n"
             << std::flush;
   derma::bench::Report report;
   const absl::Status status = derma::bench::Run(*settings, report);

@@ -37,8 +37,8 @@ void Report::AddLatency(const LatencyResult& latency) {
 }
 
 void Report::AddEstop(const EstopResult& estop, size_t devices, int streams) {
-  const std::string what =
-      absl::StrCat("EmergencyStop(all) ", devices, " dev, ", streams, " streams");
+  const std::string what = absl::StrCat("EmergencyStop(all) ", devices, " dev, ", streams,
+                                        streams == 1 ? " stream" : " streams");
   table_.AddInfo(
       absl::StrCat(what, " p50"), VersusEcho(estop.latency.p50),
       absl::StrCat(estop.calls, " calls; ", estop.restarted_per_call, " dev RUNNING before each"));
@@ -46,7 +46,12 @@ void Report::AddEstop(const EstopResult& estop, size_t devices, int streams) {
                  absl::StrCat("≤ ", FormatRatio(kEstopP99Goal), " echo p50"),
                  Ratio(estop.latency.p99, echo_p50_) <= kEstopP99Goal);
   table_.AddInfo(absl::StrCat(what, " 1st call"), VersusEcho(estop.first),
-                 absl::StrCat("all ", devices, " dev RUNNING"));
+                 absl::StrCat("all ", devices, " dev RUNNING; response ",
+                              estop.response_bytes / 1024, " KiB"));
+  table_.AddInfo(absl::StrFormat("ListDevices(%d) p50 / p99, same load", devices),
+                 absl::StrCat(FormatLatency(estop.list_devices.p50), " / ",
+                              FormatLatency(estop.list_devices.p99)),
+                 "same Devices as the stop's response");
   const bool safe = estop.outputs_on == 0 && estop.not_estopped == 0 && estop.missing == 0;
   table_.AddGoal(
       "EmergencyStop: every output off on return",

@@ -115,7 +115,9 @@ absl::StatusOr<StreamRates> MeasureBareStream(const std::string& echo_address, i
   return rates;
 }
 
-DeviceTelemetryResult MeasureDeviceTelemetry(const LoadedFleet& fleet, absl::Duration window) {
+DeviceTelemetryResult MeasureDeviceTelemetry(const LoadedFleet& fleet, absl::Duration warmup,
+                                             absl::Duration window) {
+  absl::SleepFor(warmup);
   const std::vector<StreamCounts> before = CountsOf(fleet.readers());
   const absl::Time start = absl::Now();
   absl::SleepFor(window);

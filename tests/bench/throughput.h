@@ -51,8 +51,10 @@ struct DeviceTelemetryResult {
   uint64_t unexplained_gaps = 0;   // missing sequence numbers not covered by dropped_samples
 };
 
-// Counts what the fleet's own streams receive during `window`.
-DeviceTelemetryResult MeasureDeviceTelemetry(const LoadedFleet& fleet, absl::Duration window);
+// Counts what the fleet's own streams receive during `window`, after `warmup` (which lets the
+// streams work off what queued while they were opened).
+DeviceTelemetryResult MeasureDeviceTelemetry(const LoadedFleet& fleet, absl::Duration warmup,
+                                             absl::Duration window);
 
 }  // namespace derma::bench
 
