@@ -127,11 +127,14 @@ int main(int argc, char** argv) {
   std::signal(SIGTERM, OnSignal);
   (*plugin)->Start();
   derma::host::Fleet& fleet = (*plugin)->fleet();
-  // The port line is what scripts (and the end-to-end test, with --listen=...:0) read.
-  Info(
+  // The port line is what scripts (and the end-to-end tests, with --listen=...:0) read: it is
+  // printed at every log level.
+  absl::FPrintF(
+      stdout,
       "dermad: serving %d simulated devices from %s on %s, port %d (%s clock); SIGINT/SIGTERM "
       "stop every output\n",
       fleet.devices().size(), path, listen, port, fleet.clock().IsVirtual() ? "virtual" : "real");
+  std::fflush(stdout);
 
   derma::host::ConsoleDemo demo(fleet);
   const bool run_demo = absl::GetFlag(FLAGS_demo);

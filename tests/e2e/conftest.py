@@ -5,6 +5,7 @@ DERMA_REPO (the repository root, for deploy/ configs).
 """
 import os
 import re
+import socket
 import subprocess
 import sys
 import time
@@ -18,10 +19,19 @@ import grpc  # noqa: E402
 PORT_LINE = re.compile(r"port (\d+)")
 
 
+def free_port():
+    """A loopback port that was free a moment ago (for servers that cannot report theirs)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
 class Dermad:
     """A running dermad process and a channel to it."""
 
     def __init__(self, config, *extra):
+        if not any(arg.startswith("--metrics_listen") for arg in extra):
+            extra = (*extra, "--metrics_listen=")  # no metrics endpoint unless a test scrapes
         self.process = subprocess.Popen(
             [os.environ["DERMAD"], "--config", config, "--listen", "127.0.0.1:0", *extra],
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
