@@ -14,6 +14,8 @@
 #include "absl/flags/usage.h"
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/strings/string_view.h"
 #include "absl/synchronization/mutex.h"
 #include "tests/bench/derma_server.h"
 #include "tests/bench/echo_server.h"
@@ -48,6 +50,14 @@ ABSL_FLAG(bool, mutex_deadlock_detection, true,
 ABSL_FLAG(double, warmup_s, 0.3, "Seconds each stream runs before its rate is measured.");
 
 namespace derma::bench {
+
+// Progress on stderr (the table goes to stdout), with seconds since the run began.
+void Progress(absl::string_view what) {
+  static const absl::Time start = absl::Now();
+  std::cerr << absl::StreamFormat("derma_bench [%5.1f s] %s\n",
+                                  absl::ToDoubleSeconds(absl::Now() - start), what);
+}
+
 namespace {
 
 struct Settings {
@@ -102,10 +112,12 @@ absl::Status MeasureThroughput(const Settings& s, const EchoServer& echo, Report
   const config::v1::FleetConfig config = MakeFleet(s.synthetic_devices, /*virtual_clock=*/true);
   SyntheticSamples samples(config);
   ThroughputResults t;
+  Progress("bare gRPC stream, 1 client");
   absl::StatusOr<StreamRates> rates =
       MeasureBareStream(echo.address(), 1, s.synthetic.warmup, s.synthetic.window);
   if (!rates.ok()) return rates.status();
   t.bare_one = *rates;
+  Progress(absl::StrCat("bare gRPC stream, ", s.streams, " clients"));
   rates = MeasureBareStream(echo.address(), s.streams, s.synthetic.warmup, s.synthetic.window);
   if (!rates.ok()) return rates.status();
   t.bare_many = *rates;
@@ -114,10 +126,12 @@ absl::Status MeasureThroughput(const Settings& s, const EchoServer& echo, Report
   if (!derma.ok()) return derma.status();
   SyntheticOptions options = s.synthetic;
   options.subscribers = 1;
+  Progress("StreamTelemetry (synthetic samples), 1 subscriber");
   rates = MeasureSyntheticTelemetry(**derma, samples, options);
   if (!rates.ok()) return rates.status();
   t.derma_one = *rates;
   options.subscribers = s.streams;
+  Progress(absl::StrCat("StreamTelemetry (synthetic samples), ", s.streams, " subscribers"));
   rates = MeasureSyntheticTelemetry(**derma, samples, options);
   if (!rates.ok()) return rates.status();
   t.derma_many = *rates;
@@ -135,12 +149,16 @@ struct LoadedFleetResults {
 absl::StatusOr<LoadedFleetResults> MeasureLoadedFleet(const Settings& s) {
   absl::StatusOr<config::v1::FleetConfig> config = LoadFleet(s.fleet);
   if (!config.ok()) return config.status();
+  Progress(absl::StrCat("loading ", s.fleet, ": lease and start every device, open ", s.streams,
+                        " telemetry streams"));
   absl::StatusOr<std::unique_ptr<LoadedFleet>> fleet = LoadedFleet::Start(*config, s.streams);
   if (!fleet.ok()) return fleet.status();
   LoadedFleetResults results;
   results.devices = (*fleet)->names().size();
   results.sample_rate_hz = (*fleet)->sample_rate() / results.devices;
+  Progress("device-driven telemetry");
   results.telemetry = MeasureDeviceTelemetry(**fleet, s.device_warmup, s.device_window);
+  Progress("EmergencyStop(all_devices)");
   absl::StatusOr<EstopResult> estop = MeasureEmergencyStop(**fleet, s.estop_calls, s.estop_restart);
   if (!estop.ok()) return estop.status();
   results.estop = *estop;
@@ -157,6 +175,7 @@ absl::Status Run(const Settings& s, Report& report) {
     absl::StatusOr<std::unique_ptr<DermaServer>> derma =
         DermaServer::Start(MakeFleet(s.latency_devices, /*virtual_clock=*/false));
     if (!derma.ok()) return derma.status();
+    Progress("unary latency: Echo, GetDevice, Configure");
     absl::StatusOr<LatencyResult> latency =
         MeasureLatency((*echo)->address(), (*derma)->address(), "devices/pen-1", s.latency);
     if (!latency.ok()) return latency.status();
@@ -194,6 +213,7 @@ int main(int argc, char** argv) {
             << std::flush;
   derma::bench::Report report;
   const absl::Status status = derma::bench::Run(*settings, report);
+  derma::bench::Progress("done");
   report.table().Print(std::cout);
   if (!status.ok()) {
     std::cerr << "derma_bench: ERROR: " << status << "\n";
