@@ -167,6 +167,7 @@ absl::StatusOr<LoadedFleetResults> MeasureLoadedFleet(const Settings& s) {
 }
 
 absl::Status Run(const Settings& s, Report& report) {
+  Progress("starting the bare echo server");
   SyntheticSamples batch_source(MakeFleet(s.synthetic_devices, /*virtual_clock=*/true));
   absl::StatusOr<std::unique_ptr<EchoServer>> echo =
       EchoServer::Start(batch_source.SerializedBatch(s.batch_samples));
