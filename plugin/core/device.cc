@@ -34,7 +34,17 @@ void Device::Initialize() {
 
 absl::Status Device::CheckCommand(Command command, const std::string& lease_id) {
   AdvanceTo(context_.clock.Now());
-  if (absl::Status s = CheckLegal(command, state_, name_); !s.ok()) return s;
+  if (absl::Status s = CheckLegal(command, state_, name_); !s.ok()) {
+    if (state_ != v1::DEVICE_STATE_FAULT || !active_fault_.has_value()) return s;
+    // Name the latched fault, so the client knows what to clear.
+    ErrorMetadata metadata = MetadataOf(s);
+    metadata["fault"] = v1::FaultKind_Name(active_fault_->kind());
+    return MakeError(
+        s.code(), ReasonOf(s),
+        absl::StrCat(s.message(), " (latched fault ", v1::FaultKind_Name(active_fault_->kind()),
+                     ": ", active_fault_->message(), ")"),
+        metadata, ViolationsOf(s));
+  }
   return lease_.Check(lease_id, time_);
 }
 
@@ -150,6 +160,7 @@ absl::Status Device::Start(const std::string& lease_id, const std::string& reque
   if (status.ok()) {
     session_on_ = absl::ZeroDuration();
     SetState(v1::DEVICE_STATE_RUNNING, "Start");
+    PublishFreshSample();
   }
   if (status.ok()) requests_.Remember(request_id, {"Start", status, ""});
   return status;
@@ -159,6 +170,7 @@ absl::Status Device::Pause(const std::string& lease_id) {
   if (absl::Status s = CheckCommand(Command::kPause, lease_id); !s.ok()) return s;
   ForceOff();
   SetState(v1::DEVICE_STATE_PAUSED, "Pause");
+  PublishFreshSample();
   return absl::OkStatus();
 }
 
@@ -168,6 +180,7 @@ absl::Status Device::Resume(const std::string& lease_id) {
   if (absl::Status s = SwitchOutput(true); !s.ok()) return s;
   active_fault_.reset();
   SetState(v1::DEVICE_STATE_RUNNING, "Resume");
+  PublishFreshSample();
   return absl::OkStatus();
 }
 
@@ -243,13 +256,22 @@ void Device::Shutdown() {
 }
 
 // Reads the driver again at the current device time and publishes the sample, so telemetry
-// shows the output off as soon as a stop command returns.
+// shows the output switched as soon as a command returns.
 void Device::PublishFreshSample() {
   Integrate(time_);
   PublishSample(time_);
 }
 
-void Device::ForceOff() { driver_->ForceOutputOff(time_); }
+void Device::ForceOff() {
+  driver_->ForceOutputOff(time_);
+  // The reading taken before the output went off must not be published as current: samples
+  // that follow a fault event show the output off.
+  if (absl::StatusOr<DriverReading> now = driver_->Read(time_); now.ok()) {
+    reading_.output_on = now->output_on;
+    reading_.pen = now->pen;
+    reading_.stim = now->stim;
+  }
+}
 
 void Device::SetState(v1::DeviceState next, const std::string& cause) {
   if (next == state_) return;

@@ -113,6 +113,7 @@ void Device::BeginRun(const std::vector<v1::RunStep>& steps, std::vector<v1::Set
   session_on_ = absl::ZeroDuration();
   EmitEvent(v1::DEVICE_EVENT_TYPE_RUN_STARTED, "run started", nullptr, run_->run.name());
   SetState(v1::DEVICE_STATE_RUNNING, "StartRun " + run_->run.name());
+  PublishFreshSample();
   PublishRun(/*force=*/true);
 }
 

@@ -1,0 +1,100 @@
+// dermactl: the derma command line. `dermactl --help` lists the subcommands. Exit codes: 0 ok,
+// 2 usage, 3 device/state error (the server's reason and bad fields are printed), 4 connection
+// error.
+#include <csignal>
+#include <cstdio>
+#include <string>
+#include <vector>
+
+#include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_format.h"
+#include "plugin/cli/commands.h"
+
+namespace {
+
+constexpr char kHelp[] = R"(dermactl: drive a derma service from the terminal
+
+usage: dermactl [--target=HOST:PORT] [--json] COMMAND [ARGS]
+
+commands:
+  list                          every device, one line each
+  get DEVICE                    one device: state, settings, capabilities, cartridge
+  watch [DEVICE...]             live telemetry table (lines when piped; --duration_s=N stops)
+  configure DEVICE key=value... e.g. configure pen-1 needle_depth_mm=1.0 stroke_rate_hz=120
+  start|pause|resume DEVICE     takes the device's lease for the command
+  stop DEVICE                   output off (no lease needed)
+  estop DEVICE | estop --all    emergency stop, ahead of every queued command
+  reset DEVICE                  clear an emergency stop or a fault
+  run DEVICE PROGRAM_FILE       run a program (RunProgram, text format or JSON) with progress;
+                                Ctrl-C cancels the run
+  runs [DEVICE]                 runs, newest first, with their dose ledgers
+  sim fault DEVICE KIND         inject a simulator fault (e.g. over_temperature)
+
+options:
+  --target=HOST:PORT   derma service (default 127.0.0.1:50051, or $DERMA_TARGET)
+  --json               machine-readable output, one JSON object per line
+  --duration_s=N       watch: stop after N seconds
+  --help               this text
+
+DEVICE is "pen-1" or "devices/pen-1". Exit codes: 0 ok, 2 usage, 3 device or state error,
+4 connection error.
+)";
+
+void OnSignal(int) { derma::cli::g_interrupted.store(true); }
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  using derma::cli::kUsage;
+  derma::cli::Options options;
+  const char* env_target = std::getenv("DERMA_TARGET");
+  std::string target = env_target != nullptr ? env_target : "127.0.0.1:50051";
+  std::vector<std::string> args;
+  for (int i = 1; i < argc; ++i) {
+    const std::string arg = argv[i];
+    if (arg == "--help" || arg == "-h" || arg == "help") {
+      absl::PrintF("%s", kHelp);
+      return 0;
+    } else if (arg == "--json") {
+      options.json = true;
+    } else if (arg == "--all") {
+      options.all = true;
+    } else if (absl::StartsWith(arg, "--target=")) {
+      target = arg.substr(9);
+    } else if (absl::StartsWith(arg, "--duration_s=")) {
+      if (!absl::SimpleAtod(arg.substr(13), &options.duration_s) || options.duration_s < 0) {
+        absl::FPrintF(stderr, "dermactl: --duration_s needs a number of seconds ≥ 0\n");
+        return kUsage;
+      }
+    } else if (absl::StartsWith(arg, "--")) {
+      absl::FPrintF(stderr, "dermactl: unknown option %s (see dermactl --help)\n", arg);
+      return kUsage;
+    } else {
+      args.push_back(arg);
+    }
+  }
+  if (args.empty()) {
+    absl::FPrintF(stderr, "%s", kHelp);
+    return kUsage;
+  }
+  std::signal(SIGINT, OnSignal);
+  std::signal(SIGTERM, OnSignal);
+  const std::string command = args.front();
+  args.erase(args.begin());
+  derma::cli::Connection connection = derma::cli::Connect(target);
+  if (command == "list") return derma::cli::List(connection, options, args);
+  if (command == "get") return derma::cli::Get(connection, options, args);
+  if (command == "watch") return derma::cli::Watch(connection, options, args);
+  if (command == "configure") return derma::cli::Configure(connection, options, args);
+  if (command == "start" || command == "pause" || command == "resume" || command == "stop") {
+    return derma::cli::Command(connection, options, command, args);
+  }
+  if (command == "estop") return derma::cli::Estop(connection, options, args);
+  if (command == "reset") return derma::cli::Reset(connection, options, args);
+  if (command == "run") return derma::cli::RunProgram(connection, options, args);
+  if (command == "runs") return derma::cli::Runs(connection, options, args);
+  if (command == "sim") return derma::cli::Sim(connection, options, args);
+  absl::FPrintF(stderr, "dermactl: unknown command \"%s\" (see dermactl --help)\n", command);
+  return kUsage;
+}
