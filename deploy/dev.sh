@@ -14,7 +14,7 @@ readonly DEBIAN_PACKAGES=(
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler libabsl-dev
   prometheus-cpp-dev libgtest-dev libgmock-dev libbenchmark-dev libsqlite3-dev
   python3-grpcio python3-grpc-tools python3-protobuf python3-pytest
-  golang-github-gogo-googleapis-dev grpc-proto clang-format
+  golang-github-gogo-googleapis-dev grpc-proto clang-format prometheus
 )
 
 usage() {
