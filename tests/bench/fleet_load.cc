@@ -22,22 +22,36 @@ absl::StatusOr<std::unique_ptr<LoadedFleet>> LoadedFleet::Start(
   fleet->sample_rate_ = FleetSampleRate(config);
   fleet->stub_ = v1::DeviceControl::NewStub(NewChannel(fleet->server_->address()));
 
-  grpc::ClientContext context;
-  SetDeadline(context);
-  v1::ListDevicesRequest request;
-  request.set_page_size(10000);
-  v1::ListDevicesResponse response;
-  absl::Status status =
-      CallStatus(fleet->stub_->ListDevices(&context, request, &response), "ListDevices");
-  if (!status.ok()) return status;
-  for (const v1::Device& device : response.devices()) fleet->names_.push_back(device.name());
+  absl::StatusOr<v1::ListDevicesResponse> devices = fleet->ListAll();
+  if (!devices.ok()) return devices.status();
+  for (const v1::Device& device : devices->devices()) fleet->names_.push_back(device.name());
 
-  if (status = fleet->LeaseAndStartAll(); !status.ok()) return status;
+  absl::Status status = fleet->LeaseAndStartAll();
+  if (!status.ok()) return status;
   if (status = fleet->OpenStreams(streams); !status.ok()) return status;
   return fleet;
 }
 
 LoadedFleet::~LoadedFleet() { StopStreams().IgnoreError(); }
+
+absl::StatusOr<v1::ListDevicesResponse> LoadedFleet::ListAll() {
+  grpc::ClientContext context;
+  SetDeadline(context);
+  v1::ListDevicesRequest request;
+  request.set_page_size(10000);
+  v1::ListDevicesResponse response;
+  absl::Status status = CallStatus(stub_->ListDevices(&context, request, &response), "ListDevices");
+  if (!status.ok()) return status;
+  return response;
+}
+
+absl::StatusOr<uint64_t> LoadedFleet::SamplesMade() {
+  absl::StatusOr<v1::ListDevicesResponse> devices = ListAll();
+  if (!devices.ok()) return devices.status();
+  uint64_t made = 0;
+  for (const v1::Device& device : devices->devices()) made += device.latest_sample().sequence();
+  return made;
+}
 
 absl::Status LoadedFleet::LeaseAndStartAll() {
   leased_ = absl::Now();

@@ -34,6 +34,8 @@ class LoadedFleet {
   // Samples per second the fleet's devices make.
   double sample_rate() const { return sample_rate_; }
 
+  // Samples the devices have made so far: the sum of their latest sample sequence numbers.
+  absl::StatusOr<uint64_t> SamplesMade();
   // ESTOPPED → IDLE → RUNNING for device `i` (by names() index), with its lease.
   absl::Status Restart(size_t i);
   // Renews every lease once the oldest is half its TTL old (not a measured call).
@@ -43,6 +45,7 @@ class LoadedFleet {
 
  private:
   LoadedFleet() = default;
+  absl::StatusOr<v1::ListDevicesResponse> ListAll();
   absl::Status LeaseAndStartAll();
   absl::Status OpenStreams(int streams);
 

@@ -157,7 +157,10 @@ absl::StatusOr<LoadedFleetResults> MeasureLoadedFleet(const Settings& s) {
   results.devices = (*fleet)->names().size();
   results.sample_rate_hz = (*fleet)->sample_rate() / results.devices;
   Progress("device-driven telemetry");
-  results.telemetry = MeasureDeviceTelemetry(**fleet, s.device_warmup, s.device_window);
+  absl::StatusOr<DeviceTelemetryResult> telemetry =
+      MeasureDeviceTelemetry(**fleet, s.device_warmup, s.device_window);
+  if (!telemetry.ok()) return telemetry.status();
+  results.telemetry = *telemetry;
   Progress("EmergencyStop(all_devices)");
   absl::StatusOr<EstopResult> estop = MeasureEmergencyStop(**fleet, s.estop_calls, s.estop_restart);
   if (!estop.ok()) return estop.status();

@@ -94,8 +94,9 @@ void Report::AddDeviceTelemetry(const DeviceTelemetryResult& telemetry, size_t d
                       telemetry.received.size(), absl::ToDoubleSeconds(telemetry.window));
   const auto [lo, hi] = std::minmax_element(telemetry.received.begin(), telemetry.received.end());
   table_.AddInfo(absl::StrCat(what, ": received/sub"),
-                 absl::StrFormat("%s–%s of %s made", FormatCount(*lo), FormatCount(*hi),
-                                 FormatCount(telemetry.expected)));
+                 absl::StrFormat("%s–%s of %s made (nominal %s)", FormatInteger(*lo),
+                                 FormatInteger(*hi), FormatInteger(telemetry.made),
+                                 FormatInteger(static_cast<uint64_t>(telemetry.nominal))));
   table_.AddGoal(absl::StrCat(what, ": dropped_samples"), absl::StrCat(telemetry.dropped), "0",
                  telemetry.dropped == 0);
   table_.AddGoal(absl::StrCat(what, ": gaps not explained by drops"),

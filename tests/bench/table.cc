@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 
+#include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 
 namespace derma::bench {
@@ -38,6 +39,16 @@ std::string FormatCount(double n) {
   if (n >= 1e6) return absl::StrFormat("%.2f M", n / 1e6);
   if (n >= 1e4) return absl::StrFormat("%.0f k", n / 1e3);
   return absl::StrFormat("%.0f", n);
+}
+
+std::string FormatInteger(uint64_t n) {
+  const std::string digits = absl::StrCat(n);
+  std::string out;
+  for (size_t i = 0; i < digits.size(); ++i) {
+    if (i > 0 && (digits.size() - i) % 3 == 0) out += ',';
+    out += digits[i];
+  }
+  return out;
 }
 
 std::string FormatRatio(double r) { return absl::StrFormat("%.2f×", r); }

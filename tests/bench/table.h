@@ -4,6 +4,7 @@
 #define DERMA_TESTS_BENCH_TABLE_H_
 
 #include <cstddef>
+#include <cstdint>
 #include <ostream>
 #include <string>
 #include <vector>
@@ -25,6 +26,8 @@ Percentiles ComputePercentiles(std::vector<absl::Duration> latencies);
 std::string FormatLatency(absl::Duration d);
 // "2.41 M", "512 k", "930".
 std::string FormatCount(double n);
+// "1,234,567".
+std::string FormatInteger(uint64_t n);
 // "1.13×".
 std::string FormatRatio(double r);
 

@@ -115,16 +115,22 @@ absl::StatusOr<StreamRates> MeasureBareStream(const std::string& echo_address, i
   return rates;
 }
 
-DeviceTelemetryResult MeasureDeviceTelemetry(const LoadedFleet& fleet, absl::Duration warmup,
-                                             absl::Duration window) {
+absl::StatusOr<DeviceTelemetryResult> MeasureDeviceTelemetry(LoadedFleet& fleet,
+                                                             absl::Duration warmup,
+                                                             absl::Duration window) {
   absl::SleepFor(warmup);
+  absl::StatusOr<uint64_t> made_before = fleet.SamplesMade();
+  if (!made_before.ok()) return made_before.status();
   const std::vector<StreamCounts> before = CountsOf(fleet.readers());
   const absl::Time start = absl::Now();
   absl::SleepFor(window);
   const std::vector<StreamCounts> after = CountsOf(fleet.readers());
   DeviceTelemetryResult result;
   result.window = absl::Now() - start;
-  result.expected = fleet.sample_rate() * absl::ToDoubleSeconds(result.window);
+  absl::StatusOr<uint64_t> made_after = fleet.SamplesMade();
+  if (!made_after.ok()) return made_after.status();
+  result.made = *made_after - *made_before;
+  result.nominal = fleet.sample_rate() * absl::ToDoubleSeconds(result.window);
   for (size_t i = 0; i < before.size(); ++i) {
     result.received.push_back(after[i].samples - before[i].samples);
     result.dropped += after[i].dropped - before[i].dropped;

@@ -46,15 +46,17 @@ absl::StatusOr<StreamRates> MeasureBareStream(const std::string& echo_address, i
 struct DeviceTelemetryResult {
   absl::Duration window;
   std::vector<uint64_t> received;  // samples per subscriber during the window
-  double expected = 0;             // samples the fleet made during the window
+  uint64_t made = 0;               // samples the devices made during the window
+  double nominal = 0;              // devices × sample rate × window
   uint64_t dropped = 0;            // dropped_samples reported during the window, all subscribers
   uint64_t unexplained_gaps = 0;   // missing sequence numbers not covered by dropped_samples
 };
 
 // Counts what the fleet's own streams receive during `window`, after `warmup` (which lets the
 // streams work off what queued while they were opened).
-DeviceTelemetryResult MeasureDeviceTelemetry(const LoadedFleet& fleet, absl::Duration warmup,
-                                             absl::Duration window);
+absl::StatusOr<DeviceTelemetryResult> MeasureDeviceTelemetry(LoadedFleet& fleet,
+                                                             absl::Duration warmup,
+                                                             absl::Duration window);
 
 }  // namespace derma::bench
 
