@@ -29,7 +29,9 @@ from derma.telemetry import TelemetryStream, open_stream
 from derma.v1 import device_control_pb2 as pb
 from derma.v1 import device_control_pb2_grpc as pb_grpc
 
-# Matches the server: it accepts pings every ≥ 5 s, with or without calls.
+# Matches the server: it accepts pings every ≥ 5 s, with or without calls. The timeout stays
+# well above 5 s: an idle Python channel reads a ping's ack only at its next poll, which was
+# seen to take up to 5 s, and a shorter timeout would drop a healthy connection.
 CHANNEL_OPTIONS = (
     ("grpc.keepalive_time_ms", 10_000),
     ("grpc.keepalive_timeout_ms", 10_000),

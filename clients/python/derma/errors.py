@@ -9,7 +9,7 @@ its reason; the wrapper raises nothing else for failed calls.
 from __future__ import annotations
 
 import builtins
-from typing import ClassVar, Mapping, Sequence
+from typing import Any, ClassVar, Iterable, Mapping, Sequence
 
 import grpc
 from google.rpc import error_details_pb2, status_pb2
@@ -303,7 +303,9 @@ def from_rpc_error(error: grpc.RpcError) -> DermaError:
     return DermaError("", f"{code.name if code else 'ERROR'}: {message}", {}, violations, code)
 
 
-def _details(trailers) -> tuple[error_details_pb2.ErrorInfo | None, list[tuple[str, str]]]:
+def _details(trailers: Iterable[tuple[str, Any]]
+             ) -> tuple[error_details_pb2.ErrorInfo | None, list[tuple[str, str]]]:
+    """ErrorInfo and BadRequest violations from the grpc-status-details-bin trailer."""
     info = None
     violations: list[tuple[str, str]] = []
     for key, value in trailers:

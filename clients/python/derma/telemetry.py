@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Iterator, Literal, Optional, Union
 import grpc
 
 from derma.errors import from_rpc_error
-from derma.v1 import device_control_pb2, telemetry_pb2
+from derma.v1 import device_control_pb2, device_control_pb2_grpc, telemetry_pb2
 
 if TYPE_CHECKING:
     from derma.devices import Device, Fault
@@ -127,7 +127,7 @@ class _Sequences:
 
 
 class TelemetryStream:
-    """An open StreamTelemetry call; iterate it for typed items (`Item`).
+    """An open StreamTelemetry call: an iterator of typed items (`Item`).
 
     Iterating raises a DermaError subclass when the stream fails (ShuttingDown when dermad
     stops, StreamLimit past the server's stream limit). close() (or leaving a `with` block)
@@ -143,6 +143,7 @@ class TelemetryStream:
         self.dropped_samples = 0  # total samples the server dropped for this stream
         self.missing_samples = 0  # total samples missing without the server saying so
         self.missing_events = 0
+        self._items = self._read()
 
     def __enter__(self) -> TelemetryStream:
         return self
@@ -155,7 +156,13 @@ class TelemetryStream:
         self._closed.set()
         self._call.cancel()
 
-    def __iter__(self) -> Iterator[Item]:
+    def __iter__(self) -> TelemetryStream:
+        return self
+
+    def __next__(self) -> Item:
+        return next(self._items)
+
+    def _read(self) -> Iterator[Item]:
         from derma.devices import Device, to_datetime
         try:
             for message in self._call:
@@ -205,7 +212,8 @@ class TelemetryStream:
         yield event_from_proto(event)
 
 
-def open_stream(stub, names: list[str], interval_s: float) -> TelemetryStream:
+def open_stream(stub: device_control_pb2_grpc.DeviceControlStub, names: list[str],
+                interval_s: float) -> TelemetryStream:
     """Starts StreamTelemetry for `names` ("devices/{id}"; empty = every device)."""
     request = device_control_pb2.StreamTelemetryRequest(names=names, sample_interval_s=interval_s)
     return TelemetryStream(stub.StreamTelemetry(request), interval_s)
