@@ -146,12 +146,11 @@ struct LoadedFleetResults {
   double sample_rate_hz = 0;  // per device
 };
 
-absl::StatusOr<LoadedFleetResults> MeasureLoadedFleet(const Settings& s) {
-  absl::StatusOr<config::v1::FleetConfig> config = LoadFleet(s.fleet);
-  if (!config.ok()) return config.status();
+absl::StatusOr<LoadedFleetResults> MeasureLoadedFleet(const Settings& s,
+                                                      const config::v1::FleetConfig& config) {
   Progress(absl::StrCat("loading ", s.fleet, ": lease and start every device, open ", s.streams,
                         " telemetry streams"));
-  absl::StatusOr<std::unique_ptr<LoadedFleet>> fleet = LoadedFleet::Start(*config, s.streams);
+  absl::StatusOr<std::unique_ptr<LoadedFleet>> fleet = LoadedFleet::Start(config, s.streams);
   if (!fleet.ok()) return fleet.status();
   LoadedFleetResults results;
   results.devices = (*fleet)->names().size();
@@ -170,6 +169,8 @@ absl::StatusOr<LoadedFleetResults> MeasureLoadedFleet(const Settings& s) {
 }
 
 absl::Status Run(const Settings& s, Report& report) {
+  absl::StatusOr<config::v1::FleetConfig> fleet = LoadFleet(s.fleet);  // fail before measuring
+  if (!fleet.ok()) return fleet.status();
   Progress("starting the bare echo server");
   SyntheticSamples batch_source(MakeFleet(s.synthetic_devices, /*virtual_clock=*/true));
   absl::StatusOr<std::unique_ptr<EchoServer>> echo =
@@ -185,7 +186,7 @@ absl::Status Run(const Settings& s, Report& report) {
     if (!latency.ok()) return latency.status();
     report.AddLatency(*latency);
   }
-  absl::StatusOr<LoadedFleetResults> loaded = MeasureLoadedFleet(s);
+  absl::StatusOr<LoadedFleetResults> loaded = MeasureLoadedFleet(s, *fleet);
   if (!loaded.ok()) return loaded.status();
   report.AddEstop(loaded->estop, loaded->devices, s.streams);
   if (absl::Status status = MeasureThroughput(s, **echo, report); !status.ok()) return status;
