@@ -65,9 +65,12 @@ class Client:
         self.holder = holder
         self.stub = pb_grpc.DeviceControlStub(channel)
         self.sim = Simulator(self, channel)
+        self.closed = False
 
     def close(self) -> None:
-        """Closes the channel; open streams end."""
+        """Closes the channel; open streams end and leases are no longer renewed (a device
+        still running under one is stopped by the server's dead-man switch at its expiry)."""
+        self.closed = True
         self.channel.close()
 
     def __enter__(self) -> Client:
@@ -78,10 +81,16 @@ class Client:
 
     def call(self, rpc: Any, request: Any, timeout_s: Optional[float] = None) -> Any:
         """Calls a unary stub method with the default deadline; raises a DermaError."""
+        if self.closed:
+            raise ConnectionError("", "the client is closed")
         try:
             return rpc(request, timeout=self.timeout_s if timeout_s is None else timeout_s)
         except grpc.RpcError as error:
-            raise from_rpc_error(error) from error
+            raise from_rpc_error(error) from None
+        except ValueError:  # grpc: "Cannot invoke RPC on closed channel!"
+            if self.closed:
+                raise ConnectionError("", "the client is closed") from None
+            raise
 
     # --- reads ------------------------------------------------------------------------------
 
@@ -124,7 +133,7 @@ class Client:
         device time between forwarded samples of one device, in seconds (0: every sample).
         Iterate the result for Snapshot, Synced, Sample, Event, Heartbeat and Gap items;
         close it (or use `with`) to end it. The stream has no deadline."""
-        names = [device_name(d) for d in devices] if devices else []
+        names = list(dict.fromkeys(device_name(d) for d in devices)) if devices else []
         return open_stream(self.stub, names, interval_s)
 
     # --- commands that need no lease ------------------------------------------------------

@@ -40,6 +40,7 @@ class DermaError(Exception):
         self.metadata: dict[str, str] = dict(metadata or {})
         self.violations: list[tuple[str, str]] = list(violations)
         self.code = code
+        self.rpc_error: grpc.RpcError | None = None  # the failed call, when there was one
 
     @property
     def device(self) -> str | None:
@@ -288,7 +289,14 @@ BY_REASON: dict[str, type[DermaError]] = {
 
 
 def from_rpc_error(error: grpc.RpcError) -> DermaError:
-    """The typed exception for a failed gRPC call (use `raise from_rpc_error(e) from e`)."""
+    """The typed exception for a failed gRPC call, with the call as .rpc_error (raise it
+    `from None`: the gRPC error repeats the message and would double every traceback)."""
+    typed = _typed(error)
+    typed.rpc_error = error
+    return typed
+
+
+def _typed(error: grpc.RpcError) -> DermaError:
     code = error.code() if isinstance(error, grpc.Call) else None
     message = (error.details() if isinstance(error, grpc.Call) else str(error)) or ""
     trailers = error.trailing_metadata() if isinstance(error, grpc.Call) else None

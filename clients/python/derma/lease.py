@@ -71,6 +71,11 @@ class Lease:
 
     # --- the lease itself ---------------------------------------------------------------
 
+    @property
+    def renewing(self) -> bool:
+        """True while the background thread renews the lease."""
+        return self._renewer is not None and self._renewer.is_alive()
+
     def renew(self, ttl_s: Optional[float] = None) -> Optional[datetime.datetime]:
         """Extends the lease to now + ttl_s seconds (default: this lease's ttl_s); returns the
         new expire time. Raises LeaseExpired / LeaseMismatch when the lease is gone."""
@@ -97,7 +102,7 @@ class Lease:
             self._renewer.join()
 
     def _renew_loop(self) -> None:
-        while not self._stop_renewing.wait(self.ttl_s / 3):
+        while not self._stop_renewing.wait(self.ttl_s / 3) and not self._client.closed:
             try:
                 self.renew()
             except LeaseLost as lost:

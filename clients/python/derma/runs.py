@@ -84,7 +84,8 @@ class Run:
 
 
 class RunHandle:
-    """A started run. progress() watches it, result() waits for its end, cancel() ends it.
+    """A started run. progress() watches it, result() waits for its end, cancel() ends it;
+    as a context manager, leaving the block stops a run that is still active.
 
     A handle made by Client.run() holds the device's lease for the run: a background thread
     renews it every ttl/3 until the run has ended, then releases it. If this process stops
@@ -109,13 +110,18 @@ class RunHandle:
         return self
 
     def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
-        """Leaving the block by an exception stops the device if the run is still active."""
-        if exc_type is not None and not self._last.ended:
-            try:
+        """A run does not outlive its `with` block: leaving the block (normally or by an
+        exception) while the run is still active stops the device; then an owned lease is
+        released."""
+        try:
+            if not self._last.ended and not self.get().ended:
                 self._client.stop(self.device)
-            except DermaError as stop_error:
-                exc.add_note(f"derma: stopping {self.device} failed: {stop_error}")
-        self._finish()
+        except DermaError as stop_error:
+            if exc is None:
+                raise
+            exc.add_note(f"derma: stopping {self.device} failed: {stop_error}")
+        finally:
+            self._finish()
 
     @property
     def last(self) -> Run:
@@ -135,7 +141,7 @@ class RunHandle:
             for update in call:
                 yield self._seen(update.run)
         except grpc.RpcError as error:
-            raise from_rpc_error(error) from error
+            raise from_rpc_error(error) from None
         finally:
             call.cancel()
 
@@ -174,7 +180,7 @@ class RunHandle:
 
     def _keep_lease(self) -> None:
         interval_s = self._lease.ttl_s / 3
-        while not self._done.wait(interval_s):
+        while not self._done.wait(interval_s) and not self._client.closed:
             try:
                 if self.get().ended:
                     return

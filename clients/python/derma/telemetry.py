@@ -184,7 +184,7 @@ class TelemetryStream:
         except grpc.RpcError as error:
             if self._closed.is_set() and error.code() == grpc.StatusCode.CANCELLED:
                 return
-            raise from_rpc_error(error) from error
+            raise from_rpc_error(error) from None
 
     def _samples(self, samples: device_control_pb2.DeviceSamples) -> Iterator[Item]:
         seen = self._seen.setdefault(samples.device, _Sequences())

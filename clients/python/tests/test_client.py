@@ -8,6 +8,7 @@ how their reasons map to classes.
 from __future__ import annotations
 
 import socket
+import time
 
 import pytest
 
@@ -96,3 +97,13 @@ def test_a_call_past_its_deadline_raises_deadline_exceeded(client) -> None:
         client.call(client.sim.stub.AdvanceClock, derma.sim.v1.simulator_pb2.AdvanceClockRequest(
             duration_s=600), timeout_s=0.01)
     assert isinstance(caught.value, TimeoutError)
+
+
+def test_closing_the_client_stops_lease_renewal_and_later_calls(dermad) -> None:
+    with derma.connect(dermad.target) as client:
+        pen = client.lease("pen-1", ttl_s=1)
+        assert pen.renewing
+    time.sleep(0.5)  # one renewal period: the thread sees the client closed
+    assert not pen.renewing
+    with pytest.raises(errors.ConnectionError, match="closed"):
+        client.devices()

@@ -117,3 +117,19 @@ def test_result_raises_a_timeout_while_the_run_is_still_going(client, pen_steps)
     with pytest.raises(TimeoutError):
         run.result(timeout_s=0.3)  # the virtual clock stands still
     run.cancel()
+
+
+def test_a_run_does_not_outlive_its_block(client, pen_steps) -> None:
+    with client.run("pen-1", pen_steps) as run:
+        client.sim.advance_clock(0.5)
+    assert client.get_run(run.name).end_reason == "STOPPED"
+    assert client.device("pen-1").lease_holder is None
+
+
+def test_a_run_block_that_waited_for_the_end_stops_nothing(client, pen_steps) -> None:
+    with client.lease("pen-1") as pen:
+        with pen.run(pen_steps) as run:
+            client.sim.advance_clock(2.5)
+            assert run.result(timeout_s=5).end_reason == "COMPLETED"
+        assert pen.start().state == "RUNNING"  # the lease is still ours
+        pen.stop()

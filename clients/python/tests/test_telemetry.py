@@ -101,3 +101,10 @@ def test_past_the_stream_limit_a_stream_fails_with_stream_limit(client) -> None:
         for stream in streams:
             stream.close()
     assert len(streams) == 129
+
+
+def test_a_device_named_twice_is_streamed_once(client) -> None:
+    with client.telemetry(["pen-1", "devices/pen-1"]) as stream:
+        head = list(itertools.islice(stream, 2))
+    assert [type(i) for i in head] == [derma.Snapshot, derma.Synced]
+    assert head[1].device_count == 1
