@@ -250,6 +250,15 @@ TEST_F(ErrorReasonTest, RunNotFoundForGetRunAndWatchRun) {
   EXPECT_THAT(*ended, IsError(StatusCode::NOT_FOUND, v1::ERROR_REASON_RUN_NOT_FOUND));
 }
 
+TEST_F(ErrorReasonTest, RunNotFoundForCancelOfAnUnknownRun) {
+  v1::CancelRunRequest request;
+  request.set_name(std::string(kPen) + "/runs/000000000000");
+  request.set_lease_id(Lease(kPen));
+  v1::CancelRunResponse response;
+  EXPECT_THAT(Invoke(*control_, &Stub::CancelRun, request, &response),
+              IsError(StatusCode::NOT_FOUND, v1::ERROR_REASON_RUN_NOT_FOUND));
+}
+
 TEST_F(ErrorReasonTest, RunEndedForCancelOfAFinishedRun) {
   const std::string lease = Lease(kPen);
   v1::Run run;
@@ -270,6 +279,13 @@ TEST_F(ErrorReasonTest, RequestIdReusedForADifferentProgram) {
   const grpc::Status status = StartRun(kPen, lease, {Step(2)}, nullptr, "same-id");
   EXPECT_THAT(status, IsError(StatusCode::INVALID_ARGUMENT, v1::ERROR_REASON_REQUEST_ID_REUSED));
   EXPECT_THAT(status, HasViolation("request_id"));
+}
+
+TEST_F(ErrorReasonTest, InvalidFieldForARequestIdLongerThan64Characters) {
+  const grpc::Status status = Start(kPen, Lease(kPen), std::string(65, 'x'));
+  EXPECT_THAT(status, IsError(StatusCode::INVALID_ARGUMENT, v1::ERROR_REASON_INVALID_FIELD));
+  EXPECT_THAT(status, HasViolation("request_id"));
+  EXPECT_EQ(GetDevice(kPen).state(), v1::DEVICE_STATE_IDLE);
 }
 
 TEST_F(ErrorReasonTest, ShuttingDownRefusesCommandsThatCouldSwitchAnOutputOn) {

@@ -1,5 +1,6 @@
 #include "tests/integration/server_fixture.h"
 
+#include <algorithm>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
@@ -48,10 +49,20 @@ int64_t Micros(const google::protobuf::Timestamp& t) {
   return google::protobuf::util::TimeUtil::TimestampToMicroseconds(t);
 }
 
+void TelemetryLog::CheckTime(DeviceTelemetry& d, const std::string& device, int64_t time_us,
+                             const char* what) {
+  if (time_us < d.last_time_us) {
+    d.errors.push_back(absl::StrCat(device, ": ", what, " at ", time_us, " us after one at ",
+                                    d.last_time_us, " us"));
+  }
+  d.last_time_us = std::max(d.last_time_us, time_us);
+}
+
 void TelemetryLog::Begin(const v1::DeviceSnapshot& snapshot) {
   DeviceTelemetry& d = devices_[snapshot.device().name()];
   d.next_sample = snapshot.device().latest_sample().sequence() + 1;
   d.next_event = snapshot.last_event_sequence() + 1;
+  d.last_time_us = snapshot.device().latest_sample().device_time_us();
   kinds_ += 's';
 }
 
@@ -61,6 +72,14 @@ void TelemetryLog::Add(const v1::StreamTelemetryResponse& message) {
       kinds_ += 'b';
       for (const v1::DeviceSamples& samples : message.batch().devices()) {
         DeviceTelemetry& d = devices_[samples.device()];
+        int in_batch = 0;
+        for (const v1::DeviceSamples& other : message.batch().devices()) {
+          in_batch += other.device() == samples.device();
+        }
+        if (in_batch > 1) {
+          d.errors.push_back(
+              absl::StrCat(samples.device(), " appears ", in_batch, " times in one SampleBatch"));
+        }
         d.dropped += samples.dropped_samples();
         d.next_sample += samples.dropped_samples();  // the oldest are dropped first
         for (const v1::TelemetrySample& sample : samples.samples()) {
@@ -69,6 +88,7 @@ void TelemetryLog::Add(const v1::StreamTelemetryResponse& message) {
                                             " where ", d.next_sample, " was expected"));
           }
           d.next_sample = sample.sequence() + 1;
+          CheckTime(d, samples.device(), sample.device_time_us(), "sample");
           ++d.samples;
           d.sample_log.push_back(sample);
           d.events_before.push_back(d.events.size());
@@ -84,6 +104,7 @@ void TelemetryLog::Add(const v1::StreamTelemetryResponse& message) {
                                         " was expected"));
       }
       d.next_event = message.event().sequence() + 1;
+      CheckTime(d, message.event().device(), message.event().device_time_us(), "event");
       d.events.push_back(message.event());
       return;
     }
@@ -129,8 +150,7 @@ void ServerFixture::TearDown() {
   plugin_.reset();
 }
 
-Client ServerFixture::NewClient() {
-  grpc::ChannelArguments args;
+Client ServerFixture::NewClient(grpc::ChannelArguments args) {
   args.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);  // its own connection
   Client client;
   client.channel = grpc::CreateCustomChannel(absl::StrCat("127.0.0.1:", port_),
@@ -240,13 +260,14 @@ grpc::Status ServerFixture::SetLink(const std::string& name, bool up) {
 }
 
 std::unique_ptr<TelemetryReader> ServerFixture::StreamTelemetry(
-    const std::vector<std::string>& names, double sample_interval_s) {
+    const std::vector<std::string>& names, double sample_interval_s, Client* client) {
+  v1::DeviceControl::Stub* stub = client != nullptr ? client->control.get() : control_;
   v1::StreamTelemetryRequest request;
   for (const std::string& name : names) request.add_names(name);
   request.set_sample_interval_s(sample_interval_s);
   return std::make_unique<TelemetryReader>(
-      std::move(request), [this](grpc::ClientContext* context, const auto* r, auto* reactor) {
-        control_->async()->StreamTelemetry(context, r, reactor);
+      std::move(request), [stub](grpc::ClientContext* context, const auto* r, auto* reactor) {
+        stub->async()->StreamTelemetry(context, r, reactor);
       });
 }
 
@@ -283,6 +304,13 @@ bool ServerFixture::ReadUntil(TelemetryReader& reader, TelemetryLog& log,
     log.Add(*message);
   }
   return true;
+}
+
+uint64_t ServerFixture::LastEventSequence(const std::string& name) {
+  std::unique_ptr<TelemetryReader> probe = StreamTelemetry({name});
+  std::optional<v1::StreamTelemetryResponse> snapshot = probe->Next();
+  EXPECT_TRUE(snapshot.has_value() && snapshot->has_snapshot()) << name;
+  return snapshot.has_value() ? snapshot->snapshot().last_event_sequence() : 0;
 }
 
 std::unique_ptr<WatchRunReader> ServerFixture::WatchRun(const std::string& run) {

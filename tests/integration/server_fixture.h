@@ -23,6 +23,7 @@
 #include "google/protobuf/timestamp.pb.h"
 #include "grpcpp/channel.h"
 #include "grpcpp/server.h"
+#include "grpcpp/support/channel_arguments.h"
 #include "gtest/gtest.h"
 #include "plugin/host/plugin.h"
 #include "tests/integration/rpc_status.h"
@@ -65,12 +66,14 @@ int64_t Micros(const google::protobuf::Timestamp& t);
 
 // Per-device bookkeeping of a telemetry stream: every sample and event sequence number is
 // checked against the next one expected (a sample gap must be explained exactly by
-// dropped_samples; events never have gaps).
+// dropped_samples; events never have gaps), device time never goes back across a device's
+// samples and events, and a device appears at most once per SampleBatch.
 struct DeviceTelemetry {
   uint64_t next_sample = 0;  // next sample sequence expected
   uint64_t next_event = 0;   // next event sequence expected
   uint64_t samples = 0;      // samples received
   uint64_t dropped = 0;      // sum of dropped_samples
+  int64_t last_time_us = 0;  // device time of the last sample or event: never goes back
   std::vector<std::string> errors;
   std::vector<v1::DeviceEvent> events;
   std::vector<v1::TelemetrySample> sample_log;  // every sample received, in order
@@ -90,6 +93,9 @@ class TelemetryLog {
   const std::string& kinds() const { return kinds_; }
 
  private:
+  static void CheckTime(DeviceTelemetry& d, const std::string& device, int64_t time_us,
+                        const char* what);
+
   absl::flat_hash_map<std::string, DeviceTelemetry> devices_;
   int heartbeats_ = 0;
   std::string kinds_;
@@ -104,7 +110,8 @@ class ServerFixture : public ::testing::Test {
   virtual PluginOptions Options() const { return {}; }
   virtual std::string FleetText() const { return kFleetText; }
 
-  Client NewClient();
+  // A client with its own connection; `args` adds channel arguments.
+  Client NewClient(grpc::ChannelArguments args = grpc::ChannelArguments());
 
   // Helpers on the default client. Each checks its status with EXPECT (callers may ASSERT on
   // the result where a later step depends on it).
@@ -125,13 +132,17 @@ class ServerFixture : public ::testing::Test {
   grpc::Status ClearFault(const std::string& name, v1::FaultKind kind);
   grpc::Status SetLink(const std::string& name, bool up);
 
+  // A telemetry stream on `client` (the default client when null).
   std::unique_ptr<TelemetryReader> StreamTelemetry(const std::vector<std::string>& names,
-                                                   double sample_interval_s = 0);
+                                                   double sample_interval_s = 0,
+                                                   Client* client = nullptr);
   // Reads `count` snapshots and the SyncMarker into `log`; false (with a failure) otherwise.
   bool ReadOpening(TelemetryReader& reader, size_t count, TelemetryLog& log);
   // Reads live messages into `log` until `done()` holds; false on timeout or end of stream.
   bool ReadUntil(TelemetryReader& reader, TelemetryLog& log, absl::FunctionRef<bool()> done,
                  absl::Duration timeout = kStreamWait);
+  // The device's last event sequence number, from the snapshot of a fresh telemetry stream.
+  uint64_t LastEventSequence(const std::string& name);
   std::unique_ptr<WatchRunReader> WatchRun(const std::string& run);
 
   std::unique_ptr<Plugin> plugin_;

@@ -257,6 +257,24 @@ TEST_F(ServingTest, BadInputIsRefusedNamingTheFieldAndTheServerKeepsServing) {
   EXPECT_THAT(status, IsError(StatusCode::INVALID_ARGUMENT, v1::ERROR_REASON_INVALID_FIELD));
   EXPECT_THAT(status, HasViolation("page_size"));
 
+  v1::ListRunsRequest runs;
+  runs.set_parent("devices/nope");
+  v1::ListRunsResponse listed_runs;
+  EXPECT_THAT(Invoke(*control_, &Stub::ListRuns, runs, &listed_runs),
+              IsError(StatusCode::NOT_FOUND, v1::ERROR_REASON_DEVICE_NOT_FOUND));
+  runs.set_parent(kPen);
+  runs.set_page_token("not-a-token");
+  status = Invoke(*control_, &Stub::ListRuns, runs, &listed_runs);
+  EXPECT_THAT(status, IsError(StatusCode::INVALID_ARGUMENT, v1::ERROR_REASON_INVALID_FIELD));
+  EXPECT_THAT(status, HasViolation("page_token"));
+
+  v1::GetRunRequest get_run;
+  get_run.set_name("runs/x");
+  v1::GetRunResponse got_run;
+  status = Invoke(*control_, &Stub::GetRun, get_run, &got_run);
+  EXPECT_THAT(status, IsError(StatusCode::INVALID_ARGUMENT, v1::ERROR_REASON_INVALID_FIELD));
+  EXPECT_THAT(status, HasViolation("name"));
+
   v1::EmergencyStopRequest estop;  // no target
   v1::EmergencyStopResponse estopped;
   status = Invoke(*control_, &Stub::EmergencyStop, estop, &estopped);

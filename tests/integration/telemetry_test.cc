@@ -1,7 +1,7 @@
 // StreamTelemetry through a real server: per device a snapshot, then one SyncMarker, then live
 // batches and events with per-device sequence numbers that have no unexplained gaps; events
-// for state changes and faults; decimation; heartbeats on an idle stream; and a slow consumer
-// that loses only its oldest samples, each one counted, and never an event.
+// for state changes and faults; decimation; heartbeats on an idle stream. Flow control (slow
+// consumers, overflow, streams opened under load) is in telemetry_flow_test.cc.
 #include <algorithm>
 #include <set>
 
@@ -210,61 +210,6 @@ TEST_F(HeartbeatTest, IdleStreamGetsHeartbeats) {
     ASSERT_TRUE(m->has_heartbeat()) << m->ShortDebugString();
     EXPECT_GT(Micros(m->heartbeat().server_time()), 0);
   }
-}
-
-class SlowConsumerTest : public ServerFixture {
- protected:
-  PluginOptions Options() const override {
-    PluginOptions options;
-    options.stream_sample_capacity = 64;
-    return options;
-  }
-};
-
-// The client stops reading while a 100-step program runs and 300 s of device time pass
-// (30 000 samples, 100+ events). When it reads again, every sample it lost is counted in
-// dropped_samples right where the gap is, and every event arrives, in sequence.
-TEST_F(SlowConsumerTest, SlowReaderLosesOnlyCountedSamplesAndNoEvents) {
-  std::unique_ptr<TelemetryReader> telemetry = StreamTelemetry({kPen});
-  TelemetryLog log;
-  ASSERT_TRUE(ReadOpening(*telemetry, 1, log));
-  DeviceTelemetry& pen = log.device(kPen);
-  const uint64_t first_sample = pen.next_sample;
-  const uint64_t first_event = pen.next_event;
-
-  const std::string lease = Lease(kPen);
-  std::vector<v1::RunStep> program;
-  for (int i = 0; i < 100; ++i) program.push_back(Step(0.5, PenSettings(1.0, i % 2 ? 60 : 50)));
-  v1::Run run;
-  ASSERT_THAT(StartRun(kPen, lease, program, &run), IsOk());
-  Advance(300);  // not reading
-
-  // The device's last event sequence, from a second stream's snapshot.
-  uint64_t last_event = 0;
-  {
-    std::unique_ptr<TelemetryReader> probe = StreamTelemetry({kPen});
-    std::optional<v1::StreamTelemetryResponse> snapshot = probe->Next();
-    ASSERT_TRUE(snapshot.has_value() && snapshot->has_snapshot());
-    last_event = snapshot->snapshot().last_event_sequence();
-  }
-  const uint64_t last_sample = GetDevice(kPen).latest_sample().sequence();
-  ASSERT_TRUE(ReadUntil(
-      *telemetry, log, [&] { return pen.next_sample > last_sample && pen.next_event > last_event; },
-      absl::Seconds(30)));
-
-  EXPECT_THAT(pen.errors, IsEmpty());
-  EXPECT_GT(pen.dropped, 0u);
-  EXPECT_EQ(pen.samples + pen.dropped, last_sample - first_sample + 1);
-  EXPECT_EQ(pen.events.size(), last_event - first_event + 1);
-  int steps = 0, ended = 0;
-  for (const v1::DeviceEvent& e : pen.events) {
-    steps += e.type() == v1::DEVICE_EVENT_TYPE_RUN_STEP;
-    ended += e.type() == v1::DEVICE_EVENT_TYPE_RUN_ENDED;
-  }
-  EXPECT_EQ(steps, 99);
-  EXPECT_EQ(ended, 1);
-  const v1::Run done = GetRun(run.name());
-  EXPECT_EQ(done.state(), v1::RUN_STATE_SUCCEEDED) << done.ShortDebugString();
 }
 
 }  // namespace
