@@ -189,8 +189,12 @@ void Device::HandleFaults(FaultMask faults, const std::string& detail, absl::Tim
     const FaultMask bit = FaultBit(static_cast<v1::FaultKind>(kind));
     if (((raised | cleared) & bit) == 0) continue;
     if (raised & bit) view_.counters().CountFault(static_cast<v1::FaultKind>(kind));
-    const v1::Fault fault = MakeFault(static_cast<v1::FaultKind>(kind),
-                                      detail.empty() ? v1::FaultKind_Name(kind) : detail, t);
+    const bool is_raised = (raised & bit) != 0;
+    const v1::Fault fault =
+        MakeFault(static_cast<v1::FaultKind>(kind),
+                  is_raised ? (detail.empty() ? v1::FaultKind_Name(kind) : detail)
+                            : absl::StrCat(v1::FaultKind_Name(kind), " condition cleared"),
+                  t);
     EmitEvent(
         (raised & bit) ? v1::DEVICE_EVENT_TYPE_FAULT_RAISED : v1::DEVICE_EVENT_TYPE_FAULT_CLEARED,
         fault.message(), &fault);

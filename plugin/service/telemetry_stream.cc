@@ -1,5 +1,6 @@
 #include "plugin/service/telemetry_stream.h"
 
+#include <algorithm>
 #include <cmath>
 #include <utility>
 
@@ -62,7 +63,11 @@ absl::Status TelemetryStream::Subscribe(const v1::StreamTelemetryRequest& reques
     absl::StatusOr<uint32_t> index =
         deps_.devices.Find(request.names(i), absl::StrCat("names[", i, "]"));
     if (!index.ok()) return index.status();
-    options.devices.push_back(*index);
+    // A device named twice is streamed once (one snapshot, counted once in the SyncMarker).
+    if (std::find(options.devices.begin(), options.devices.end(), *index) ==
+        options.devices.end()) {
+      options.devices.push_back(*index);
+    }
   }
   const double interval = request.sample_interval_s();
   if (!(interval >= 0 && interval <= kMaxSampleIntervalS)) {
