@@ -129,6 +129,19 @@ TEST_F(DeviceControlTest, ConfigureValidateOnlyAppliesNothing) {
   EXPECT_DOUBLE_EQ(GetDevice(kPen).settings().microneedling().needle_depth_mm(), 0.5);
 }
 
+TEST_F(DeviceControlTest, ConfigureWhileRunningAppliesLive) {
+  const std::string lease = Lease(kPen2);
+  ASSERT_THAT(Configure(kPen2, lease, PenSettings(1.0, 60)), IsOk());
+  ASSERT_THAT(Start(kPen2, lease), IsOk());
+  Advance(1);
+  EXPECT_NEAR(GetDevice(kPen2).latest_sample().microneedling().stroke_rate_hz(), 60, 1);
+  v1::ConfigureResponse response;
+  ASSERT_THAT(Configure(kPen2, lease, PenSettings(1.0, 140), &response), IsOk());
+  EXPECT_EQ(response.device().state(), v1::DEVICE_STATE_RUNNING);
+  Advance(1);
+  EXPECT_NEAR(GetDevice(kPen2).latest_sample().microneedling().stroke_rate_hz(), 140, 1);
+}
+
 TEST_F(DeviceControlTest, StartSwitchesTheOutputOn) {
   const std::string lease = Lease(kPen);
   v1::StartRequest request;

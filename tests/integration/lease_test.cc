@@ -101,6 +101,21 @@ TEST_F(LeaseTest, ExpiredLeaseFreesTheDeviceAndItsIdReportsExpired) {
               IsError(StatusCode::ABORTED, v1::ERROR_REASON_LEASE_EXPIRED));
 }
 
+TEST_F(LeaseTest, TtlMustBeOneToSixtySeconds) {
+  for (double ttl : {0.5, 60.5, -1.0}) {
+    const grpc::Status status = Acquire(*control_, kPen, "script", ttl, nullptr);
+    EXPECT_THAT(status, IsError(StatusCode::INVALID_ARGUMENT, v1::ERROR_REASON_INVALID_FIELD))
+        << ttl;
+    EXPECT_THAT(status, HasViolation("ttl_s")) << ttl;
+  }
+  v1::Lease lease;
+  ASSERT_THAT(Acquire(*control_, kPen, "script", 60, &lease), IsOk());
+  EXPECT_THAT(Renew(*control_, kPen, lease.lease_id(), 61),
+              IsError(StatusCode::INVALID_ARGUMENT, v1::ERROR_REASON_INVALID_FIELD));
+  EXPECT_THAT(Renew(*control_, kPen, lease.lease_id(), 1), IsOk());
+  EXPECT_THAT(Acquire(*control_, kStim, "script", 1, nullptr), IsOk());
+}
+
 TEST_F(LeaseTest, DeadManSwitchStopsTheRunAtTheExactExpiryTime) {
   std::unique_ptr<TelemetryReader> telemetry = StreamTelemetry({kPen});
   TelemetryLog log;

@@ -64,6 +64,47 @@ TEST_F(RunTest, WatchRunOfAnEndedRunSendsItThenClosesOk) {
   EXPECT_EQ(messages[0].run().state(), v1::RUN_STATE_SUCCEEDED);
 }
 
+TEST_F(RunTest, PausedRunHoldsItsStepAndLedger) {
+  const std::string lease = Lease(kPen);
+  v1::Run run;
+  ASSERT_THAT(StartRun(kPen, lease, {Step(2, PenSettings(1.0, 100))}, &run), IsOk());
+  Advance(1);
+  v1::PauseRequest pause;
+  pause.set_name(kPen);
+  pause.set_lease_id(lease);
+  v1::PauseResponse paused;
+  ASSERT_THAT(Invoke(*control_, &Stub::Pause, pause, &paused), IsOk());
+  Advance(5);
+  const v1::Run held = GetRun(run.name());
+  EXPECT_EQ(held.state(), v1::RUN_STATE_PAUSED);
+  EXPECT_DOUBLE_EQ(held.ledger().output_on_s(), 1);
+  v1::ResumeRequest resume;
+  resume.set_name(kPen);
+  resume.set_lease_id(lease);
+  v1::ResumeResponse resumed;
+  ASSERT_THAT(Invoke(*control_, &Stub::Resume, resume, &resumed), IsOk());
+  Advance(0.5);
+  EXPECT_EQ(GetRun(run.name()).state(), v1::RUN_STATE_RUNNING);
+  Advance(1);
+  const v1::Run done = GetRun(run.name());
+  EXPECT_EQ(done.state(), v1::RUN_STATE_SUCCEEDED);
+  EXPECT_DOUBLE_EQ(done.ledger().output_on_s(), 2);
+  EXPECT_EQ(Micros(done.end_time()) - Micros(done.start_time()), 7'000'000);
+}
+
+TEST_F(RunTest, StimulatorLedgerIsCurrentTimesOutputTime) {
+  const std::string lease = Lease(kStim);
+  v1::Settings settings = StimSettings(500);
+  settings.mutable_microcurrent()->set_ramp_s(0);
+  v1::Run run;
+  ASSERT_THAT(StartRun(kStim, lease, {Step(4, settings)}, &run), IsOk());
+  Advance(5);
+  const v1::Run done = GetRun(run.name());
+  EXPECT_EQ(done.state(), v1::RUN_STATE_SUCCEEDED);
+  EXPECT_NEAR(done.ledger().charge_delivered_uc(), 2000.0, 1e-6);
+  EXPECT_DOUBLE_EQ(done.ledger().output_on_s(), 4);
+}
+
 TEST_F(RunTest, StopEndsTheRunWithStopped) {
   const std::string lease = Lease(kStim);
   v1::Run run;

@@ -2,9 +2,11 @@
 // shutdown of open streams, and bad input that is refused while the server keeps serving.
 #include <set>
 
+#include "google/protobuf/text_format.h"
 #include "google/protobuf/unknown_field_set.h"
 #include "grpc/health/v1/health.grpc.pb.h"
 #include "grpcpp/generic/generic_stub.h"
+#include "grpcpp/server_builder.h"
 #include "tests/integration/server_fixture.h"
 
 namespace derma::testing {
@@ -12,6 +14,7 @@ namespace {
 
 using ::testing::AnyOf;
 using ::testing::Contains;
+using ::testing::IsEmpty;
 using ::testing::IsSupersetOf;
 using Stub = v1::DeviceControl::Stub;
 using grpc::StatusCode;
@@ -108,8 +111,30 @@ TEST_F(ServingTest, HealthIsServingThenNotServingAfterShutdown) {
 // so the test speaks it through the generic stub: ServerReflectionRequest{list_services: ""}
 // is field 7; the response's list_services_response is field 6, holding repeated
 // ServiceResponse (field 1) with name (field 1).
-std::vector<std::string> ReflectedServices(grpc::Channel& channel) {
-  std::vector<std::string> services;
+// The service names in a serialized ServerReflectionResponse.
+std::vector<std::string> ServiceNamesOf(const std::string& reply) {
+  std::vector<std::string> names;
+  google::protobuf::UnknownFieldSet response;
+  if (!response.ParseFromString(reply)) return names;
+  for (int i = 0; i < response.field_count(); ++i) {
+    if (response.field(i).number() != 6) continue;  // list_services_response
+    google::protobuf::UnknownFieldSet list;
+    list.ParseFromString(response.field(i).length_delimited());
+    for (int j = 0; j < list.field_count(); ++j) {  // repeated ServiceResponse service = 1
+      google::protobuf::UnknownFieldSet service;
+      service.ParseFromString(list.field(j).length_delimited());
+      for (int k = 0; k < service.field_count(); ++k) {
+        if (service.field(k).number() == 1) names.push_back(service.field(k).length_delimited());
+      }
+    }
+  }
+  return names;
+}
+
+void* Tag(intptr_t n) { return reinterpret_cast<void*>(n); }
+
+// Lists the server's services through reflection; `status` gets the call's status.
+std::vector<std::string> ReflectedServices(grpc::Channel& channel, grpc::Status* status) {
   grpc::GenericStub stub(channel.shared_from_this());
   grpc::CompletionQueue cq;
   grpc::ClientContext context;
@@ -118,47 +143,33 @@ std::vector<std::string> ReflectedServices(grpc::Channel& channel) {
       &context, "/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo", &cq);
   void* tag = nullptr;
   bool ok = false;
-  auto step = [&](intptr_t expected) {
-    return cq.Next(&tag, &ok) && reinterpret_cast<intptr_t>(tag) == expected && ok;
-  };
-  call->StartCall(reinterpret_cast<void*>(1));
-  if (!step(1)) return services;
-  const std::string request("\x3a\x00", 2);
-  grpc::Slice slice(request);
-  call->Write(grpc::ByteBuffer(&slice, 1), reinterpret_cast<void*>(2));
-  if (!step(2)) return services;
-  call->WritesDone(reinterpret_cast<void*>(3));
-  if (!step(3)) return services;
+  auto completed = [&](intptr_t n) { return cq.Next(&tag, &ok) && tag == Tag(n) && ok; };
+
+  call->StartCall(Tag(1));
+  bool going = completed(1);
+  grpc::Slice request(std::string("\x3a\x00", 2));  // list_services: ""
+  if (going) call->Write(grpc::ByteBuffer(&request, 1), Tag(2));
+  going = going && completed(2);
+  if (going) call->WritesDone(Tag(3));
+  going = going && completed(3);
   grpc::ByteBuffer reply;
-  call->Read(&reply, reinterpret_cast<void*>(4));
-  if (step(4)) {
+  if (going) call->Read(&reply, Tag(4));
+  going = going && completed(4);
+  std::vector<std::string> services;
+  if (going) {
     std::vector<grpc::Slice> slices;
-    (void)reply.Dump(&slices);
+    EXPECT_TRUE(reply.Dump(&slices).ok());
     std::string bytes;
-    for (const grpc::Slice& s : slices)
+    for (const grpc::Slice& s : slices) {
       bytes.append(reinterpret_cast<const char*>(s.begin()), s.size());
-    google::protobuf::UnknownFieldSet response;
-    response.ParseFromString(bytes);
-    for (int i = 0; i < response.field_count(); ++i) {
-      if (response.field(i).number() != 6) continue;
-      google::protobuf::UnknownFieldSet list;
-      list.ParseFromString(response.field(i).length_delimited());
-      for (int j = 0; j < list.field_count(); ++j) {
-        google::protobuf::UnknownFieldSet service;
-        service.ParseFromString(list.field(j).length_delimited());
-        for (int k = 0; k < service.field_count(); ++k) {
-          if (service.field(k).number() == 1) {
-            services.push_back(service.field(k).length_delimited());
-          }
-        }
-      }
     }
+    services = ServiceNamesOf(bytes);
+  } else {
+    context.TryCancel();
   }
-  grpc::Status status;
-  call->Finish(&status, reinterpret_cast<void*>(5));
-  while (cq.Next(&tag, &ok) && reinterpret_cast<intptr_t>(tag) != 5) {
+  call->Finish(status, Tag(5));
+  while (cq.Next(&tag, &ok) && tag != Tag(5)) {
   }
-  EXPECT_THAT(status, IsOk());
   cq.Shutdown();
   while (cq.Next(&tag, &ok)) {
   }
@@ -166,9 +177,40 @@ std::vector<std::string> ReflectedServices(grpc::Channel& channel) {
 }
 
 TEST_F(ServingTest, ReflectionListsDermaServices) {
+  grpc::Status status;
   EXPECT_THAT(
-      ReflectedServices(*client_.channel),
+      ReflectedServices(*client_.channel, &status),
       IsSupersetOf({"derma.v1.DeviceControl", "derma.sim.v1.Simulator", "grpc.health.v1.Health"}));
+  EXPECT_THAT(status, IsOk());
+}
+
+// PluginOptions.reflection is per plugin ("turns ... reflection off when the host provides its
+// own"), so a plugin created with reflection off must not serve it even when another plugin in
+// the same process (here: one registered just before, on a builder that is never started) has it
+// on.
+class ReflectionOffTest : public ServerFixture {
+ protected:
+  void SetUp() override {
+    config::v1::FleetConfig config;
+    ASSERT_TRUE(google::protobuf::TextFormat::ParseFromString(kFleetText, &config));
+    absl::StatusOr<std::unique_ptr<Plugin>> other = Plugin::Create(config);
+    ASSERT_TRUE(other.ok()) << other.status();
+    grpc::ServerBuilder unused;
+    (*other)->Register(unused);
+    ServerFixture::SetUp();
+  }
+  PluginOptions Options() const override {
+    PluginOptions options;
+    options.reflection = false;
+    return options;
+  }
+};
+
+TEST_F(ReflectionOffTest, PluginWithReflectionOffDoesNotServeIt) {
+  grpc::Status status;
+  EXPECT_THAT(ReflectedServices(*client_.channel, &status), IsEmpty());
+  EXPECT_EQ(status.error_code(), StatusCode::UNIMPLEMENTED) << Describe(status);
+  EXPECT_EQ(GetDevice(kPen).state(), v1::DEVICE_STATE_IDLE);  // the plugin itself serves
 }
 
 TEST_F(ServingTest, ShutdownEndsAnOpenTelemetryStreamWithShuttingDownAfterItsLastMessages) {
@@ -287,6 +329,22 @@ TEST_F(ServingTest, BadInputIsRefusedNamingTheFieldAndTheServerKeepsServing) {
   status = Invoke(*simulator_, &sim::v1::Simulator::Stub::AdvanceClock, advance, &advanced);
   EXPECT_THAT(status, IsError(StatusCode::INVALID_ARGUMENT, v1::ERROR_REASON_INVALID_FIELD));
   EXPECT_THAT(status, HasViolation("duration_s"));
+
+  advance.set_duration_s(86401);
+  status = Invoke(*simulator_, &sim::v1::Simulator::Stub::AdvanceClock, advance, &advanced);
+  EXPECT_THAT(status, IsError(StatusCode::INVALID_ARGUMENT, v1::ERROR_REASON_INVALID_FIELD));
+  EXPECT_THAT(status, HasViolation("duration_s"));
+
+  sim::v1::SetElectrodeImpedanceRequest impedance;
+  impedance.set_name(kStim);
+  impedance.set_impedance_ohm(50);
+  sim::v1::SetElectrodeImpedanceResponse impedance_set;
+  status = Invoke(*simulator_, &sim::v1::Simulator::Stub::SetElectrodeImpedance, impedance,
+                  &impedance_set);
+  EXPECT_THAT(status, IsError(StatusCode::INVALID_ARGUMENT, v1::ERROR_REASON_INVALID_FIELD));
+  EXPECT_THAT(status, HasViolation("impedance_ohm"));
+
+  EXPECT_EQ(Inject(kPen, v1::FAULT_KIND_UNSPECIFIED).error_code(), StatusCode::INVALID_ARGUMENT);
 
   std::unique_ptr<TelemetryReader> bad_name = StreamTelemetry({kPen, "dev/x"});
   std::optional<grpc::Status> ended = bad_name->Finish();
