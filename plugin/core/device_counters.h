@@ -24,12 +24,15 @@ class DeviceCounters {
   void CountFault(v1::FaultKind kind);
   void CountEmergencyStop() { estops_.fetch_add(1, std::memory_order_relaxed); }
   void CountLeaseExpiration() { lease_expirations_.fetch_add(1, std::memory_order_relaxed); }
+  // A lease expired while the device was RUNNING or PAUSED: the dead-man switch stopped it.
+  void CountDeadManStop() { dead_man_stops_.fetch_add(1, std::memory_order_relaxed); }
   // An ended run that lasted `seconds` (start to end, device time).
   void ObserveRunDuration(double seconds);
 
   uint64_t faults(v1::FaultKind kind) const;
   uint64_t emergency_stops() const { return estops_.load(std::memory_order_relaxed); }
   uint64_t lease_expirations() const { return lease_expirations_.load(std::memory_order_relaxed); }
+  uint64_t dead_man_stops() const { return dead_man_stops_.load(std::memory_order_relaxed); }
   // Per-bucket (not cumulative) counts, the sum of observed seconds and their count.
   RunBuckets run_buckets() const;
   double run_seconds_sum() const;
@@ -39,6 +42,7 @@ class DeviceCounters {
   std::array<std::atomic<uint64_t>, v1::FaultKind_ARRAYSIZE> faults_{};
   std::atomic<uint64_t> estops_{0};
   std::atomic<uint64_t> lease_expirations_{0};
+  std::atomic<uint64_t> dead_man_stops_{0};
   std::array<std::atomic<uint64_t>, kRunDurationBounds.size() + 1> run_buckets_{};
   std::atomic<uint64_t> run_micros_sum_{0};
   std::atomic<uint64_t> runs_{0};

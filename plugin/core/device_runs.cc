@@ -134,6 +134,7 @@ absl::StatusOr<RunPtr> Device::CancelRun(const std::string& lease_id, const std:
   ForceOff();
   EndRun(v1::RUN_END_REASON_CANCELLED, "CancelRun");
   SetState(v1::DEVICE_STATE_IDLE, "CancelRun");
+  PublishFreshSample();
   return context_.runs.Get(run_name);
 }
 

@@ -107,6 +107,7 @@ void Device::HandleDeadline(Deadline which, absl::Time at) {
                 absl::StrCat("lease of \"", expired->holder, "\" expired"));
       if (state_ == v1::DEVICE_STATE_RUNNING || state_ == v1::DEVICE_STATE_PAUSED) {
         ForceOff();  // dead-man switch
+        view_.counters().CountDeadManStop();
         EndRun(v1::RUN_END_REASON_LEASE_EXPIRED, "lease expired");
         SetState(v1::DEVICE_STATE_IDLE, "lease expired (dead-man stop)");
       } else {

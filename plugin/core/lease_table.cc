@@ -25,8 +25,8 @@ absl::StatusOr<LeaseGrant> LeaseTable::Acquire(const std::string& holder, absl::
     violations.push_back({"holder", "must be 1–128 characters"});
   }
   if (absl::Status s = CheckTtl(ttl); !s.ok()) {
-    violations.push_back({"ttl_s", absl::StrFormat("%g s is outside 1–60 s",
-                                                   absl::ToDoubleSeconds(ttl))});
+    violations.push_back(
+        {"ttl_s", absl::StrFormat("%g s is outside 1–60 s", absl::ToDoubleSeconds(ttl))});
   }
   if (!violations.empty()) {
     return MakeError(absl::StatusCode::kInvalidArgument, v1::ERROR_REASON_INVALID_FIELD,
@@ -72,8 +72,7 @@ absl::Status LeaseTable::Check(const std::string& lease_id, absl::Time now) cons
   if (current_.has_value() && current_->lease_id == lease_id && current_->expire_time > now) {
     return absl::OkStatus();
   }
-  if (lease_id == last_expired_id_ ||
-      (current_.has_value() && current_->lease_id == lease_id)) {
+  if (lease_id == last_expired_id_ || (current_.has_value() && current_->lease_id == lease_id)) {
     return MakeError(absl::StatusCode::kAborted, v1::ERROR_REASON_LEASE_EXPIRED,
                      absl::StrCat("the lease on ", device_, " expired; acquire a new one"),
                      DeviceMeta(device_));

@@ -90,10 +90,10 @@ absl::Status ViolationError(const ValidationContext& context, const Violations& 
   for (size_t i = 0; i < all.size(); ++i) {
     absl::StrAppend(&message, i ? "; " : "", all[i].field, ": ", all[i].description);
   }
-  return MakeError(absl::StatusCode::kInvalidArgument,
-                   range ? v1::ERROR_REASON_SETTING_OUT_OF_RANGE
-                         : v1::ERROR_REASON_SETTING_NOT_SUPPORTED,
-                   message, {{"device", context.device}}, all);
+  return MakeError(
+      absl::StatusCode::kInvalidArgument,
+      range ? v1::ERROR_REASON_SETTING_OUT_OF_RANGE : v1::ERROR_REASON_SETTING_NOT_SUPPORTED,
+      message, {{"device", context.device}}, all);
 }
 
 }  // namespace
@@ -112,8 +112,7 @@ absl::StatusOr<v1::Settings> ValidateSettings(const ValidationContext& context,
   if (requested.kind_case() == v1::Settings::KIND_NOT_SET) return current;
   if (!KindMatches(context.kind, requested)) {
     const std::string path = absl::StrCat(
-        field_prefix, ".",
-        requested.has_microneedling() ? "microneedling" : "microcurrent");
+        field_prefix, ".", requested.has_microneedling() ? "microneedling" : "microcurrent");
     return MakeError(absl::StatusCode::kInvalidArgument, v1::ERROR_REASON_SETTING_NOT_SUPPORTED,
                      absl::StrCat(path, ": ", context.device, " is a ",
                                   v1::DeviceKind_Name(context.kind), " device"),

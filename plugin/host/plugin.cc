@@ -1,8 +1,10 @@
 #include "plugin/host/plugin.h"
 
+#include <algorithm>
+#include <string>
 #include <utility>
+#include <vector>
 
-#include "grpcpp/ext/proto_server_reflection_plugin.h"
 #include "plugin/metrics/fleet_collector.h"
 #include "plugin/metrics/grpc_metrics.h"
 #include "plugin/service/device_control_service.h"
@@ -47,7 +49,6 @@ Plugin::~Plugin() {
 }
 
 void Plugin::Register(grpc::ServerBuilder& builder) {
-  if (options_.reflection) grpc::reflection::InitProtoReflectionServerBuilderPlugin();
   builder.RegisterService(device_control_.get());
   builder.RegisterService(simulator_.get());
   if (health_ != nullptr) builder.RegisterService(health_.get());

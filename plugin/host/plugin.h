@@ -6,6 +6,7 @@
 //   auto plugin = derma::Plugin::Create(config);          // validates; builds the fleet
 //   grpc::ServerBuilder builder;
 //   builder.AddListeningPort("127.0.0.1:50051", grpc::InsecureServerCredentials());
+//   grpc::reflection::InitProtoReflectionServerBuilderPlugin();  // optional, process-wide
 //   (*plugin)->Register(builder);                          // services + channel arguments
 //   std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
 //   (*plugin)->Start();                                    // devices start ticking
@@ -55,8 +56,6 @@ struct PluginOptions {
   size_t stream_sample_capacity = 65536;
   // Register grpc.health.v1.Health (turn off when the host serves its own health service).
   bool health_service = true;
-  // Enable gRPC server reflection (for grpcurl / buf curl).
-  bool reflection = true;
 };
 
 class Plugin {
@@ -69,8 +68,8 @@ class Plugin {
   Plugin(const Plugin&) = delete;
   Plugin& operator=(const Plugin&) = delete;
 
-  // Adds derma.v1.DeviceControl, derma.sim.v1.Simulator (simulated fleets), health and
-  // reflection, plus derma's channel arguments: keepalive that tolerates client pings every
+  // Adds derma.v1.DeviceControl, derma.sim.v1.Simulator (simulated fleets) and health, plus
+  // derma's channel arguments: keepalive that tolerates client pings every
   // 5 s (no too_many_pings), and SO_REUSEPORT off so a taken port fails loudly. Installs the
   // gRPC metrics interceptor (this replaces interceptor creators set on `builder` before).
   void Register(grpc::ServerBuilder& builder);

@@ -114,6 +114,10 @@ void CollectCounters(const DeviceCounters& counters, const ClientMetric::Label& 
               static_cast<double>(counters.emergency_stops()));
   out.Counter("derma_lease_expirations_total", "Leases that expired without release.", id,
               static_cast<double>(counters.lease_expirations()));
+  out.Counter("derma_lease_expirations_while_running_total",
+              "Leases that expired while the device was RUNNING or PAUSED: the dead-man switch "
+              "stopped the output and ended the run with LEASE_EXPIRED.",
+              id, static_cast<double>(counters.dead_man_stops()));
 }
 
 }  // namespace

@@ -31,7 +31,8 @@ class DeviceControlService final : public v1::DeviceControl::CallbackService {
                        DeviceControlOptions options);
 
   // From now on commands that could switch an output on, or take a lease, fail UNAVAILABLE
-  // (SHUTTING_DOWN); Stop, EmergencyStop, Pause, CancelRun, ReleaseLease and reads still work.
+  // (SHUTTING_DOWN); Stop, EmergencyStop, Pause, CancelRun, RenewLease, ReleaseLease and reads
+  // still work.
   void BeginShutdown() { shutting_down_ = true; }
 
   using Unary = grpc::ServerUnaryReactor;

@@ -38,6 +38,15 @@ TEST_F(DeviceCountersTest, CountsEmergencyStopsAndLeaseExpirations) {
   Lease(absl::Seconds(1));
   Run(absl::Seconds(2));
   EXPECT_EQ(counters().lease_expirations(), 1u);
+  EXPECT_EQ(counters().dead_man_stops(), 0u) << "the device was not running";
+}
+
+TEST_F(DeviceCountersTest, CountsDeadManStopsOnlyWhenTheLeaseExpiresWhileRunning) {
+  Lease(absl::Seconds(1));
+  DriveTo(v1::DEVICE_STATE_RUNNING);
+  Run(absl::Seconds(2));
+  EXPECT_EQ(counters().lease_expirations(), 1u);
+  EXPECT_EQ(counters().dead_man_stops(), 1u);
 }
 
 TEST_F(DeviceCountersTest, ObservesTheDurationOfEveryEndedRun) {

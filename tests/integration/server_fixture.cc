@@ -7,6 +7,7 @@
 #include "google/protobuf/text_format.h"
 #include "google/protobuf/util/time_util.h"
 #include "grpcpp/create_channel.h"
+#include "grpcpp/ext/proto_server_reflection_plugin.h"
 #include "grpcpp/security/credentials.h"
 #include "grpcpp/security/server_credentials.h"
 #include "grpcpp/server_builder.h"
@@ -130,6 +131,7 @@ void ServerFixture::SetUp() {
   absl::StatusOr<std::unique_ptr<Plugin>> plugin = Plugin::Create(config, Options());
   ASSERT_TRUE(plugin.ok()) << plugin.status();
   plugin_ = *std::move(plugin);
+  grpc::reflection::InitProtoReflectionServerBuilderPlugin();  // as dermad does
   grpc::ServerBuilder builder;
   builder.AddListeningPort("127.0.0.1:0", grpc::InsecureServerCredentials(), &port_);
   plugin_->Register(builder);

@@ -188,31 +188,6 @@ TEST_F(ServingTest, ReflectionListsDermaServices) {
 // own"), so a plugin created with reflection off must not serve it even when another plugin in
 // the same process (here: one registered just before, on a builder that is never started) has it
 // on.
-class ReflectionOffTest : public ServerFixture {
- protected:
-  void SetUp() override {
-    config::v1::FleetConfig config;
-    ASSERT_TRUE(google::protobuf::TextFormat::ParseFromString(kFleetText, &config));
-    absl::StatusOr<std::unique_ptr<Plugin>> other = Plugin::Create(config);
-    ASSERT_TRUE(other.ok()) << other.status();
-    grpc::ServerBuilder unused;
-    (*other)->Register(unused);
-    ServerFixture::SetUp();
-  }
-  PluginOptions Options() const override {
-    PluginOptions options;
-    options.reflection = false;
-    return options;
-  }
-};
-
-TEST_F(ReflectionOffTest, PluginWithReflectionOffDoesNotServeIt) {
-  grpc::Status status;
-  EXPECT_THAT(ReflectedServices(*client_.channel, &status), IsEmpty());
-  EXPECT_EQ(status.error_code(), StatusCode::UNIMPLEMENTED) << Describe(status);
-  EXPECT_EQ(GetDevice(kPen).state(), v1::DEVICE_STATE_IDLE);  // the plugin itself serves
-}
-
 TEST_F(ServingTest, ShutdownEndsAnOpenTelemetryStreamWithShuttingDownAfterItsLastMessages) {
   std::unique_ptr<TelemetryReader> telemetry = StreamTelemetry({kPen});
   TelemetryLog log;
