@@ -1,6 +1,7 @@
 #include "tests/bench/echo_server.h"
 
 #include <chrono>
+#include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "tests/bench/echo.grpc.pb.h"
@@ -53,7 +54,8 @@ class EchoServer::Service final
   grpc::ByteBuffer batch_;
 };
 
-absl::StatusOr<std::unique_ptr<EchoServer>> EchoServer::Start(const std::string& batch) {
+absl::StatusOr<std::unique_ptr<EchoServer>> EchoServer::Start(const std::string& batch,
+                                                              bool metrics_interceptor) {
   std::unique_ptr<EchoServer> server(new EchoServer());
   server->service_ = std::make_unique<Service>(batch);
   grpc::ServerBuilder builder;
@@ -61,6 +63,12 @@ absl::StatusOr<std::unique_ptr<EchoServer>> EchoServer::Start(const std::string&
   builder.AddListeningPort("127.0.0.1:0", grpc::InsecureServerCredentials(), &port);
   builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
   builder.RegisterService(server->service_.get());
+  if (metrics_interceptor) {
+    server->metrics_ = std::make_unique<metrics::GrpcMetrics>();
+    std::vector<std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>> creators;
+    creators.push_back(server->metrics_->MakeInterceptorFactory());
+    builder.experimental().SetInterceptorCreators(std::move(creators));
+  }
   server->server_ = builder.BuildAndStart();
   if (server->server_ == nullptr || port == 0) {
     return absl::UnavailableError("echo: cannot serve on 127.0.0.1:0");

@@ -10,13 +10,17 @@
 
 #include "absl/status/statusor.h"
 #include "grpcpp/grpcpp.h"
+#include "plugin/metrics/grpc_metrics.h"
 
 namespace derma::bench {
 
 class EchoServer {
  public:
   // Serves Echo; StreamBatches streams `batch` (serialized derma.v1.StreamTelemetryResponse).
-  static absl::StatusOr<std::unique_ptr<EchoServer>> Start(const std::string& batch);
+  // With `metrics_interceptor`, the server also runs derma's gRPC metrics interceptor (as
+  // Plugin::Register installs it), to tell its share of derma's unary latency.
+  static absl::StatusOr<std::unique_ptr<EchoServer>> Start(const std::string& batch,
+                                                           bool metrics_interceptor);
   ~EchoServer();
 
   const std::string& address() const { return address_; }
@@ -25,6 +29,7 @@ class EchoServer {
   class Service;
   EchoServer() = default;
 
+  std::unique_ptr<metrics::GrpcMetrics> metrics_;
   std::unique_ptr<Service> service_;
   std::unique_ptr<grpc::Server> server_;
   std::string address_;

@@ -51,6 +51,9 @@ ABSL_FLAG(double, throughput_window_s, 3, "Seconds each throughput rate is measu
 ABSL_FLAG(bool, mutex_deadlock_detection, true,
           "Leave absl::Mutex deadlock detection as the installed abseil sets it (Debian's is built "
           "without NDEBUG: on). false measures derma with it off.");
+ABSL_FLAG(bool, echo_interceptor, false,
+          "Give the bare echo server derma's gRPC metrics interceptor too (diagnosis: how much of "
+          "derma's unary ratios the interceptor accounts for).");
 ABSL_FLAG(double, warmup_s, 0.3, "Seconds each stream runs before its rate is measured.");
 
 namespace derma::bench {
@@ -177,8 +180,8 @@ absl::Status Run(const Settings& s, Report& report) {
   if (!fleet.ok()) return fleet.status();
   Progress("starting the bare echo server");
   SyntheticSamples batch_source(MakeFleet(s.synthetic_devices, /*virtual_clock=*/true));
-  absl::StatusOr<std::unique_ptr<EchoServer>> echo =
-      EchoServer::Start(batch_source.SerializedBatch(s.batch_samples));
+  absl::StatusOr<std::unique_ptr<EchoServer>> echo = EchoServer::Start(
+      batch_source.SerializedBatch(s.batch_samples), absl::GetFlag(FLAGS_echo_interceptor));
   if (!echo.ok()) return echo.status();
   {
     absl::StatusOr<std::unique_ptr<DermaServer>> derma =
@@ -218,6 +221,8 @@ int main(int argc, char** argv) {
             << std::thread::hardware_concurrency() << " cores, loopback 127.0.0.1"
             << (absl::GetFlag(FLAGS_mutex_deadlock_detection) ? ""
                                                               : ", mutex deadlock detection off")
+            << (absl::GetFlag(FLAGS_echo_interceptor) ? ", echo with derma's metrics interceptor"
+                                                      : "")
             << "\n"
             << std::flush;
   derma::bench::Report report;
