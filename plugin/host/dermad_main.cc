@@ -22,9 +22,19 @@
 #include "plugin/host/config_loader.h"
 #include "plugin/host/console_demo.h"
 #include "plugin/host/plugin.h"
+#include "plugin/host/server_security.h"
 #include "prometheus/exposer.h"
 
 ABSL_FLAG(std::string, listen, "127.0.0.1:50051", "Address to serve gRPC on (host:port)");
+ABSL_FLAG(std::string, tls_cert, "", "PEM server certificate chain (TLS)");
+ABSL_FLAG(std::string, tls_key, "", "PEM server private key (TLS)");
+ABSL_FLAG(std::string, tls_client_ca, "",
+          "PEM CA bundle: require and verify client certificates (mTLS)");
+ABSL_FLAG(bool, insecure, false,
+          "Allow plaintext (no TLS) on a non-loopback --listen address (logs a warning)");
+ABSL_FLAG(std::string, tokens_file, "",
+          "Bearer tokens and client certificates with their roles (empty: no authentication, "
+          "loopback development only)");
 ABSL_FLAG(std::string, metrics_listen, "127.0.0.1:9464",
           "Address to serve Prometheus metrics on (host:port; empty = no metrics endpoint)");
 ABSL_FLAG(std::string, config, "deploy/fleet.textproto",
@@ -95,13 +105,27 @@ int main(int argc, char** argv) {
   const std::string path = absl::GetFlag(FLAGS_config);
   absl::StatusOr<derma::config::v1::FleetConfig> config = derma::host::LoadFleetConfig(path);
   if (config.ok() && !ApplyClockFlags(&*config)) return 2;
+  derma::PluginOptions options;
+  options.tokens_file = absl::GetFlag(FLAGS_tokens_file);
   absl::StatusOr<std::unique_ptr<derma::Plugin>> plugin =
-      config.ok() ? derma::Plugin::Create(*config) : config.status();
+      config.ok() ? derma::Plugin::Create(*config, options) : config.status();
   if (!plugin.ok()) {
     absl::FPrintF(stderr, "dermad: bad config %s: %s\n", path, plugin.status().message());
     return 2;
   }
 
+  // Transport security next: a plaintext network address stops dermad before anything serves.
+  std::string warning;
+  absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> credentials =
+      derma::host::MakeServerCredentials(
+          {absl::GetFlag(FLAGS_listen), absl::GetFlag(FLAGS_tls_cert), absl::GetFlag(FLAGS_tls_key),
+           absl::GetFlag(FLAGS_tls_client_ca), absl::GetFlag(FLAGS_insecure)},
+          &warning);
+  if (!credentials.ok()) {
+    absl::FPrintF(stderr, "dermad: %s\n", credentials.status().message());
+    return 2;
+  }
+  if (!warning.empty()) absl::FPrintF(stderr, "dermad: %s\n", warning);
   // The metrics endpoint first: a port that cannot be bound stops dermad before it serves.
   std::unique_ptr<prometheus::Exposer> exposer;
   if (const std::string metrics = absl::GetFlag(FLAGS_metrics_listen); !metrics.empty()) {
@@ -115,12 +139,13 @@ int main(int argc, char** argv) {
   }
 
   const std::string listen = absl::GetFlag(FLAGS_listen);
+
   // Server reflection (grpcurl, buf curl) is a process-wide gRPC setting, so the host turns it
   // on, not the plugin.
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
   grpc::ServerBuilder builder;
   int port = 0;
-  builder.AddListeningPort(listen, grpc::InsecureServerCredentials(), &port);
+  builder.AddListeningPort(listen, *credentials, &port);
   (*plugin)->Register(builder);
   std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
   if (server == nullptr || port == 0) {

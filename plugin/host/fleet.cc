@@ -36,12 +36,12 @@ absl::Status Fleet::Build(const config::v1::FleetConfig& config) {
   }
   devices_->InitializeAll();
   if (virtual_clock_ != nullptr) {
-    virtual_time_ = std::make_unique<VirtualTimeDriver>(
-        *virtual_clock_, *devices_, sample_period_,
-        [this](absl::Time now) { simulator_->OnTick(now); });
+    virtual_time_ =
+        std::make_unique<VirtualTimeDriver>(*virtual_clock_, *devices_, sample_period_,
+                                            [this](absl::Time now) { simulator_->OnTick(now); });
   }
-  simulator_ = std::make_unique<SimulatorControl>(*devices_, sim_devices_, *clock_,
-                                                  virtual_time_.get());
+  simulator_ =
+      std::make_unique<SimulatorControl>(*devices_, sim_devices_, *clock_, virtual_time_.get());
   return absl::OkStatus();
 }
 

@@ -5,6 +5,7 @@
 #include <utility>
 #include <vector>
 
+#include "plugin/auth/authorizer.h"
 #include "plugin/metrics/fleet_collector.h"
 #include "plugin/metrics/grpc_metrics.h"
 #include "plugin/service/device_control_service.h"
@@ -24,6 +25,13 @@ constexpr size_t kStreamThreads = 2;
 
 absl::StatusOr<std::unique_ptr<Plugin>> Plugin::Create(const config::v1::FleetConfig& config,
                                                        PluginOptions options) {
+  std::optional<auth::CredentialsStore> credentials;
+  if (!options.tokens_file.empty()) {
+    absl::StatusOr<auth::CredentialsStore> loaded =
+        auth::CredentialsStore::Load(options.tokens_file);
+    if (!loaded.ok()) return loaded.status();
+    credentials = *std::move(loaded);
+  }
   absl::StatusOr<std::unique_ptr<host::Fleet>> fleet = host::Fleet::Create(config);
   if (!fleet.ok()) return fleet.status();
   std::unique_ptr<Plugin> plugin(new Plugin());
@@ -31,11 +39,14 @@ absl::StatusOr<std::unique_ptr<Plugin>> Plugin::Create(const config::v1::FleetCo
   plugin->fleet_ = *std::move(fleet);
   plugin->stream_executor_ = std::make_unique<ThreadPoolExecutor>(kStreamThreads);
   plugin->streams_ = std::make_unique<service::StreamRegistry>(options.max_streams);
+  plugin->authorizer_ = std::make_unique<auth::Authorizer>(std::move(credentials));
   host::Fleet& f = *plugin->fleet_;
   plugin->device_control_ = std::make_unique<service::DeviceControlService>(
       f.devices(), f.runs(), f.telemetry(), *plugin->streams_, *plugin->stream_executor_,
+      *plugin->authorizer_,
       service::DeviceControlOptions{options.stream_sample_capacity, options.heartbeat_interval});
-  plugin->simulator_ = std::make_unique<service::SimulatorService>(f.simulator());
+  plugin->simulator_ =
+      std::make_unique<service::SimulatorService>(f.simulator(), *plugin->authorizer_);
   if (options.health_service) plugin->health_ = std::make_unique<service::HealthService>();
   plugin->collector_ = std::make_shared<metrics::FleetCollector>(f.devices(), f.telemetry());
   plugin->grpc_metrics_ = std::make_unique<metrics::GrpcMetrics>();

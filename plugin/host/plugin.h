@@ -19,6 +19,7 @@
 #define DERMA_PLUGIN_HOST_PLUGIN_H_
 
 #include <memory>
+#include <string>
 #include <thread>
 
 #include "absl/status/statusor.h"
@@ -33,6 +34,10 @@ class Exposer;
 }  // namespace prometheus
 
 namespace derma {
+
+namespace auth {
+class Authorizer;
+}  // namespace auth
 
 namespace metrics {
 class FleetCollector;
@@ -54,6 +59,10 @@ struct PluginOptions {
   absl::Duration heartbeat_interval = absl::Seconds(1);
   // Samples a telemetry stream buffers for a slow client before it drops the oldest.
   size_t stream_sample_capacity = 65536;
+  // Tokens file (plugin/auth/credentials_store.h): callers must present a bearer token (or a
+  // known client certificate) and the method's role. Empty: no authentication, every caller
+  // is admin — for loopback development only.
+  std::string tokens_file;
   // Register grpc.health.v1.Health (turn off when the host serves its own health service).
   bool health_service = true;
 };
@@ -61,7 +70,7 @@ struct PluginOptions {
 class Plugin {
  public:
   // Validates the config and builds the fleet (devices connected, not ticking yet).
-  // INVALID_ARGUMENT listing every config problem.
+  // INVALID_ARGUMENT listing every config problem, or naming the bad tokens file line.
   static absl::StatusOr<std::unique_ptr<Plugin>> Create(const config::v1::FleetConfig& config,
                                                         PluginOptions options = {});
   ~Plugin();  // Shutdown()
@@ -92,6 +101,7 @@ class Plugin {
   std::unique_ptr<host::Fleet> fleet_;
   std::unique_ptr<ThreadPoolExecutor> stream_executor_;
   std::unique_ptr<service::StreamRegistry> streams_;
+  std::unique_ptr<auth::Authorizer> authorizer_;
   std::unique_ptr<service::DeviceControlService> device_control_;
   std::unique_ptr<service::SimulatorService> simulator_;
   std::unique_ptr<service::HealthService> health_;

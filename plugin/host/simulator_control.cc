@@ -9,9 +9,8 @@
 
 namespace derma::host {
 
-SimulatorControl::SimulatorControl(DeviceManager& devices,
-                                   std::vector<sim::SimDevice*> sim_devices, const Clock& clock,
-                                   VirtualTimeDriver* virtual_time)
+SimulatorControl::SimulatorControl(DeviceManager& devices, std::vector<sim::SimDevice*> sim_devices,
+                                   const Clock& clock, VirtualTimeDriver* virtual_time)
     : devices_(devices),
       sim_devices_(std::move(sim_devices)),
       clock_(clock),
@@ -19,8 +18,7 @@ SimulatorControl::SimulatorControl(DeviceManager& devices,
 
 void SimulatorControl::OnDevice(
     const std::string& name,
-    absl::AnyInvocable<absl::Status(sim::SimDevice&, absl::Time) &&> action,
-    StatusCallback done) {
+    absl::AnyInvocable<absl::Status(sim::SimDevice&, absl::Time) &&> action, StatusCallback done) {
   absl::StatusOr<uint32_t> index = devices_.Find(name);
   if (!index.ok()) {
     std::move(done)(index.status());
@@ -28,8 +26,7 @@ void SimulatorControl::OnDevice(
   }
   sim::SimDevice* sim = *index < sim_devices_.size() ? sim_devices_[*index] : nullptr;
   if (sim == nullptr) {
-    std::move(done)(MakeError(absl::StatusCode::kFailedPrecondition,
-                              v1::ERROR_REASON_NOT_SIMULATED,
+    std::move(done)(MakeError(absl::StatusCode::kFailedPrecondition, v1::ERROR_REASON_NOT_SIMULATED,
                               absl::StrCat(name, " is not backed by the simulator"),
                               {{"device", name}}));
     return;
@@ -49,8 +46,7 @@ void SimulatorControl::InjectFault(const sim::v1::InjectFaultRequest& request,
       std::move(done));
 }
 
-void SimulatorControl::ClearFault(const sim::v1::ClearFaultRequest& request,
-                                  StatusCallback done) {
+void SimulatorControl::ClearFault(const sim::v1::ClearFaultRequest& request, StatusCallback done) {
   const v1::FaultKind kind = request.kind();
   OnDevice(
       request.name(),
@@ -58,14 +54,12 @@ void SimulatorControl::ClearFault(const sim::v1::ClearFaultRequest& request,
       std::move(done));
 }
 
-void SimulatorControl::SetElectrodeImpedance(
-    const sim::v1::SetElectrodeImpedanceRequest& request, StatusCallback done) {
+void SimulatorControl::SetElectrodeImpedance(const sim::v1::SetElectrodeImpedanceRequest& request,
+                                             StatusCallback done) {
   const double ohms = request.impedance_ohm();
   OnDevice(
       request.name(),
-      [ohms](sim::SimDevice& sim, absl::Time now) {
-        return sim.SetElectrodeImpedance(ohms, now);
-      },
+      [ohms](sim::SimDevice& sim, absl::Time now) { return sim.SetElectrodeImpedance(ohms, now); },
       std::move(done));
 }
 
@@ -80,8 +74,8 @@ void SimulatorControl::SetLink(const sim::v1::SetLinkRequest& request, StatusCal
       std::move(done));
 }
 
-void SimulatorControl::AdvanceClock(
-    double duration_s, absl::AnyInvocable<void(absl::StatusOr<absl::Time>) &&> done) {
+void SimulatorControl::AdvanceClock(double duration_s,
+                                    absl::AnyInvocable<void(absl::StatusOr<absl::Time>) &&> done) {
   if (virtual_time_ == nullptr) {
     std::move(done)(MakeError(absl::StatusCode::kFailedPrecondition,
                               v1::ERROR_REASON_VIRTUAL_CLOCK_REQUIRED,
@@ -94,14 +88,12 @@ void SimulatorControl::AdvanceClock(
                               "duration_s: " + what, {}, {{"duration_s", what}}));
     return;
   }
-  virtual_time_->Advance(absl::Seconds(duration_s),
-                         [done = std::move(done)](absl::Time now) mutable {
-                           std::move(done)(now);
-                         });
+  virtual_time_->Advance(
+      absl::Seconds(duration_s),
+      [done = std::move(done)](absl::Time now) mutable { std::move(done)(now); });
 }
 
-absl::StatusOr<size_t> SimulatorControl::LoadScenario(
-    const sim::v1::LoadScenarioRequest& request) {
+absl::StatusOr<size_t> SimulatorControl::LoadScenario(const sim::v1::LoadScenarioRequest& request) {
   sim::v1::Scenario scenario = request.scenario();
   if (request.has_scenario_text()) {
     absl::StatusOr<sim::v1::Scenario> parsed = sim::ParseScenarioText(request.scenario_text());
@@ -124,9 +116,9 @@ void SimulatorControl::OnTick(absl::Time now) {
     for (auto& player : players_) {
       for (sim::v1::ScenarioAction& action : player->TakeDue(now)) due.push_back(std::move(action));
     }
-    players_.erase(std::remove_if(players_.begin(), players_.end(),
-                                  [](const auto& p) { return p->done(); }),
-                   players_.end());
+    players_.erase(
+        std::remove_if(players_.begin(), players_.end(), [](const auto& p) { return p->done(); }),
+        players_.end());
   }
   for (const sim::v1::ScenarioAction& action : due) Dispatch(action);
 }

@@ -42,7 +42,8 @@ class SimulatorControl {
 
   // Advances the virtual clock; `done` gets the new time once every device reached it.
   // VIRTUAL_CLOCK_REQUIRED on a real clock, INVALID_FIELD for duration_s outside (0, 86400].
-  void AdvanceClock(double duration_s, absl::AnyInvocable<void(absl::StatusOr<absl::Time>) &&> done);
+  void AdvanceClock(double duration_s,
+                    absl::AnyInvocable<void(absl::StatusOr<absl::Time>) &&> done);
   // Parses and validates the scenario, schedules its actions from now. Returns the action
   // count. SCENARIO_INVALID with line numbers or field paths.
   absl::StatusOr<size_t> LoadScenario(const sim::v1::LoadScenarioRequest& request);

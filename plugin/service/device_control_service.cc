@@ -55,16 +55,26 @@ absl::Status ParsePage(int32_t page_size, const std::string& page_token, int def
   return absl::OkStatus();
 }
 
+// A server stream refused before it started: finishes at once and deletes itself.
+template <typename Response>
+class FinishedWriter : public grpc::ServerWriteReactor<Response> {
+ public:
+  explicit FinishedWriter(const grpc::Status& status) { this->Finish(status); }
+  void OnDone() override { delete this; }
+};
+
 }  // namespace
 
 DeviceControlService::DeviceControlService(DeviceManager& devices, RunRegistry& runs,
                                            TelemetryFanout& fanout, StreamRegistry& streams,
-                                           Executor& stream_executor, DeviceControlOptions options)
+                                           Executor& stream_executor, const auth::Authorizer& auth,
+                                           DeviceControlOptions options)
     : devices_(devices),
       runs_(runs),
       fanout_(fanout),
       streams_(streams),
       stream_executor_(stream_executor),
+      auth_(auth),
       options_(options) {
   for (uint32_t i = 0; i < devices_.size(); ++i) {
     names_.push_back(devices_.view(i).device()->name());
@@ -80,6 +90,11 @@ grpc::ServerUnaryReactor* DeviceControlService::FinishNow(Context* context,
   Unary* reactor = context->DefaultReactor();
   reactor->Finish(ToGrpcStatus(status));
   return reactor;
+}
+
+grpc::ServerUnaryReactor* DeviceControlService::Deny(Context* context, const char* method) const {
+  absl::StatusOr<auth::Principal> caller = auth_.Authorize(*context, method);
+  return caller.ok() ? nullptr : FinishNow(context, caller.status());
 }
 
 grpc::ServerUnaryReactor* DeviceControlService::OnDevice(
@@ -109,6 +124,7 @@ grpc::ServerUnaryReactor* DeviceControlService::OnDeviceUnlessShuttingDown(
 grpc::ServerUnaryReactor* DeviceControlService::ListDevices(Context* context,
                                                             const v1::ListDevicesRequest* request,
                                                             v1::ListDevicesResponse* response) {
+  if (Unary* denied = Deny(context, "/derma.v1.DeviceControl/ListDevices")) return denied;
   size_t size = 0, offset = 0;
   if (absl::Status s = ParsePage(request->page_size(), request->page_token(), kDefaultDevicePage,
                                  kMaxDevicePage, &size, &offset);
@@ -127,6 +143,7 @@ grpc::ServerUnaryReactor* DeviceControlService::ListDevices(Context* context,
 grpc::ServerUnaryReactor* DeviceControlService::GetDevice(Context* context,
                                                           const v1::GetDeviceRequest* request,
                                                           v1::GetDeviceResponse* response) {
+  if (Unary* denied = Deny(context, "/derma.v1.DeviceControl/GetDevice")) return denied;
   absl::StatusOr<uint32_t> index = devices_.Find(request->name());
   if (!index.ok()) return FinishNow(context, index.status());
   *response->mutable_device() = devices_.view(*index).Read();
@@ -136,6 +153,7 @@ grpc::ServerUnaryReactor* DeviceControlService::GetDevice(Context* context,
 grpc::ServerUnaryReactor* DeviceControlService::AcquireLease(Context* context,
                                                              const v1::AcquireLeaseRequest* request,
                                                              v1::AcquireLeaseResponse* response) {
+  if (Unary* denied = Deny(context, "/derma.v1.DeviceControl/AcquireLease")) return denied;
   return OnDeviceUnlessShuttingDown(context, request->name(), [request, response](Device& d) {
     absl::StatusOr<LeaseGrant> grant = d.AcquireLease(request->holder(), TtlOf(request->ttl_s()));
     if (grant.ok()) FillLease(d.name(), *grant, response->mutable_lease());
@@ -146,6 +164,7 @@ grpc::ServerUnaryReactor* DeviceControlService::AcquireLease(Context* context,
 grpc::ServerUnaryReactor* DeviceControlService::RenewLease(Context* context,
                                                            const v1::RenewLeaseRequest* request,
                                                            v1::RenewLeaseResponse* response) {
+  if (Unary* denied = Deny(context, "/derma.v1.DeviceControl/RenewLease")) return denied;
   return OnDevice(context, request->name(), "name", false, [request, response](Device& d) {
     absl::StatusOr<LeaseGrant> grant = d.RenewLease(request->lease_id(), TtlOf(request->ttl_s()));
     if (grant.ok()) FillLease(d.name(), *grant, response->mutable_lease());
@@ -156,6 +175,7 @@ grpc::ServerUnaryReactor* DeviceControlService::RenewLease(Context* context,
 grpc::ServerUnaryReactor* DeviceControlService::ReleaseLease(Context* context,
                                                              const v1::ReleaseLeaseRequest* request,
                                                              v1::ReleaseLeaseResponse*) {
+  if (Unary* denied = Deny(context, "/derma.v1.DeviceControl/ReleaseLease")) return denied;
   return OnDevice(context, request->name(), "name", false,
                   [request](Device& d) { return d.ReleaseLease(request->lease_id()); });
 }
@@ -163,6 +183,7 @@ grpc::ServerUnaryReactor* DeviceControlService::ReleaseLease(Context* context,
 grpc::ServerUnaryReactor* DeviceControlService::Configure(Context* context,
                                                           const v1::ConfigureRequest* request,
                                                           v1::ConfigureResponse* response) {
+  if (Unary* denied = Deny(context, "/derma.v1.DeviceControl/Configure")) return denied;
   return OnDeviceUnlessShuttingDown(context, request->name(), [request, response](Device& d) {
     absl::StatusOr<v1::Settings> applied =
         d.Configure(request->lease_id(), request->settings(), request->validate_only());
@@ -176,6 +197,7 @@ grpc::ServerUnaryReactor* DeviceControlService::Configure(Context* context,
 grpc::ServerUnaryReactor* DeviceControlService::Start(Context* context,
                                                       const v1::StartRequest* request,
                                                       v1::StartResponse* response) {
+  if (Unary* denied = Deny(context, "/derma.v1.DeviceControl/Start")) return denied;
   return OnDeviceUnlessShuttingDown(context, request->name(), [request, response](Device& d) {
     absl::Status status = d.Start(request->lease_id(), request->request_id());
     if (status.ok()) *response->mutable_device() = d.view().Read();
@@ -186,6 +208,7 @@ grpc::ServerUnaryReactor* DeviceControlService::Start(Context* context,
 grpc::ServerUnaryReactor* DeviceControlService::Pause(Context* context,
                                                       const v1::PauseRequest* request,
                                                       v1::PauseResponse* response) {
+  if (Unary* denied = Deny(context, "/derma.v1.DeviceControl/Pause")) return denied;
   return OnDevice(context, request->name(), "name", false, [request, response](Device& d) {
     absl::Status status = d.Pause(request->lease_id());
     if (status.ok()) *response->mutable_device() = d.view().Read();
@@ -196,6 +219,7 @@ grpc::ServerUnaryReactor* DeviceControlService::Pause(Context* context,
 grpc::ServerUnaryReactor* DeviceControlService::Resume(Context* context,
                                                        const v1::ResumeRequest* request,
                                                        v1::ResumeResponse* response) {
+  if (Unary* denied = Deny(context, "/derma.v1.DeviceControl/Resume")) return denied;
   return OnDeviceUnlessShuttingDown(context, request->name(), [request, response](Device& d) {
     absl::Status status = d.Resume(request->lease_id());
     if (status.ok()) *response->mutable_device() = d.view().Read();
@@ -206,6 +230,7 @@ grpc::ServerUnaryReactor* DeviceControlService::Resume(Context* context,
 grpc::ServerUnaryReactor* DeviceControlService::Stop(Context* context,
                                                      const v1::StopRequest* request,
                                                      v1::StopResponse* response) {
+  if (Unary* denied = Deny(context, "/derma.v1.DeviceControl/Stop")) return denied;
   return OnDevice(context, request->name(), "name", false, [response](Device& d) {
     d.Stop();
     *response->mutable_device() = d.view().Read();
@@ -216,6 +241,7 @@ grpc::ServerUnaryReactor* DeviceControlService::Stop(Context* context,
 grpc::ServerUnaryReactor* DeviceControlService::EmergencyStop(
     Context* context, const v1::EmergencyStopRequest* request,
     v1::EmergencyStopResponse* response) {
+  if (Unary* denied = Deny(context, "/derma.v1.DeviceControl/EmergencyStop")) return denied;
   if (request->target_case() == v1::EmergencyStopRequest::kName) {
     return OnDevice(context, request->name(), "name", /*urgent=*/true, [response](Device& d) {
       d.EmergencyStop();
@@ -238,6 +264,7 @@ grpc::ServerUnaryReactor* DeviceControlService::EmergencyStop(
 grpc::ServerUnaryReactor* DeviceControlService::ResetEmergencyStop(
     Context* context, const v1::ResetEmergencyStopRequest* request,
     v1::ResetEmergencyStopResponse* response) {
+  if (Unary* denied = Deny(context, "/derma.v1.DeviceControl/ResetEmergencyStop")) return denied;
   return OnDeviceUnlessShuttingDown(context, request->name(), [request, response](Device& d) {
     absl::Status status = d.ResetEmergencyStop(request->lease_id());
     if (status.ok()) *response->mutable_device() = d.view().Read();
@@ -248,6 +275,7 @@ grpc::ServerUnaryReactor* DeviceControlService::ResetEmergencyStop(
 grpc::ServerUnaryReactor* DeviceControlService::ResetFault(Context* context,
                                                            const v1::ResetFaultRequest* request,
                                                            v1::ResetFaultResponse* response) {
+  if (Unary* denied = Deny(context, "/derma.v1.DeviceControl/ResetFault")) return denied;
   return OnDeviceUnlessShuttingDown(context, request->name(), [request, response](Device& d) {
     absl::Status status = d.ResetFault(request->lease_id());
     if (status.ok()) *response->mutable_device() = d.view().Read();
@@ -258,6 +286,7 @@ grpc::ServerUnaryReactor* DeviceControlService::ResetFault(Context* context,
 grpc::ServerUnaryReactor* DeviceControlService::StartRun(Context* context,
                                                          const v1::StartRunRequest* request,
                                                          v1::StartRunResponse* response) {
+  if (Unary* denied = Deny(context, "/derma.v1.DeviceControl/StartRun")) return denied;
   if (shutting_down_) return FinishNow(context, ShuttingDownError());
   return OnDevice(context, request->parent(), "parent", false, [request, response](Device& d) {
     const std::vector<v1::RunStep> steps(request->steps().begin(), request->steps().end());
@@ -270,6 +299,7 @@ grpc::ServerUnaryReactor* DeviceControlService::StartRun(Context* context,
 grpc::ServerUnaryReactor* DeviceControlService::GetRun(Context* context,
                                                        const v1::GetRunRequest* request,
                                                        v1::GetRunResponse* response) {
+  if (Unary* denied = Deny(context, "/derma.v1.DeviceControl/GetRun")) return denied;
   if (absl::Status s = devices_.FindRunDevice(request->name()).status(); !s.ok()) {
     return FinishNow(context, s);
   }
@@ -286,6 +316,7 @@ grpc::ServerUnaryReactor* DeviceControlService::GetRun(Context* context,
 grpc::ServerUnaryReactor* DeviceControlService::ListRuns(Context* context,
                                                          const v1::ListRunsRequest* request,
                                                          v1::ListRunsResponse* response) {
+  if (Unary* denied = Deny(context, "/derma.v1.DeviceControl/ListRuns")) return denied;
   std::string device;
   if (request->parent() != "devices/-") {
     absl::StatusOr<uint32_t> index = devices_.Find(request->parent(), "parent");
@@ -308,6 +339,7 @@ grpc::ServerUnaryReactor* DeviceControlService::ListRuns(Context* context,
 grpc::ServerUnaryReactor* DeviceControlService::CancelRun(Context* context,
                                                           const v1::CancelRunRequest* request,
                                                           v1::CancelRunResponse* response) {
+  if (Unary* denied = Deny(context, "/derma.v1.DeviceControl/CancelRun")) return denied;
   absl::StatusOr<uint32_t> index = devices_.FindRunDevice(request->name());
   if (!index.ok()) return FinishNow(context, index.status());
   Unary* reactor = context->DefaultReactor();
@@ -321,11 +353,21 @@ grpc::ServerUnaryReactor* DeviceControlService::CancelRun(Context* context,
 
 grpc::ServerWriteReactor<v1::WatchRunResponse>* DeviceControlService::WatchRun(
     Context* context, const v1::WatchRunRequest* request) {
+  if (absl::StatusOr<auth::Principal> caller =
+          auth_.Authorize(*context, "/derma.v1.DeviceControl/WatchRun");
+      !caller.ok()) {
+    return new FinishedWriter<v1::WatchRunResponse>(ToGrpcStatus(caller.status()));
+  }
   return WatchRunStream::Begin(devices_, runs_, streams_, stream_executor_, *request);
 }
 
 grpc::ServerWriteReactor<v1::StreamTelemetryResponse>* DeviceControlService::StreamTelemetry(
     Context* context, const v1::StreamTelemetryRequest* request) {
+  if (absl::StatusOr<auth::Principal> caller =
+          auth_.Authorize(*context, "/derma.v1.DeviceControl/StreamTelemetry");
+      !caller.ok()) {
+    return new FinishedWriter<v1::StreamTelemetryResponse>(ToGrpcStatus(caller.status()));
+  }
   const StreamDeps deps{devices_,
                         fanout_,
                         streams_,

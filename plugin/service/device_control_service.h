@@ -2,6 +2,7 @@
 // names, posts the command to the device's strand (EmergencyStop to its urgent lane), and
 // finishes the reactor when the strand answers; no handler blocks a gRPC thread. Reads
 // (GetDevice, ListDevices, GetRun, ListRuns) come from thread-safe views without a strand hop.
+// Every handler first asks the Authorizer (plugin/auth) whether the caller may call it.
 // Layer: plugin/service. Thread-safe.
 #ifndef DERMA_PLUGIN_SERVICE_DEVICE_CONTROL_SERVICE_H_
 #define DERMA_PLUGIN_SERVICE_DEVICE_CONTROL_SERVICE_H_
@@ -11,6 +12,7 @@
 #include <vector>
 
 #include "derma/v1/device_control.grpc.pb.h"
+#include "plugin/auth/authorizer.h"
 #include "plugin/core/device_manager.h"
 #include "plugin/core/executor.h"
 #include "plugin/core/run_registry.h"
@@ -28,7 +30,7 @@ class DeviceControlService final : public v1::DeviceControl::CallbackService {
  public:
   DeviceControlService(DeviceManager& devices, RunRegistry& runs, TelemetryFanout& fanout,
                        StreamRegistry& streams, Executor& stream_executor,
-                       DeviceControlOptions options);
+                       const auth::Authorizer& auth, DeviceControlOptions options);
 
   // From now on commands that could switch an output on, or take a lease, fail UNAVAILABLE
   // (SHUTTING_DOWN); Stop, EmergencyStop, Pause, CancelRun, RenewLease, ReleaseLease and reads
@@ -86,12 +88,16 @@ class DeviceControlService final : public v1::DeviceControl::CallbackService {
   Unary* OnDeviceUnlessShuttingDown(Context* context, const std::string& name,
                                     absl::AnyInvocable<absl::Status(Device&) &&> command);
   static Unary* FinishNow(Context* context, const absl::Status& status);
+  // Finishes the call with UNAUTHENTICATED / PERMISSION_DENIED unless the caller may call
+  // `method`; nullptr when allowed. Checked before the request is looked at.
+  Unary* Deny(Context* context, const char* method) const;
 
   DeviceManager& devices_;
   RunRegistry& runs_;
   TelemetryFanout& fanout_;
   StreamRegistry& streams_;
   Executor& stream_executor_;
+  const auth::Authorizer& auth_;
   const DeviceControlOptions options_;
   std::vector<std::string> names_;  // device names by index
   std::vector<uint32_t> by_name_;   // device indexes in name order (ListDevices)

@@ -12,9 +12,18 @@ host::StatusCallback Finisher(grpc::ServerUnaryReactor* reactor) {
 
 }  // namespace
 
+grpc::ServerUnaryReactor* SimulatorService::Deny(Context* context, const char* method) const {
+  absl::StatusOr<auth::Principal> caller = auth_.Authorize(*context, method);
+  if (caller.ok()) return nullptr;
+  Unary* reactor = context->DefaultReactor();
+  reactor->Finish(ToGrpcStatus(caller.status()));
+  return reactor;
+}
+
 grpc::ServerUnaryReactor* SimulatorService::InjectFault(Context* context,
                                                         const sim::v1::InjectFaultRequest* request,
                                                         sim::v1::InjectFaultResponse*) {
+  if (Unary* denied = Deny(context, "/derma.sim.v1.Simulator/InjectFault")) return denied;
   Unary* reactor = context->DefaultReactor();
   control_.InjectFault(*request, Finisher(reactor));
   return reactor;
@@ -23,6 +32,7 @@ grpc::ServerUnaryReactor* SimulatorService::InjectFault(Context* context,
 grpc::ServerUnaryReactor* SimulatorService::ClearFault(Context* context,
                                                        const sim::v1::ClearFaultRequest* request,
                                                        sim::v1::ClearFaultResponse*) {
+  if (Unary* denied = Deny(context, "/derma.sim.v1.Simulator/ClearFault")) return denied;
   Unary* reactor = context->DefaultReactor();
   control_.ClearFault(*request, Finisher(reactor));
   return reactor;
@@ -31,6 +41,7 @@ grpc::ServerUnaryReactor* SimulatorService::ClearFault(Context* context,
 grpc::ServerUnaryReactor* SimulatorService::SetElectrodeImpedance(
     Context* context, const sim::v1::SetElectrodeImpedanceRequest* request,
     sim::v1::SetElectrodeImpedanceResponse*) {
+  if (Unary* denied = Deny(context, "/derma.sim.v1.Simulator/SetElectrodeImpedance")) return denied;
   Unary* reactor = context->DefaultReactor();
   control_.SetElectrodeImpedance(*request, Finisher(reactor));
   return reactor;
@@ -39,6 +50,7 @@ grpc::ServerUnaryReactor* SimulatorService::SetElectrodeImpedance(
 grpc::ServerUnaryReactor* SimulatorService::SetLink(Context* context,
                                                     const sim::v1::SetLinkRequest* request,
                                                     sim::v1::SetLinkResponse*) {
+  if (Unary* denied = Deny(context, "/derma.sim.v1.Simulator/SetLink")) return denied;
   Unary* reactor = context->DefaultReactor();
   control_.SetLink(*request, Finisher(reactor));
   return reactor;
@@ -47,6 +59,7 @@ grpc::ServerUnaryReactor* SimulatorService::SetLink(Context* context,
 grpc::ServerUnaryReactor* SimulatorService::AdvanceClock(
     Context* context, const sim::v1::AdvanceClockRequest* request,
     sim::v1::AdvanceClockResponse* response) {
+  if (Unary* denied = Deny(context, "/derma.sim.v1.Simulator/AdvanceClock")) return denied;
   Unary* reactor = context->DefaultReactor();
   control_.AdvanceClock(request->duration_s(), [reactor, response](absl::StatusOr<absl::Time> now) {
     if (now.ok()) response->set_now_us(absl::ToUnixMicros(*now));
@@ -58,6 +71,7 @@ grpc::ServerUnaryReactor* SimulatorService::AdvanceClock(
 grpc::ServerUnaryReactor* SimulatorService::LoadScenario(
     Context* context, const sim::v1::LoadScenarioRequest* request,
     sim::v1::LoadScenarioResponse* response) {
+  if (Unary* denied = Deny(context, "/derma.sim.v1.Simulator/LoadScenario")) return denied;
   Unary* reactor = context->DefaultReactor();
   absl::StatusOr<size_t> count = control_.LoadScenario(*request);
   if (count.ok()) response->set_action_count(static_cast<uint32_t>(*count));

@@ -7,13 +7,15 @@
 #define DERMA_PLUGIN_SERVICE_SIMULATOR_SERVICE_H_
 
 #include "derma/sim/v1/simulator.grpc.pb.h"
+#include "plugin/auth/authorizer.h"
 #include "plugin/host/simulator_control.h"
 
 namespace derma::service {
 
 class SimulatorService final : public sim::v1::Simulator::CallbackService {
  public:
-  explicit SimulatorService(host::SimulatorControl& control) : control_(control) {}
+  SimulatorService(host::SimulatorControl& control, const auth::Authorizer& auth)
+      : control_(control), auth_(auth) {}
 
   using Unary = grpc::ServerUnaryReactor;
   using Context = grpc::CallbackServerContext;
@@ -33,7 +35,11 @@ class SimulatorService final : public sim::v1::Simulator::CallbackService {
                       sim::v1::LoadScenarioResponse* response) override;
 
  private:
+  // Finishes the call unless the caller may call `method` (admin); nullptr when allowed.
+  Unary* Deny(Context* context, const char* method) const;
+
   host::SimulatorControl& control_;
+  const auth::Authorizer& auth_;
 };
 
 }  // namespace derma::service

@@ -267,6 +267,23 @@ class DriverError(DermaError):
     reason_name = "DRIVER_ERROR"
 
 
+# --- UNAUTHENTICATED, PERMISSION_DENIED --------------------------------------------------
+
+class Unauthenticated(DermaError):
+    """The call carried no valid credentials (bearer token or client certificate)."""
+    reason_name = "UNAUTHENTICATED"
+
+
+class PermissionDenied(DermaError):
+    """The caller's role (viewer < operator < admin) is below what the method needs."""
+    reason_name = "PERMISSION_DENIED"
+
+    @property
+    def required_role(self) -> str | None:
+        """The least role the method needs."""
+        return self.metadata.get("required_role")
+
+
 # --- errors without an ErrorInfo ----------------------------------------------------------
 
 class ConnectionError(DermaError, builtins.ConnectionError):  # noqa: A001 (is-a builtin one)
@@ -284,7 +301,7 @@ BY_REASON: dict[str, type[DermaError]] = {
         LeaseRequired, EstopLatched, FaultLatched, FaultConditionPresent, CartridgeExpired,
         NoElectrodeContact, RunActive, RunEnded, VirtualClockRequired, NotSimulated,
         LeaseMismatch, LeaseExpired, LeaseHeld, DeviceNotFound, RunNotFound, DeviceOffline,
-        ShuttingDown, StreamLimit, DriverError)
+        ShuttingDown, StreamLimit, DriverError, Unauthenticated, PermissionDenied)
 }
 
 

@@ -1,0 +1,92 @@
+// The authorization table as a matrix (every role × every RPC), the tokens file, and the
+// per-call check on a server context.
+#include <set>
+#include <string>
+
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "plugin/auth/credentials_store.h"
+#include "plugin/auth/policy.h"
+#include "plugin/core/errors.h"
+
+namespace derma::auth {
+namespace {
+
+// What each role may call: the table written out by hand, so a change to policy.cc must be
+// made twice on purpose.
+const std::set<std::string> kViewerMethods = {
+    "/derma.v1.DeviceControl/ListDevices",  "/derma.v1.DeviceControl/GetDevice",
+    "/derma.v1.DeviceControl/GetRun",       "/derma.v1.DeviceControl/ListRuns",
+    "/derma.v1.DeviceControl/WatchRun",     "/derma.v1.DeviceControl/StreamTelemetry",
+    "/derma.v1.DeviceControl/EmergencyStop"};
+const std::set<std::string> kOperatorMethods = {
+    "/derma.v1.DeviceControl/AcquireLease", "/derma.v1.DeviceControl/RenewLease",
+    "/derma.v1.DeviceControl/ReleaseLease", "/derma.v1.DeviceControl/Configure",
+    "/derma.v1.DeviceControl/Start",        "/derma.v1.DeviceControl/Pause",
+    "/derma.v1.DeviceControl/Resume",       "/derma.v1.DeviceControl/Stop",
+    "/derma.v1.DeviceControl/ResetFault",   "/derma.v1.DeviceControl/StartRun",
+    "/derma.v1.DeviceControl/CancelRun"};
+
+bool Allowed(Role role, const std::string& method) {
+  std::optional<Role> required = RequiredRole(method);
+  return !required.has_value() || role >= *required;
+}
+
+TEST(PolicyMatrixTest, EveryRoleTimesEveryRpc) {
+  const std::vector<std::string> methods = KnownMethods();
+  ASSERT_EQ(methods.size(), 25u) << "19 DeviceControl + 6 Simulator methods";
+  for (const std::string& method : methods) {
+    const bool viewer = kViewerMethods.contains(method);
+    const bool op = viewer || kOperatorMethods.contains(method);
+    EXPECT_EQ(Allowed(Role::kViewer, method), viewer) << method;
+    EXPECT_EQ(Allowed(Role::kOperator, method), op) << method;
+    EXPECT_TRUE(Allowed(Role::kAdmin, method)) << method;
+  }
+}
+
+TEST(PolicyMatrixTest, EmergencyStopIsOpenToEveryRoleAndResetIsAdminOnly) {
+  EXPECT_EQ(RequiredRole("/derma.v1.DeviceControl/EmergencyStop"), Role::kViewer);
+  EXPECT_EQ(RequiredRole("/derma.v1.DeviceControl/ResetEmergencyStop"), Role::kAdmin);
+  EXPECT_EQ(RequiredRole("/derma.sim.v1.Simulator/AdvanceClock"), Role::kAdmin);
+}
+
+TEST(PolicyMatrixTest, HealthNeedsNoCredentialsAndUnknownMethodsNeedAdmin) {
+  EXPECT_EQ(RequiredRole("/grpc.health.v1.Health/Check"), std::nullopt);
+  EXPECT_EQ(RequiredRole("/derma.v1.DeviceControl/SomethingNew"), Role::kAdmin);
+}
+
+TEST(CredentialsStoreTest, FindsTokensByHashAndCertificatesByCommonName) {
+  const std::string text =
+      "# comment\n"
+      "token sha256:" +
+      Sha256Hex("s3cret") +
+      " alice operator\n"
+      "cert robot-7 robot-7 viewer  # mTLS\n";
+  absl::StatusOr<CredentialsStore> store = CredentialsStore::Parse(text, "tokens");
+  ASSERT_TRUE(store.ok()) << store.status();
+  std::optional<Principal> alice = store->FindToken("s3cret");
+  ASSERT_TRUE(alice.has_value());
+  EXPECT_EQ(alice->name, "alice");
+  EXPECT_EQ(alice->role, Role::kOperator);
+  EXPECT_FALSE(store->FindToken("wrong").has_value());
+  ASSERT_TRUE(store->FindCertificate("robot-7").has_value());
+  EXPECT_EQ(store->FindCertificate("robot-7")->role, Role::kViewer);
+}
+
+TEST(CredentialsStoreTest, PlainTokensAndBadLinesAreRejectedWithFileAndLine) {
+  absl::StatusOr<CredentialsStore> plain =
+      CredentialsStore::Parse("token s3cret alice operator\n", "tokens.txt");
+  EXPECT_THAT(plain.status().message(), ::testing::HasSubstr("tokens.txt:1:"));
+  EXPECT_THAT(plain.status().message(), ::testing::HasSubstr("never a plain token"));
+  absl::StatusOr<CredentialsStore> role = CredentialsStore::Parse(
+      "\ntoken sha256:" + Sha256Hex("x") + " bob superuser\n", "tokens.txt");
+  EXPECT_THAT(role.status().message(), ::testing::HasSubstr("tokens.txt:2:"));
+}
+
+TEST(CredentialsStoreTest, Sha256MatchesSha256sum) {
+  // printf %s abc | sha256sum
+  EXPECT_EQ(Sha256Hex("abc"), "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+}
+
+}  // namespace
+}  // namespace derma::auth

@@ -1,0 +1,173 @@
+"""Security end to end: dermad refuses plaintext on a network address unless --insecure; TLS and
+mTLS handshakes through gRPC's credentials; bearer tokens and client certificates mapped to
+roles; UNAUTHENTICATED / PERMISSION_DENIED carry an ErrorInfo reason."""
+import hashlib
+import os
+import subprocess
+
+import grpc
+import pytest
+
+from conftest import PORT_LINE, free_port
+from derma.v1 import device_control_pb2 as pb
+from derma.v1 import device_control_pb2_grpc as pb_grpc
+from derma.v1 import device_pb2
+from google.rpc import error_details_pb2, status_pb2
+
+FLEET = os.path.join(os.environ["DERMA_REPO"], "deploy", "fleet.textproto")
+
+
+def reason(error):
+    for key, value in error.trailing_metadata() or ():
+        if key == "grpc-status-details-bin":
+            for detail in status_pb2.Status.FromString(value).details:
+                if detail.Is(error_details_pb2.ErrorInfo.DESCRIPTOR):
+                    info = error_details_pb2.ErrorInfo()
+                    detail.Unpack(info)
+                    return info.reason
+    return None
+
+
+def openssl(*args, cwd):
+    subprocess.run(["openssl", *args], cwd=cwd, check=True, capture_output=True)
+
+
+@pytest.fixture(scope="module")
+def pki(tmp_path_factory):
+    """A lab CA, a server certificate for 127.0.0.1, and client certificates for two CNs."""
+    d = tmp_path_factory.mktemp("pki")
+    openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "ca.key", "-out", "ca.pem",
+            "-days", "2", "-subj", "/CN=derma-lab-ca", cwd=d)
+    (d / "server.ext").write_text("subjectAltName=IP:127.0.0.1,DNS:localhost\n")
+    for name, ext in (("server", ["-extfile", "server.ext"]), ("robot-7", []), ("stranger", [])):
+        openssl("req", "-newkey", "rsa:2048", "-nodes", "-keyout", f"{name}.key",
+                "-out", f"{name}.csr", "-subj", f"/CN={name}", cwd=d)
+        openssl("x509", "-req", "-in", f"{name}.csr", "-CA", "ca.pem", "-CAkey", "ca.key",
+                "-CAcreateserial", "-out", f"{name}.pem", "-days", "2", *ext, cwd=d)
+    return d
+
+
+def start(*args):
+    process = subprocess.Popen(
+        [os.environ["DERMAD"], "--config", FLEET, "--metrics_listen=", *args],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    line = process.stdout.readline()
+    match = PORT_LINE.search(line)
+    return process, (int(match.group(1)) if match else None)
+
+
+def stop(process):
+    process.terminate()
+    process.wait(timeout=10)
+
+
+def test_plaintext_on_a_network_address_is_refused_unless_insecure():
+    refused = subprocess.run([os.environ["DERMAD"], "--config", FLEET, "--metrics_listen=",
+                              "--listen", f"0.0.0.0:{free_port()}"],
+                             capture_output=True, text=True, timeout=20)
+    assert refused.returncode == 2
+    assert "refusing to serve plaintext" in refused.stderr
+    process, port = start("--listen", f"0.0.0.0:{free_port()}", "--insecure")
+    try:
+        assert port is not None
+    finally:
+        stop(process)
+    assert "WARNING: serving plaintext" in process.stderr.read()
+
+
+@pytest.fixture
+def secure_dermad(pki, tmp_path):
+    tokens = tmp_path / "tokens"
+    tokens.write_text(
+        f"token sha256:{hashlib.sha256(b'viewer-token').hexdigest()} vera viewer\n"
+        f"token sha256:{hashlib.sha256(b'admin-token').hexdigest()} ada admin\n"
+        "cert robot-7 robot-7 operator\n")
+    process, port = start("--listen", "127.0.0.1:0", f"--tls_cert={pki / 'server.pem'}",
+                          f"--tls_key={pki / 'server.key'}", f"--tls_client_ca={pki / 'ca.pem'}",
+                          f"--tokens_file={tokens}")
+    assert port is not None, process.stderr.read()
+    yield port
+    stop(process)
+
+
+def channel(pki, port, client=None):
+    root = (pki / "ca.pem").read_bytes()
+    if client is None:
+        creds = grpc.ssl_channel_credentials(root_certificates=root)
+    else:
+        creds = grpc.ssl_channel_credentials(
+            root_certificates=root, private_key=(pki / f"{client}.key").read_bytes(),
+            certificate_chain=(pki / f"{client}.pem").read_bytes())
+    return grpc.secure_channel(f"127.0.0.1:{port}", creds)
+
+
+def bearer(token):
+    return (("authorization", f"Bearer {token}"),)
+
+
+def test_mtls_tokens_and_roles(pki, secure_dermad):
+    port = secure_dermad
+    with channel(pki, port, "stranger") as ch:
+        stub = pb_grpc.DeviceControlStub(ch)
+        # TLS handshake with a CA-signed client certificate; a viewer token reads.
+        devices = stub.ListDevices(pb.ListDevicesRequest(), metadata=bearer("viewer-token"),
+                                   timeout=10).devices
+        assert len(devices) == 4
+        # A viewer may not configure: PERMISSION_DENIED, and the device is not even looked up.
+        with pytest.raises(grpc.RpcError) as denied:
+            stub.Configure(pb.ConfigureRequest(name="devices/no-such-device"),
+                           metadata=bearer("viewer-token"), timeout=10)
+        assert denied.value.code() == grpc.StatusCode.PERMISSION_DENIED
+        assert reason(denied.value) == "PERMISSION_DENIED"
+        assert "no-such-device" not in denied.value.details()
+        # No token, and a certificate the tokens file does not know: UNAUTHENTICATED.
+        with pytest.raises(grpc.RpcError) as unknown:
+            stub.GetDevice(pb.GetDeviceRequest(name="devices/pen-1"), timeout=10)
+        assert unknown.value.code() == grpc.StatusCode.UNAUTHENTICATED
+        assert reason(unknown.value) == "UNAUTHENTICATED"
+        with pytest.raises(grpc.RpcError) as wrong:
+            stub.GetDevice(pb.GetDeviceRequest(name="devices/pen-1"),
+                           metadata=bearer("guessed"), timeout=10)
+        assert wrong.value.code() == grpc.StatusCode.UNAUTHENTICATED
+        # EmergencyStop is open to every authenticated role.
+        stopped = stub.EmergencyStop(pb.EmergencyStopRequest(name="devices/pen-2"),
+                                     metadata=bearer("viewer-token"), timeout=10)
+        assert stopped.devices[0].state == device_pb2.DEVICE_STATE_ESTOPPED
+    with channel(pki, port, "robot-7") as ch:
+        # The certificate's subject is the principal (operator): it may drive a device.
+        stub = pb_grpc.DeviceControlStub(ch)
+        lease = stub.AcquireLease(pb.AcquireLeaseRequest(
+            name="devices/pen-1", holder="robot-7", ttl_s=10), timeout=10).lease
+        stub.Configure(pb.ConfigureRequest(
+            name="devices/pen-1", lease_id=lease.lease_id,
+            settings=device_pb2.Settings(microneedling=device_pb2.MicroneedlingSettings(
+                needle_depth_mm=1.0))), timeout=10)
+        # Resetting an emergency stop needs admin.
+        with pytest.raises(grpc.RpcError) as admin_only:
+            stub.ResetEmergencyStop(pb.ResetEmergencyStopRequest(name="devices/pen-2"),
+                                    timeout=10)
+        assert admin_only.value.code() == grpc.StatusCode.PERMISSION_DENIED
+
+
+def test_clients_without_a_certificate_or_without_tls_are_rejected(pki, secure_dermad):
+    port = secure_dermad
+    with channel(pki, port) as ch:  # TLS, but no client certificate under mTLS
+        with pytest.raises(grpc.RpcError) as no_cert:
+            pb_grpc.DeviceControlStub(ch).ListDevices(
+                pb.ListDevicesRequest(), metadata=bearer("admin-token"), timeout=10)
+        assert no_cert.value.code() == grpc.StatusCode.UNAVAILABLE
+    with grpc.insecure_channel(f"127.0.0.1:{port}") as ch:  # plaintext on the TLS port
+        with pytest.raises(grpc.RpcError) as plain:
+            pb_grpc.DeviceControlStub(ch).ListDevices(
+                pb.ListDevicesRequest(), metadata=bearer("admin-token"), timeout=10)
+        assert plain.value.code() == grpc.StatusCode.UNAVAILABLE
+
+
+def test_bad_tokens_file_exits_2_naming_the_line(tmp_path):
+    tokens = tmp_path / "tokens"
+    tokens.write_text("token plain-text-secret alice admin\n")
+    result = subprocess.run([os.environ["DERMAD"], "--config", FLEET, "--metrics_listen=",
+                             "--listen", "127.0.0.1:0", f"--tokens_file={tokens}"],
+                            capture_output=True, text=True, timeout=20)
+    assert result.returncode == 2
+    assert f"{tokens}:1:" in result.stderr
