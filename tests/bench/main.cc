@@ -28,6 +28,7 @@
 #include "tests/bench/fleets.h"
 #include "tests/bench/latency.h"
 #include "tests/bench/report.h"
+#include "tests/bench/scrape.h"
 #include "tests/bench/synthetic_samples.h"
 #include "tests/bench/throughput.h"
 
@@ -54,6 +55,7 @@ ABSL_FLAG(bool, mutex_deadlock_detection, true,
 ABSL_FLAG(bool, echo_interceptor, false,
           "Give the bare echo server derma's gRPC metrics interceptor too (diagnosis: how much of "
           "derma's unary ratios the interceptor accounts for).");
+ABSL_FLAG(int, scrapes, 20, "Metrics scrapes measured per fleet size (100, 1000, 10000 devices).");
 ABSL_FLAG(double, warmup_s, 0.3, "Seconds each stream runs before its rate is measured.");
 
 namespace derma::bench {
@@ -198,6 +200,13 @@ absl::Status Run(const Settings& s, Report& report) {
   report.AddEstop(loaded->estop, loaded->devices, s.streams);
   if (absl::Status status = MeasureThroughput(s, **echo, report); !status.ok()) return status;
   report.AddDeviceTelemetry(loaded->telemetry, loaded->devices, loaded->sample_rate_hz);
+  Progress("metrics scrapes: 100, 1000, 10000 devices");
+  const bool quick = absl::GetFlag(FLAGS_quick);
+  absl::StatusOr<std::vector<ScrapeResult>> scrapes =
+      MeasureScrapes(quick ? std::vector<int>{100} : std::vector<int>{100, 1000, 10000},
+                     quick ? 3 : absl::GetFlag(FLAGS_scrapes));
+  if (!scrapes.ok()) return scrapes.status();
+  report.AddScrapes(*scrapes);
   return absl::OkStatus();
 }
 

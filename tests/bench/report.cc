@@ -103,4 +103,19 @@ void Report::AddDeviceTelemetry(const DeviceTelemetryResult& telemetry, size_t d
                  absl::StrCat(telemetry.unexplained_gaps), "0", telemetry.unexplained_gaps == 0);
 }
 
+void Report::AddScrapes(const std::vector<ScrapeResult>& scrapes) {
+  for (const ScrapeResult& scrape : scrapes) {
+    const std::string metric =
+        absl::StrCat("metrics scrape (collect + text encode), ", scrape.devices, " devices p50");
+    const std::string value = absl::StrCat(
+        FormatLatency(scrape.time.p50), " (p99 ", FormatLatency(scrape.time.p99), "), ",
+        FormatInteger(scrape.body_bytes), " bytes, ", FormatInteger(scrape.series), " series");
+    if (scrape.devices == 1000) {
+      table_.AddGoal(metric, value, "≤ 50 ms", scrape.time.p50 <= absl::Milliseconds(50));
+    } else {
+      table_.AddInfo(metric, value);
+    }
+  }
+}
+
 }  // namespace derma::bench

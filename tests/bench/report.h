@@ -9,6 +9,7 @@
 
 #include "tests/bench/estop.h"
 #include "tests/bench/latency.h"
+#include "tests/bench/scrape.h"
 #include "tests/bench/table.h"
 #include "tests/bench/throughput.h"
 
@@ -36,6 +37,9 @@ class Report {
   void AddThroughput(const ThroughputResults& throughput);
   void AddDeviceTelemetry(const DeviceTelemetryResult& telemetry, size_t devices,
                           double sample_rate_hz);
+
+  // Metrics scrape time and body size per fleet size; goal ≤ 50 ms at 1000 devices.
+  void AddScrapes(const std::vector<ScrapeResult>& scrapes);
 
   const Table& table() const { return table_; }
   // Findings that make the run fail (not performance goals): outputs on after EmergencyStop.

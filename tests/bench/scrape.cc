@@ -1,0 +1,44 @@
+#include "tests/bench/scrape.h"
+
+#include <memory>
+
+#include "absl/time/clock.h"
+#include "plugin/host/plugin.h"
+#include "plugin/metrics/fleet_collector.h"
+#include "prometheus/text_serializer.h"
+#include "tests/bench/fleets.h"
+
+namespace derma::bench {
+
+absl::StatusOr<std::vector<ScrapeResult>> MeasureScrapes(const std::vector<int>& sizes,
+                                                         int scrapes) {
+  std::vector<ScrapeResult> out;
+  for (int size : sizes) {
+    absl::StatusOr<std::unique_ptr<Plugin>> plugin =
+        Plugin::Create(MakeFleet(size, /*virtual_clock=*/false));
+    if (!plugin.ok()) return plugin.status();
+    (*plugin)->Start();  // devices tick while they are scraped, as in production
+    metrics::FleetCollector collector((*plugin)->fleet().devices(), (*plugin)->fleet().telemetry());
+    const prometheus::TextSerializer serializer;
+    ScrapeResult result;
+    result.devices = size;
+    std::vector<absl::Duration> times;
+    for (int i = 0; i < scrapes; ++i) {
+      const absl::Time start = absl::Now();
+      const std::vector<prometheus::MetricFamily> families = collector.Collect();
+      const std::string body = serializer.Serialize(families);
+      times.push_back(absl::Now() - start);
+      result.body_bytes = body.size();
+      result.series = 0;
+      for (const prometheus::MetricFamily& family : families) {
+        result.series += family.metric.size();
+      }
+    }
+    result.time = ComputePercentiles(std::move(times));
+    (*plugin)->Shutdown();
+    out.push_back(result);
+  }
+  return out;
+}
+
+}  // namespace derma::bench

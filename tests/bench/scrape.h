@@ -1,0 +1,27 @@
+// The metrics scrape: time to collect every device's metrics from the core's snapshots and
+// encode them in Prometheus' text format (what the exporter does per scrape, without HTTP),
+// and the body size, for fleets of several sizes. Part of tests/bench. Not thread-safe.
+#ifndef DERMA_TESTS_BENCH_SCRAPE_H_
+#define DERMA_TESTS_BENCH_SCRAPE_H_
+
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "tests/bench/table.h"
+
+namespace derma::bench {
+
+struct ScrapeResult {
+  int devices = 0;
+  Percentiles time;  // collect + encode, µs
+  size_t body_bytes = 0;
+  size_t series = 0;
+};
+
+// Builds a fleet of each size (real clock, ticking), scrapes `scrapes` times.
+absl::StatusOr<std::vector<ScrapeResult>> MeasureScrapes(const std::vector<int>& sizes,
+                                                         int scrapes);
+
+}  // namespace derma::bench
+
+#endif  // DERMA_TESTS_BENCH_SCRAPE_H_
