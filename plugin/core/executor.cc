@@ -23,6 +23,11 @@ void ThreadPoolExecutor::Schedule(Task task) {
   queue_.push_back(std::move(task));
 }
 
+void ThreadPoolExecutor::ScheduleUrgent(Task task) {
+  absl::MutexLock lock(&mu_);
+  urgent_.push_back(std::move(task));
+}
+
 void ThreadPoolExecutor::WorkerLoop() {
   for (;;) {
     Task task;
@@ -30,12 +35,13 @@ void ThreadPoolExecutor::WorkerLoop() {
       absl::MutexLock lock(&mu_);
       mu_.Await(absl::Condition(
           +[](ThreadPoolExecutor* self) ABSL_EXCLUSIVE_LOCKS_REQUIRED(self->mu_) {
-            return self->stopping_ || !self->queue_.empty();
+            return self->stopping_ || !self->queue_.empty() || !self->urgent_.empty();
           },
           this));
-      if (queue_.empty()) return;  // stopping, and every queued task has run
-      task = std::move(queue_.front());
-      queue_.pop_front();
+      std::deque<Task>& lane = urgent_.empty() ? queue_ : urgent_;
+      if (lane.empty()) return;  // stopping, and every queued task has run
+      task = std::move(lane.front());
+      lane.pop_front();
     }
     std::move(task)();
   }
@@ -44,6 +50,11 @@ void ThreadPoolExecutor::WorkerLoop() {
 void ManualExecutor::Schedule(Task task) {
   absl::MutexLock lock(&mu_);
   queue_.push_back(std::move(task));
+}
+
+void ManualExecutor::ScheduleUrgent(Task task) {
+  absl::MutexLock lock(&mu_);
+  queue_.push_front(std::move(task));
 }
 
 size_t ManualExecutor::RunUntilIdle() {
@@ -65,26 +76,44 @@ void Strand::Post(Task task) { Enqueue(std::move(task), /*urgent=*/false); }
 void Strand::PostUrgent(Task task) { Enqueue(std::move(task), /*urgent=*/true); }
 
 void Strand::Enqueue(Task task, bool urgent) {
+  bool schedule_normal = false;
+  bool schedule_urgent = false;
   {
     absl::MutexLock lock(&mu_);
     (urgent ? urgent_ : normal_).push_back(std::move(task));
-    if (scheduled_) return;
-    scheduled_ = true;
+    if (running_) return;  // the running drain picks it up
+    if (urgent && !urgent_drain_pending_) {
+      // Even if a normal drain is queued, it may sit behind other strands' work.
+      urgent_drain_pending_ = true;
+      schedule_urgent = true;
+    } else if (pending_drains_ == 0) {
+      schedule_normal = true;
+    }
+    if (schedule_normal || schedule_urgent) ++pending_drains_;
   }
-  executor_.Schedule([this] { Drain(); });
+  if (schedule_urgent) executor_.ScheduleUrgent([this] { Drain(/*urgent=*/true); });
+  if (schedule_normal) executor_.Schedule([this] { Drain(/*urgent=*/false); });
 }
 
 // Runs a bounded batch so one busy device cannot starve the others, then yields the thread
-// by rescheduling itself. The urgent lane is checked before every task.
-void Strand::Drain() {
+// by rescheduling itself. The urgent lane is checked before every task. Several drain tasks
+// may be queued (a normal one and an urgent one); only one runs the strand's tasks at a time.
+void Strand::Drain(bool urgent) {
   constexpr int kBatch = 64;
+  {
+    absl::MutexLock lock(&mu_);
+    --pending_drains_;
+    if (urgent) urgent_drain_pending_ = false;
+    if (running_) return;  // another drain is running and will see the queued tasks
+    running_ = true;
+  }
   for (int i = 0; i < kBatch; ++i) {
     Task task;
     {
       absl::MutexLock lock(&mu_);
       std::deque<Task>& lane = urgent_.empty() ? normal_ : urgent_;
       if (lane.empty()) {
-        scheduled_ = false;
+        running_ = false;
         return;
       }
       task = std::move(lane.front());
@@ -92,7 +121,24 @@ void Strand::Drain() {
     }
     std::move(task)();
   }
-  executor_.Schedule([this] { Drain(); });
+  bool reschedule_urgent = false;
+  {
+    absl::MutexLock lock(&mu_);
+    running_ = false;
+    if (urgent_.empty() && normal_.empty()) return;
+    if (!urgent_.empty() && !urgent_drain_pending_) {
+      urgent_drain_pending_ = true;
+      reschedule_urgent = true;
+    } else if (pending_drains_ > 0) {
+      return;  // a queued drain will continue
+    }
+    ++pending_drains_;
+  }
+  if (reschedule_urgent) {
+    executor_.ScheduleUrgent([this] { Drain(/*urgent=*/true); });
+  } else {
+    executor_.Schedule([this] { Drain(/*urgent=*/false); });
+  }
 }
 
 }  // namespace derma

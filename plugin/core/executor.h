@@ -26,6 +26,9 @@ class Executor {
   virtual ~Executor() = default;
   // Queues `task` to run once, on some thread of the executor. Thread-safe.
   virtual void Schedule(Task task) = 0;
+  // Queues `task` ahead of every task queued with Schedule (behind other urgent ones): for
+  // emergency stops, which must not wait behind a backlog of ticks. Thread-safe.
+  virtual void ScheduleUrgent(Task task) { Schedule(std::move(task)); }
 };
 
 // A fixed pool of worker threads sharing one FIFO queue. Thread-safe. The destructor runs
@@ -39,12 +42,14 @@ class ThreadPoolExecutor : public Executor {
   ThreadPoolExecutor& operator=(const ThreadPoolExecutor&) = delete;
 
   void Schedule(Task task) override;
+  void ScheduleUrgent(Task task) override;
   size_t thread_count() const { return threads_.size(); }
 
  private:
   void WorkerLoop();
 
   absl::Mutex mu_;
+  std::deque<Task> urgent_ ABSL_GUARDED_BY(mu_);
   std::deque<Task> queue_ ABSL_GUARDED_BY(mu_);
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
   std::vector<std::thread> threads_;
@@ -55,6 +60,7 @@ class ThreadPoolExecutor : public Executor {
 class ManualExecutor : public Executor {
  public:
   void Schedule(Task task) override;
+  void ScheduleUrgent(Task task) override;
   // Runs tasks (including ones they schedule) until none is left; returns how many ran.
   size_t RunUntilIdle();
 
@@ -73,18 +79,23 @@ class Strand {
 
   // Queues `task` behind every task already posted.
   void Post(Task task);
-  // Queues `task` ahead of every task in the normal lane (after other urgent tasks).
+  // Queues `task` ahead of every task in the normal lane (after other urgent tasks), and
+  // schedules the strand on the executor's urgent queue, so it also runs ahead of other
+  // strands' queued work.
   void PostUrgent(Task task);
 
  private:
   void Enqueue(Task task, bool urgent);
-  void Drain();
+  // One drain task: runs a batch of the strand's tasks unless another drain is running.
+  void Drain(bool urgent);
 
   Executor& executor_;
   absl::Mutex mu_;
   std::deque<Task> urgent_ ABSL_GUARDED_BY(mu_);
   std::deque<Task> normal_ ABSL_GUARDED_BY(mu_);
-  bool scheduled_ ABSL_GUARDED_BY(mu_) = false;
+  bool running_ ABSL_GUARDED_BY(mu_) = false;    // a drain is executing tasks
+  int pending_drains_ ABSL_GUARDED_BY(mu_) = 0;  // drain tasks queued on the executor
+  bool urgent_drain_pending_ ABSL_GUARDED_BY(mu_) = false;
 };
 
 }  // namespace derma

@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -143,6 +144,44 @@ TEST(StrandTest, TwoStrandsRunInParallelOnAThreadPool) {
   });
   finished.Wait();
   EXPECT_TRUE(a_saw_b && b_saw_a);
+}
+
+TEST(StrandTest, UrgentTaskRunsAheadOfOtherStrandsBacklog) {
+  ManualExecutor executor;
+  std::vector<std::unique_ptr<Strand>> busy;
+  std::vector<std::string> log;
+  for (int i = 0; i < 50; ++i) {
+    busy.push_back(std::make_unique<Strand>(executor));
+    busy.back()->Post([&log] { log.push_back("tick"); });
+  }
+  Strand stopped(executor);
+  stopped.Post([&log] { log.push_back("normal"); });  // queued behind the 50 ticks
+  stopped.PostUrgent([&log] { log.push_back("estop"); });
+  executor.RunUntilIdle();
+  ASSERT_EQ(log.size(), 52u);
+  EXPECT_EQ(log[0], "estop") << "the emergency stop waited behind other strands' ticks";
+  EXPECT_EQ(log[1], "normal") << "the urgent drain runs the strand's queued work too";
+  EXPECT_EQ(std::count(log.begin(), log.end(), "normal"), 1) << "no task runs twice";
+}
+
+TEST(StrandTest, UrgentAndNormalDrainsNeverRunTheStrandConcurrently) {
+  ThreadPoolExecutor executor(4);
+  Strand strand(executor);
+  std::atomic<int> inside{0};
+  std::atomic<bool> overlapped{false};
+  absl::BlockingCounter done(400);
+  for (int i = 0; i < 200; ++i) {
+    for (bool urgent : {false, true}) {
+      auto task = [&] {
+        if (inside.fetch_add(1) != 0) overlapped = true;
+        inside.fetch_sub(1);
+        done.DecrementCount();
+      };
+      urgent ? strand.PostUrgent(task) : strand.Post(task);
+    }
+  }
+  done.Wait();
+  EXPECT_FALSE(overlapped);
 }
 
 TEST(ThreadPoolExecutorTest, DestructorRunsEveryQueuedTask) {
