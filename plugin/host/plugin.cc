@@ -48,7 +48,8 @@ absl::StatusOr<std::unique_ptr<Plugin>> Plugin::Create(const config::v1::FleetCo
   plugin->simulator_ =
       std::make_unique<service::SimulatorService>(f.simulator(), *plugin->authorizer_);
   if (options.health_service) plugin->health_ = std::make_unique<service::HealthService>();
-  plugin->collector_ = std::make_shared<metrics::FleetCollector>(f.devices(), f.telemetry());
+  plugin->collector_ = std::make_shared<metrics::FleetCollector>(f.devices(), f.telemetry(),
+                                                                 plugin->authorizer_.get());
   plugin->grpc_metrics_ = std::make_unique<metrics::GrpcMetrics>();
   return plugin;
 }

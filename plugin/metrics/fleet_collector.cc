@@ -194,6 +194,18 @@ std::vector<MetricFamily> FleetCollector::Collect() const {
               "Samples telemetry streams dropped because their client read too slowly.",
               MetricType::Counter);
   dropped.metric.emplace_back().counter.value = static_cast<double>(fanout_.dropped_total());
+  if (authorizer_ != nullptr) {
+    MetricFamily& auth = out.Get("derma_auth_failures_total",
+                                 "Calls refused: no valid credentials (unauthenticated) or a role "
+                                 "below the method's (permission_denied).",
+                                 MetricType::Counter);
+    ClientMetric& unauthenticated = auth.metric.emplace_back();
+    unauthenticated.label.push_back({"reason", "unauthenticated"});
+    unauthenticated.counter.value = static_cast<double>(authorizer_->unauthenticated_count());
+    ClientMetric& denied = auth.metric.emplace_back();
+    denied.label.push_back({"reason", "permission_denied"});
+    denied.counter.value = static_cast<double>(authorizer_->denied_count());
+  }
   return out.Take();
 }
 

@@ -8,6 +8,7 @@
 
 #include <vector>
 
+#include "plugin/auth/authorizer.h"
 #include "plugin/core/device_manager.h"
 #include "plugin/core/telemetry_fanout.h"
 #include "prometheus/collectable.h"
@@ -17,14 +18,17 @@ namespace derma::metrics {
 
 class FleetCollector : public prometheus::Collectable {
  public:
-  FleetCollector(const DeviceManager& devices, const TelemetryFanout& fanout)
-      : devices_(devices), fanout_(fanout) {}
+  // `authorizer` (optional) adds derma_auth_failures_total.
+  FleetCollector(const DeviceManager& devices, const TelemetryFanout& fanout,
+                 const auth::Authorizer* authorizer = nullptr)
+      : devices_(devices), fanout_(fanout), authorizer_(authorizer) {}
 
   std::vector<prometheus::MetricFamily> Collect() const override;
 
  private:
   const DeviceManager& devices_;
   const TelemetryFanout& fanout_;
+  const auth::Authorizer* const authorizer_;
 };
 
 }  // namespace derma::metrics

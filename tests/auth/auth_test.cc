@@ -4,7 +4,9 @@
 #include <string>
 
 #include "gmock/gmock.h"
+#include "grpcpp/server_context.h"
 #include "gtest/gtest.h"
+#include "plugin/auth/authorizer.h"
 #include "plugin/auth/credentials_store.h"
 #include "plugin/auth/policy.h"
 #include "plugin/core/errors.h"
@@ -86,6 +88,30 @@ TEST(CredentialsStoreTest, PlainTokensAndBadLinesAreRejectedWithFileAndLine) {
 TEST(CredentialsStoreTest, Sha256MatchesSha256sum) {
   // printf %s abc | sha256sum
   EXPECT_EQ(Sha256Hex("abc"), "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+}
+
+TEST(AuthorizerTest, WithoutCredentialsEveryCallIsLocalAdmin) {
+  Authorizer open(std::nullopt);
+  grpc::ServerContext context;
+  absl::StatusOr<Principal> caller =
+      open.Authorize(context, "/derma.sim.v1.Simulator/AdvanceClock");
+  ASSERT_TRUE(caller.ok());
+  EXPECT_EQ(caller->role, Role::kAdmin);
+}
+
+TEST(AuthorizerTest, NoTokenIsUnauthenticatedAndCountedHealthStaysOpen) {
+  absl::StatusOr<CredentialsStore> store =
+      CredentialsStore::Parse("token sha256:" + Sha256Hex("t") + " alice admin\n", "tokens");
+  ASSERT_TRUE(store.ok());
+  Authorizer authorizer(*std::move(store));
+  grpc::ServerContext context;  // no authorization metadata
+  absl::StatusOr<Principal> caller =
+      authorizer.Authorize(context, "/derma.v1.DeviceControl/GetDevice");
+  EXPECT_EQ(caller.status().code(), absl::StatusCode::kUnauthenticated);
+  EXPECT_EQ(ReasonOf(caller.status()), v1::ERROR_REASON_UNAUTHENTICATED);
+  EXPECT_EQ(authorizer.unauthenticated_count(), 1u);
+  EXPECT_TRUE(authorizer.Authorize(context, "/grpc.health.v1.Health/Check").ok());
+  EXPECT_EQ(authorizer.unauthenticated_count(), 1u);
 }
 
 }  // namespace

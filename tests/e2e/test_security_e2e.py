@@ -4,6 +4,7 @@ roles; UNAUTHENTICATED / PERMISSION_DENIED carry an ErrorInfo reason."""
 import hashlib
 import os
 import subprocess
+import urllib.request
 
 import grpc
 import pytest
@@ -48,8 +49,10 @@ def pki(tmp_path_factory):
 
 
 def start(*args):
+    if not any(a.startswith("--metrics_listen") for a in args):
+        args = ("--metrics_listen=", *args)
     process = subprocess.Popen(
-        [os.environ["DERMAD"], "--config", FLEET, "--metrics_listen=", *args],
+        [os.environ["DERMAD"], "--config", FLEET, *args],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     line = process.stdout.readline()
     match = PORT_LINE.search(line)
@@ -82,11 +85,13 @@ def secure_dermad(pki, tmp_path):
         f"token sha256:{hashlib.sha256(b'viewer-token').hexdigest()} vera viewer\n"
         f"token sha256:{hashlib.sha256(b'admin-token').hexdigest()} ada admin\n"
         "cert robot-7 robot-7 operator\n")
-    process, port = start("--listen", "127.0.0.1:0", f"--tls_cert={pki / 'server.pem'}",
+    metrics_port = free_port()
+    process, port = start("--listen", "127.0.0.1:0", f"--metrics_listen=127.0.0.1:{metrics_port}",
+                          f"--tls_cert={pki / 'server.pem'}",
                           f"--tls_key={pki / 'server.key'}", f"--tls_client_ca={pki / 'ca.pem'}",
                           f"--tokens_file={tokens}")
     assert port is not None, process.stderr.read()
-    yield port
+    yield port, metrics_port
     stop(process)
 
 
@@ -106,7 +111,7 @@ def bearer(token):
 
 
 def test_mtls_tokens_and_roles(pki, secure_dermad):
-    port = secure_dermad
+    port, metrics_port = secure_dermad
     with channel(pki, port, "stranger") as ch:
         stub = pb_grpc.DeviceControlStub(ch)
         # TLS handshake with a CA-signed client certificate; a viewer token reads.
@@ -147,10 +152,15 @@ def test_mtls_tokens_and_roles(pki, secure_dermad):
             stub.ResetEmergencyStop(pb.ResetEmergencyStopRequest(name="devices/pen-2"),
                                     timeout=10)
         assert admin_only.value.code() == grpc.StatusCode.PERMISSION_DENIED
+    # Every refusal is counted: 2 unauthenticated calls, 2 denied ones.
+    with urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/metrics", timeout=5) as r:
+        body = r.read().decode()
+    assert 'derma_auth_failures_total{reason="unauthenticated"} 2' in body
+    assert 'derma_auth_failures_total{reason="permission_denied"} 2' in body
 
 
 def test_clients_without_a_certificate_or_without_tls_are_rejected(pki, secure_dermad):
-    port = secure_dermad
+    port, _ = secure_dermad
     with channel(pki, port) as ch:  # TLS, but no client certificate under mTLS
         with pytest.raises(grpc.RpcError) as no_cert:
             pb_grpc.DeviceControlStub(ch).ListDevices(
