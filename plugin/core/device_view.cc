@@ -20,6 +20,12 @@ void DeviceView::PublishSample(const Sample& sample) {
 }
 
 v1::Device DeviceView::Read(uint64_t* last_event_sequence) const {
+  v1::Device out;
+  ReadInto(&out, last_event_sequence);
+  return out;
+}
+
+void DeviceView::ReadInto(v1::Device* out, uint64_t* last_event_sequence) const {
   std::shared_ptr<const v1::Device> device;
   Sample latest;
   {
@@ -28,17 +34,15 @@ v1::Device DeviceView::Read(uint64_t* last_event_sequence) const {
     latest = latest_;
     if (last_event_sequence != nullptr) *last_event_sequence = last_event_sequence_;
   }
-  v1::Device out;
-  if (device == nullptr) return out;
-  out = *device;
-  *out.mutable_capabilities() = capabilities_;
+  if (device == nullptr) return;
+  *out = *device;
+  *out->mutable_capabilities() = capabilities_;
   if (latest.sequence > 0) {
-    SampleToProto(latest, out.mutable_latest_sample());
-    if (out.has_cartridge()) {
-      out.mutable_cartridge()->set_strokes_used(latest.pen.cartridge_strokes_used);
+    SampleToProto(latest, out->mutable_latest_sample());
+    if (out->has_cartridge()) {
+      out->mutable_cartridge()->set_strokes_used(latest.pen.cartridge_strokes_used);
     }
   }
-  return out;
 }
 
 std::shared_ptr<const v1::Device> DeviceView::device() const {

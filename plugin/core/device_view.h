@@ -29,6 +29,8 @@ class DeviceView {
   // The device with its latest sample (and the cartridge's strokes_used from that sample), and
   // optionally the last event sequence it reflects: a consistent snapshot for streams.
   v1::Device Read(uint64_t* last_event_sequence = nullptr) const;
+  // Read() straight into `out` (e.g. a response on the call's arena: no extra copy).
+  void ReadInto(v1::Device* out, uint64_t* last_event_sequence = nullptr) const;
   // The last published device, without latest sample or capabilities.
   std::shared_ptr<const v1::Device> device() const;
   // Latest sample; sequence 0 before the first.

@@ -132,7 +132,7 @@ grpc::ServerUnaryReactor* DeviceControlService::ListDevices(Context* context,
     return FinishNow(context, s);
   }
   for (size_t i = offset; i < by_name_.size() && i < offset + size; ++i) {
-    *response->add_devices() = devices_.view(by_name_[i]).Read();
+    devices_.view(by_name_[i]).ReadInto(response->add_devices());
   }
   if (offset + size < by_name_.size()) {
     response->set_next_page_token(absl::StrCat(offset + size));
@@ -146,7 +146,7 @@ grpc::ServerUnaryReactor* DeviceControlService::GetDevice(Context* context,
   if (Unary* denied = Deny(context, "/derma.v1.DeviceControl/GetDevice")) return denied;
   absl::StatusOr<uint32_t> index = devices_.Find(request->name());
   if (!index.ok()) return FinishNow(context, index.status());
-  *response->mutable_device() = devices_.view(*index).Read();
+  devices_.view(*index).ReadInto(response->mutable_device());
   return FinishNow(context, absl::OkStatus());
 }
 
@@ -189,7 +189,7 @@ grpc::ServerUnaryReactor* DeviceControlService::Configure(Context* context,
         d.Configure(request->lease_id(), request->settings(), request->validate_only());
     if (!applied.ok()) return applied.status();
     *response->mutable_applied_settings() = *std::move(applied);
-    *response->mutable_device() = d.view().Read();
+    d.view().ReadInto(response->mutable_device());
     return absl::OkStatus();
   });
 }
@@ -200,7 +200,7 @@ grpc::ServerUnaryReactor* DeviceControlService::Start(Context* context,
   if (Unary* denied = Deny(context, "/derma.v1.DeviceControl/Start")) return denied;
   return OnDeviceUnlessShuttingDown(context, request->name(), [request, response](Device& d) {
     absl::Status status = d.Start(request->lease_id(), request->request_id());
-    if (status.ok()) *response->mutable_device() = d.view().Read();
+    if (status.ok()) d.view().ReadInto(response->mutable_device());
     return status;
   });
 }
@@ -211,7 +211,7 @@ grpc::ServerUnaryReactor* DeviceControlService::Pause(Context* context,
   if (Unary* denied = Deny(context, "/derma.v1.DeviceControl/Pause")) return denied;
   return OnDevice(context, request->name(), "name", false, [request, response](Device& d) {
     absl::Status status = d.Pause(request->lease_id());
-    if (status.ok()) *response->mutable_device() = d.view().Read();
+    if (status.ok()) d.view().ReadInto(response->mutable_device());
     return status;
   });
 }
@@ -222,7 +222,7 @@ grpc::ServerUnaryReactor* DeviceControlService::Resume(Context* context,
   if (Unary* denied = Deny(context, "/derma.v1.DeviceControl/Resume")) return denied;
   return OnDeviceUnlessShuttingDown(context, request->name(), [request, response](Device& d) {
     absl::Status status = d.Resume(request->lease_id());
-    if (status.ok()) *response->mutable_device() = d.view().Read();
+    if (status.ok()) d.view().ReadInto(response->mutable_device());
     return status;
   });
 }
@@ -233,7 +233,7 @@ grpc::ServerUnaryReactor* DeviceControlService::Stop(Context* context,
   if (Unary* denied = Deny(context, "/derma.v1.DeviceControl/Stop")) return denied;
   return OnDevice(context, request->name(), "name", false, [response](Device& d) {
     d.Stop();
-    *response->mutable_device() = d.view().Read();
+    d.view().ReadInto(response->mutable_device());
     return absl::OkStatus();
   });
 }
@@ -245,7 +245,7 @@ grpc::ServerUnaryReactor* DeviceControlService::EmergencyStop(
   if (request->target_case() == v1::EmergencyStopRequest::kName) {
     return OnDevice(context, request->name(), "name", /*urgent=*/true, [response](Device& d) {
       d.EmergencyStop();
-      *response->add_devices() = d.view().Read();
+      d.view().ReadInto(response->add_devices());
       return absl::OkStatus();
     });
   }
@@ -255,7 +255,7 @@ grpc::ServerUnaryReactor* DeviceControlService::EmergencyStop(
   Unary* reactor = context->DefaultReactor();
   devices_.EmergencyStopAll([this, reactor, response]() mutable {
     for (uint32_t i = 0; i < devices_.size(); ++i)
-      *response->add_devices() = devices_.view(i).Read();
+      devices_.view(i).ReadInto(response->add_devices());
     reactor->Finish(grpc::Status::OK);
   });
   return reactor;
@@ -267,7 +267,7 @@ grpc::ServerUnaryReactor* DeviceControlService::ResetEmergencyStop(
   if (Unary* denied = Deny(context, "/derma.v1.DeviceControl/ResetEmergencyStop")) return denied;
   return OnDeviceUnlessShuttingDown(context, request->name(), [request, response](Device& d) {
     absl::Status status = d.ResetEmergencyStop(request->lease_id());
-    if (status.ok()) *response->mutable_device() = d.view().Read();
+    if (status.ok()) d.view().ReadInto(response->mutable_device());
     return status;
   });
 }
@@ -278,7 +278,7 @@ grpc::ServerUnaryReactor* DeviceControlService::ResetFault(Context* context,
   if (Unary* denied = Deny(context, "/derma.v1.DeviceControl/ResetFault")) return denied;
   return OnDeviceUnlessShuttingDown(context, request->name(), [request, response](Device& d) {
     absl::Status status = d.ResetFault(request->lease_id());
-    if (status.ok()) *response->mutable_device() = d.view().Read();
+    if (status.ok()) d.view().ReadInto(response->mutable_device());
     return status;
   });
 }

@@ -198,25 +198,30 @@ void TelemetryStream::Fill() {
   }
   TelemetryDrain drain = subscription_->Drain(kMaxEntriesPerDrain);
   std::unique_ptr<Outgoing> batch;
-  absl::flat_hash_map<uint32_t, v1::DeviceSamples*> slots;
+  // The batch's entry per device: an array indexed by device (no hashing per sample), reset
+  // through the list of devices touched.
+  slots_.resize(deps_.devices.size(), nullptr);
+  std::vector<uint32_t> touched;
   size_t samples_in_batch = 0;
   auto slot = [&](uint32_t index) {
     if (batch == nullptr) batch = NewMessage(true);
-    auto [it, inserted] = slots.try_emplace(index, nullptr);
-    if (inserted) {
-      it->second = batch->get()->mutable_batch()->add_devices();
-      it->second->set_device(deps_.names[index]);
+    v1::DeviceSamples*& entry = slots_[index];
+    if (entry == nullptr) {
+      entry = batch->get()->mutable_batch()->add_devices();
+      entry->set_device(deps_.names[index]);
+      touched.push_back(index);
       if (auto dropped = drain.dropped.find(index); dropped != drain.dropped.end()) {
-        it->second->set_dropped_samples(dropped->second);
+        entry->set_dropped_samples(dropped->second);
         drain.dropped.erase(dropped);
       }
     }
-    return it->second;
+    return entry;
   };
   auto flush = [&] {
     if (batch != nullptr) outbox_.push_back(std::move(batch));
     batch = nullptr;
-    slots.clear();
+    for (uint32_t index : touched) slots_[index] = nullptr;
+    touched.clear();
     samples_in_batch = 0;
   };
   for (const TelemetryEntry& entry : drain.entries) {

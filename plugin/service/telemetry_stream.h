@@ -87,6 +87,7 @@ class TelemetryStream : public grpc::ServerWriteReactor<v1::StreamTelemetryRespo
   std::shared_ptr<TelemetrySubscription> subscription_;
   std::vector<uint64_t> snapshot_sample_seq_;  // by device index: skip live samples ≤ this
   std::vector<uint64_t> snapshot_event_seq_;   // by device index: skip live events ≤ this
+  std::vector<v1::DeviceSamples*> slots_;      // Fill's batch entry per device (null = none)
 
   absl::Mutex mu_;
   std::deque<std::unique_ptr<Outgoing>> outbox_ ABSL_GUARDED_BY(mu_);
