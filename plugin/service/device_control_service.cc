@@ -63,6 +63,24 @@ class FinishedWriter : public grpc::ServerWriteReactor<Response> {
   void OnDone() override { delete this; }
 };
 
+// A stopped device for an EmergencyStop response: the whole Device, or (summary) only what
+// shows that its output is off.
+void ReadStopped(const DeviceView& view, bool summary, v1::Device* out) {
+  if (!summary) {
+    view.ReadInto(out);
+    return;
+  }
+  const std::shared_ptr<const v1::Device> device = view.device();
+  if (device == nullptr) return;
+  out->set_name(device->name());
+  out->set_kind(device->kind());
+  out->set_model(device->model());
+  out->set_state(device->state());
+  if (device->has_active_fault()) *out->mutable_active_fault() = device->active_fault();
+  const Sample sample = view.latest_sample();
+  if (sample.sequence > 0) SampleToProto(sample, out->mutable_latest_sample());
+}
+
 }  // namespace
 
 DeviceControlService::DeviceControlService(DeviceManager& devices, RunRegistry& runs,
@@ -242,20 +260,24 @@ grpc::ServerUnaryReactor* DeviceControlService::EmergencyStop(
     Context* context, const v1::EmergencyStopRequest* request,
     v1::EmergencyStopResponse* response) {
   if (Unary* denied = Deny(context, "/derma.v1.DeviceControl/EmergencyStop")) return denied;
+  const bool summary = request->view() == v1::STOP_RESPONSE_VIEW_SUMMARY;
   if (request->target_case() == v1::EmergencyStopRequest::kName) {
-    return OnDevice(context, request->name(), "name", /*urgent=*/true, [response](Device& d) {
-      d.EmergencyStop();
-      d.view().ReadInto(response->add_devices());
-      return absl::OkStatus();
-    });
+    return OnDevice(context, request->name(), "name", /*urgent=*/true,
+                    [response, summary](Device& d) {
+                      d.EmergencyStop();
+                      ReadStopped(d.view(), summary, response->add_devices());
+                      return absl::OkStatus();
+                    });
   }
   if (!request->all_devices()) {
     return FinishNow(context, InvalidField("target", "set name, or all_devices to true"));
   }
   Unary* reactor = context->DefaultReactor();
-  devices_.EmergencyStopAll([this, reactor, response]() mutable {
-    for (uint32_t i = 0; i < devices_.size(); ++i)
-      devices_.view(i).ReadInto(response->add_devices());
+  devices_.EmergencyStopAll([this, reactor, response, summary]() mutable {
+    response->mutable_devices()->Reserve(static_cast<int>(devices_.size()));
+    for (uint32_t i = 0; i < devices_.size(); ++i) {
+      ReadStopped(devices_.view(i), summary, response->add_devices());
+    }
     reactor->Finish(grpc::Status::OK);
   });
   return reactor;

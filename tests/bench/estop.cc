@@ -60,6 +60,7 @@ absl::StatusOr<EstopResult> MeasureEmergencyStop(LoadedFleet& fleet, int calls,
     SetDeadline(context);
     v1::EmergencyStopRequest request;
     request.set_all_devices(true);
+    request.set_view(v1::STOP_RESPONSE_VIEW_SUMMARY);  // name, state, latest sample per device
     v1::EmergencyStopResponse response;
     const auto start = std::chrono::steady_clock::now();
     const grpc::Status status = fleet.stub().EmergencyStop(&context, request, &response);

@@ -239,6 +239,25 @@ TEST_F(DeviceControlTest, EmergencyStopAllDevicesLatchesTheWholeFleet) {
   }
 }
 
+TEST_F(DeviceControlTest, EmergencyStopSummaryViewCarriesOnlyWhatShowsTheOutputsOff) {
+  ASSERT_THAT(Start(kPen, Lease(kPen)), IsOk());
+  Advance(1);
+  v1::EmergencyStopRequest request;
+  request.set_all_devices(true);
+  request.set_view(v1::STOP_RESPONSE_VIEW_SUMMARY);
+  v1::EmergencyStopResponse response;
+  ASSERT_THAT(Invoke(*control_, &Stub::EmergencyStop, request, &response), IsOk());
+  EXPECT_EQ(response.devices_size(), kDeviceCount);
+  for (const v1::Device& d : response.devices()) {
+    EXPECT_FALSE(d.name().empty());
+    EXPECT_EQ(d.state(), v1::DEVICE_STATE_ESTOPPED) << d.name();
+    EXPECT_TRUE(d.has_latest_sample()) << d.name();
+    EXPECT_FALSE(d.latest_sample().output_on()) << d.name();
+    EXPECT_FALSE(d.has_capabilities()) << "the summary view leaves capabilities out";
+    EXPECT_FALSE(d.has_settings());
+  }
+}
+
 TEST_F(DeviceControlTest, ResetEmergencyStopReturnsToIdle) {
   const std::string lease = Lease(kPen);
   v1::EmergencyStopRequest stop;
