@@ -1,0 +1,128 @@
+#include "plugin/audit/audit_schema.h"
+
+#include <string>
+#include <vector>
+
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "absl/strings/str_replace.h"
+
+namespace derma {
+namespace {
+
+// Version 1. A later version adds a migration step from each older one in CreateOrCheck.
+constexpr absl::string_view kSchemaV1 = R"sql(
+CREATE TABLE events (
+  id INTEGER PRIMARY KEY AUTOINCREMENT,
+  time_us INTEGER NOT NULL,  -- microseconds since the Unix epoch
+  principal TEXT NOT NULL,
+  device TEXT NOT NULL,      -- "devices/{id}" or ""
+  kind TEXT NOT NULL,        -- AuditEventKind without prefix: COMMAND, STATE_CHANGE, ...
+  method TEXT NOT NULL,
+  summary TEXT NOT NULL,
+  code INTEGER NOT NULL,     -- gRPC status code number
+  reason TEXT NOT NULL,      -- ErrorReason without prefix, "" when OK
+  detail TEXT NOT NULL);
+CREATE INDEX events_by_time ON events (time_us);
+CREATE INDEX events_by_device ON events (device, id);
+CREATE INDEX events_by_principal ON events (principal, id);
+CREATE TABLE runs (
+  name TEXT PRIMARY KEY,     -- "devices/{id}/runs/{run}"
+  device TEXT NOT NULL,
+  start_us INTEGER NOT NULL, -- device time
+  end_us INTEGER,            -- NULL for a run recorded before it ended
+  state TEXT NOT NULL,       -- RunState without prefix
+  end_reason TEXT NOT NULL,  -- RunEndReason without prefix
+  run BLOB NOT NULL);        -- the serialized derma.v1.Run (steps, dose ledger)
+CREATE INDEX runs_by_start ON runs (start_us);
+CREATE INDEX runs_by_device ON runs (device, start_us);
+CREATE INDEX runs_by_age ON runs (coalesce(end_us, start_us));
+)sql";
+
+absl::Status Refuse(const SqliteDb& db, absl::string_view why) {
+  return absl::FailedPreconditionError(absl::StrCat("audit store ", db.path(), ": ", why));
+}
+
+// Any storage error while opening means the file cannot be used as it is.
+absl::Status AsPrecondition(absl::Status status) {
+  if (status.ok() || status.code() == absl::StatusCode::kFailedPrecondition) return status;
+  return absl::FailedPreconditionError(status.message());
+}
+
+absl::Status QuickCheck(SqliteDb& db) {
+  absl::StatusOr<SqliteStatement> check = db.Prepare("PRAGMA quick_check");
+  std::vector<std::string> problems;
+  absl::StatusOr<bool> row = check.ok() ? check->Step() : check.status();
+  for (; row.ok() && *row; row = check->Step()) {
+    if (std::string line = check->Text(0); line != "ok" && problems.size() < 5) {
+      problems.push_back(std::move(line));
+    }
+  }
+  if (!row.ok()) {
+    return Refuse(db,
+                  absl::StrCat("cannot be read as an audit store (", sqlite3_errmsg(db.handle()),
+                               "); move it aside to start a new store"));
+  }
+  if (problems.empty()) return absl::OkStatus();
+  // quick_check can list thousands of damaged cells; the start says enough.
+  std::string found = absl::StrJoin(problems, "; ");
+  absl::StrReplaceAll({{"\n", "; "}}, &found);
+  if (found.size() > 300) found = absl::StrCat(found.substr(0, 300), "…");
+  return Refuse(db, absl::StrCat("the database is corrupt (PRAGMA quick_check: ", found,
+                                 "); move it aside to start a new store"));
+}
+
+absl::StatusOr<int64_t> QueryInt(SqliteDb& db, absl::string_view sql) {
+  absl::StatusOr<std::string> text = db.QueryText(sql);
+  if (!text.ok()) return text.status();
+  int64_t value = 0;
+  if (!absl::SimpleAtoi(*text, &value)) {
+    return Refuse(db, absl::StrCat(sql, " returned '", *text, "'"));
+  }
+  return value;
+}
+
+// Runs inside BEGIN IMMEDIATE, so two processes opening a new file create the schema once.
+absl::Status CreateOrCheck(SqliteDb& db, int version) {
+  absl::StatusOr<int64_t> application_id = QueryInt(db, "PRAGMA application_id");
+  if (!application_id.ok()) return application_id.status();
+  absl::StatusOr<int64_t> found = QueryInt(db, "PRAGMA user_version");
+  if (!found.ok()) return found.status();
+  absl::StatusOr<int64_t> objects = QueryInt(db, "SELECT count(*) FROM sqlite_schema");
+  if (!objects.ok()) return objects.status();
+  if (*application_id != kAuditApplicationId && (*application_id != 0 || *objects > 0)) {
+    return Refuse(db, "the file is another application's database, not a derma audit store");
+  }
+  if (*found > version) {
+    return Refuse(db, absl::StrCat("schema version ", *found, " is newer than this build's (",
+                                   version, "); use a newer dermad or another file"));
+  }
+  if (*found == version) return absl::OkStatus();
+  if (absl::Status s = db.Exec(kSchemaV1); !s.ok()) return s;
+  return db.Exec(absl::StrCat("PRAGMA application_id = ", kAuditApplicationId,
+                              "; PRAGMA user_version = ", version));
+}
+
+}  // namespace
+
+absl::Status PrepareAuditSchema(SqliteDb& db, int version) {
+  // Waits for another connection's write (e.g. a second process) instead of failing at once.
+  sqlite3_busy_timeout(db.handle(), 5000);
+  if (absl::Status s = QuickCheck(db); !s.ok()) return s;
+  absl::StatusOr<std::string> mode = db.QueryText("PRAGMA journal_mode = WAL");
+  if (!mode.ok()) return AsPrecondition(mode.status());
+  if (*mode != "wal") {
+    return Refuse(db, absl::StrCat("cannot use write-ahead logging (journal_mode is ", *mode,
+                                   "; WAL needs a local file system)"));
+  }
+  // FULL: in WAL mode every commit fsyncs the log, so a returned write survives a power cut.
+  if (absl::Status s = db.Exec("PRAGMA synchronous = FULL"); !s.ok()) return AsPrecondition(s);
+  if (absl::Status s = db.Exec("BEGIN IMMEDIATE"); !s.ok()) return AsPrecondition(s);
+  absl::Status status = CreateOrCheck(db, version);
+  if (status.ok()) status = db.Exec("COMMIT");
+  if (!status.ok()) db.Exec("ROLLBACK").IgnoreError();  // the first error is the one to report
+  return AsPrecondition(status);
+}
+
+}  // namespace derma

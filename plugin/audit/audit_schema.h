@@ -1,0 +1,22 @@
+// The audit store's schema: creating it in a new file, and refusing files the store must not
+// touch (not a database, corrupt, another application's, or a newer schema). Layer:
+// plugin/audit. Not thread-safe: called once while the store is being opened.
+#ifndef DERMA_PLUGIN_AUDIT_AUDIT_SCHEMA_H_
+#define DERMA_PLUGIN_AUDIT_AUDIT_SCHEMA_H_
+
+#include "absl/status/status.h"
+#include "plugin/audit/sqlite_db.h"
+
+namespace derma {
+
+// PRAGMA application_id of an audit store: "DRMA".
+inline constexpr int kAuditApplicationId = 0x44524d41;
+
+// Checks the file (PRAGMA quick_check), sets journal_mode=WAL, synchronous=FULL and a busy
+// timeout, and creates the schema at `version` if the file has none. Every failure is
+// FAILED_PRECONDITION with a message naming the file.
+absl::Status PrepareAuditSchema(SqliteDb& db, int version);
+
+}  // namespace derma
+
+#endif  // DERMA_PLUGIN_AUDIT_AUDIT_SCHEMA_H_

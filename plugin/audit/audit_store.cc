@@ -1,0 +1,215 @@
+#include "plugin/audit/audit_store.h"
+
+#include <algorithm>
+#include <limits>
+#include <utility>
+
+#include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "plugin/audit/audit_schema.h"
+#include "plugin/core/errors.h"
+
+namespace derma {
+namespace {
+
+constexpr absl::string_view kInsertEvent =
+    "INSERT INTO events (time_us, principal, device, kind, method, summary, code, reason, detail)"
+    " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)";
+constexpr absl::string_view kSelectEvents =
+    "SELECT id, time_us, principal, device, kind, method, summary, code, reason, detail"
+    " FROM events WHERE id < ?1";
+constexpr absl::string_view kUpsertRun =
+    "INSERT INTO runs (name, device, start_us, end_us, state, end_reason, run)"
+    " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) ON CONFLICT (name) DO UPDATE SET"
+    " device = excluded.device, start_us = excluded.start_us, end_us = excluded.end_us,"
+    " state = excluded.state, end_reason = excluded.end_reason, run = excluded.run";
+
+absl::Status InvalidField(absl::string_view field, absl::string_view description) {
+  return MakeError(absl::StatusCode::kInvalidArgument, v1::ERROR_REASON_INVALID_FIELD,
+                   absl::StrCat(field, ": ", description), {},
+                   {{std::string(field), std::string(description)}});
+}
+
+absl::Status CheckEvent(const AuditEvent& event) {
+  if (event.kind == v1::AUDIT_EVENT_KIND_UNSPECIFIED || !v1::AuditEventKind_IsValid(event.kind)) {
+    return InvalidField("kind", absl::StrCat("must be a known kind, got ", event.kind));
+  }
+  return absl::OkStatus();
+}
+
+int64_t ToMicros(const google::protobuf::Timestamp& t) {
+  return t.seconds() * 1000000 + t.nanos() / 1000;
+}
+
+std::string WithoutPrefix(std::string name, absl::string_view prefix) {
+  if (absl::StartsWith(name, prefix)) name.erase(0, prefix.size());
+  return name;
+}
+
+AuditEvent ReadEvent(const SqliteStatement& row) {
+  AuditEvent event;
+  event.id = row.Int(0);
+  event.time_us = row.Int(1);
+  event.principal = row.Text(2);
+  event.device = row.Text(3);
+  event.kind = AuditKindFromName(row.Text(4));
+  event.method = row.Text(5);
+  event.summary = row.Text(6);
+  event.code = static_cast<int>(row.Int(7));
+  event.reason = row.Text(8);
+  event.detail = row.Text(9);
+  return event;
+}
+
+}  // namespace
+
+AuditStore::AuditStore(std::unique_ptr<SqliteDb> db, RetentionOptions retention)
+    : path_(db->path()), retention_(retention), db_(std::move(db)) {}
+
+absl::StatusOr<std::unique_ptr<AuditStore>> AuditStore::Open(const std::string& path,
+                                                             RetentionOptions retention) {
+  absl::StatusOr<std::unique_ptr<SqliteDb>> db = SqliteDb::Open(path);
+  if (!db.ok()) return db.status();
+  if (absl::Status s = PrepareAuditSchema(**db, kSchemaVersion); !s.ok()) return s;
+  return std::unique_ptr<AuditStore>(new AuditStore(*std::move(db), retention));
+}
+
+absl::StatusOr<int64_t> AuditStore::InsertEvent(const AuditEvent& event) {
+  absl::StatusOr<SqliteStatement> insert = db_->Prepare(kInsertEvent);
+  if (!insert.ok()) return insert.status();
+  insert->Bind(1, event.time_us)
+      .Bind(2, event.principal)
+      .Bind(3, event.device)
+      .Bind(4, AuditKindName(event.kind))
+      .Bind(5, event.method)
+      .Bind(6, event.summary)
+      .Bind(7, int64_t{event.code})
+      .Bind(8, event.reason)
+      .Bind(9, event.detail);
+  if (absl::Status s = insert->Run(); !s.ok()) return s;
+  return sqlite3_last_insert_rowid(db_->handle());
+}
+
+absl::StatusOr<int64_t> AuditStore::Append(const AuditEvent& event) {
+  if (absl::Status s = CheckEvent(event); !s.ok()) return s;
+  absl::MutexLock lock(&mu_);
+  // Autocommit: the INSERT is its own transaction, committed (WAL fsynced) before it returns.
+  return InsertEvent(event);
+}
+
+absl::Status AuditStore::AppendBatch(const std::vector<AuditEvent>& events) {
+  for (const AuditEvent& event : events) {
+    if (absl::Status s = CheckEvent(event); !s.ok()) return s;
+  }
+  if (events.empty()) return absl::OkStatus();
+  absl::MutexLock lock(&mu_);
+  if (absl::Status s = db_->Exec("BEGIN IMMEDIATE"); !s.ok()) return s;
+  absl::Status status;
+  for (const AuditEvent& event : events) {
+    status = InsertEvent(event).status();
+    if (!status.ok()) break;
+  }
+  if (status.ok()) status = db_->Exec("COMMIT");
+  if (!status.ok()) db_->Exec("ROLLBACK").IgnoreError();  // the first error is the one to report
+  return status;
+}
+
+absl::StatusOr<AuditEventPage> AuditStore::ListEvents(const AuditEventFilter& filter, int page_size,
+                                                      const std::string& page_token) {
+  if (page_size < 0) return InvalidField("page_size", absl::StrCat("must be ≥ 0, got ", page_size));
+  const int size = page_size == 0 ? kDefaultPageSize : std::min(page_size, kMaxPageSize);
+  int64_t before_id = std::numeric_limits<int64_t>::max();
+  if (!page_token.empty() && (!absl::SimpleAtoi(page_token, &before_id) || before_id <= 0)) {
+    return InvalidField("page_token", "is not a token from a previous page");
+  }
+  // Only the filters in use appear in the SQL, so SQLite can pick the matching index.
+  std::string sql(kSelectEvents);
+  if (!filter.device.empty()) absl::StrAppend(&sql, " AND device = ?2");
+  if (!filter.principal.empty()) absl::StrAppend(&sql, " AND principal = ?3");
+  if (filter.since_us != 0) absl::StrAppend(&sql, " AND time_us >= ?4");
+  if (filter.until_us != 0) absl::StrAppend(&sql, " AND time_us < ?5");
+  absl::StrAppend(&sql, " ORDER BY id DESC LIMIT ?6");
+
+  absl::MutexLock lock(&mu_);
+  absl::StatusOr<SqliteStatement> select = db_->Prepare(sql);
+  if (!select.ok()) return select.status();
+  select->Bind(1, before_id).Bind(6, int64_t{size} + 1);
+  if (!filter.device.empty()) select->Bind(2, filter.device);
+  if (!filter.principal.empty()) select->Bind(3, filter.principal);
+  if (filter.since_us != 0) select->Bind(4, filter.since_us);
+  if (filter.until_us != 0) select->Bind(5, filter.until_us);
+  AuditEventPage page;
+  while (true) {
+    absl::StatusOr<bool> row = select->Step();
+    if (!row.ok()) return row.status();
+    if (!*row) break;
+    if (static_cast<int>(page.events.size()) == size) {
+      page.next_page_token = absl::StrCat(page.events.back().id);
+      break;
+    }
+    page.events.push_back(ReadEvent(*select));
+  }
+  return page;
+}
+
+absl::Status AuditStore::RecordRun(const v1::Run& run) {
+  if (run.name().empty()) return InvalidField("name", "must be set");
+  if (run.device().empty()) return InvalidField("device", "must be set");
+  const std::string serialized = run.SerializeAsString();
+  absl::MutexLock lock(&mu_);
+  absl::StatusOr<SqliteStatement> upsert = db_->Prepare(kUpsertRun);
+  if (!upsert.ok()) return upsert.status();
+  upsert->Bind(1, run.name()).Bind(2, run.device()).Bind(3, ToMicros(run.start_time()));
+  if (run.has_end_time()) upsert->Bind(4, ToMicros(run.end_time()));  // else NULL
+  upsert->Bind(5, WithoutPrefix(v1::RunState_Name(run.state()), "RUN_STATE_"))
+      .Bind(6, WithoutPrefix(v1::RunEndReason_Name(run.end_reason()), "RUN_END_REASON_"))
+      .BindBlob(7, serialized);
+  return upsert->Run();
+}
+
+absl::StatusOr<std::vector<v1::Run>> AuditStore::ListRuns(const std::string& device, int64_t offset,
+                                                          int64_t limit) {
+  if (offset < 0) return InvalidField("offset", absl::StrCat("must be ≥ 0, got ", offset));
+  if (limit < 0) return InvalidField("limit", absl::StrCat("must be ≥ 0, got ", limit));
+  const absl::string_view sql =
+      device.empty() ? "SELECT run FROM runs ORDER BY start_us DESC, rowid DESC LIMIT ?2 OFFSET ?3"
+                     : "SELECT run FROM runs WHERE device = ?1 ORDER BY start_us DESC, rowid DESC"
+                       " LIMIT ?2 OFFSET ?3";
+  absl::MutexLock lock(&mu_);
+  absl::StatusOr<SqliteStatement> select = db_->Prepare(sql);
+  if (!select.ok()) return select.status();
+  if (!device.empty()) select->Bind(1, device);
+  select->Bind(2, limit).Bind(3, offset);
+  std::vector<v1::Run> runs;
+  while (true) {
+    absl::StatusOr<bool> row = select->Step();
+    if (!row.ok()) return row.status();
+    if (!*row) return runs;
+    if (!runs.emplace_back().ParseFromString(select->Blob(0))) {
+      return absl::DataLossError(
+          absl::StrCat("audit store ", path_, ": a stored run is unreadable"));
+    }
+  }
+}
+
+absl::StatusOr<v1::Run> AuditStore::GetRun(const std::string& name) {
+  absl::MutexLock lock(&mu_);
+  absl::StatusOr<SqliteStatement> select = db_->Prepare("SELECT run FROM runs WHERE name = ?1");
+  if (!select.ok()) return select.status();
+  select->Bind(1, name);
+  absl::StatusOr<bool> row = select->Step();
+  if (!row.ok()) return row.status();
+  if (!*row) {
+    return MakeError(absl::StatusCode::kNotFound, v1::ERROR_REASON_RUN_NOT_FOUND,
+                     absl::StrCat("no run named ", name, " in the audit store"), {{"run", name}});
+  }
+  v1::Run run;
+  if (!run.ParseFromString(select->Blob(0))) {
+    return absl::DataLossError(
+        absl::StrCat("audit store ", path_, ": run ", name, " is unreadable"));
+  }
+  return run;
+}
+
+}  // namespace derma
