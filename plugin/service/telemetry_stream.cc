@@ -10,12 +10,12 @@
 #include "plugin/core/errors.h"
 #include "plugin/core/sample.h"
 #include "plugin/service/status_mapping.h"
+#include "plugin/service/telemetry_request.h"
 
 namespace derma::service {
 namespace {
 
 constexpr size_t kMaxEntriesPerDrain = 16384;
-constexpr double kMaxSampleIntervalS = 3600;
 
 google::protobuf::ArenaOptions ArenaFor(size_t start_block_bytes) {
   google::protobuf::ArenaOptions options;
@@ -58,24 +58,12 @@ void TelemetryStream::Open(const v1::StreamTelemetryRequest& request) {
 // Subscribes first, then snapshots: anything published after a device's snapshot is in the
 // subscription, and anything the snapshot already reflects is skipped by sequence number.
 absl::Status TelemetryStream::Subscribe(const v1::StreamTelemetryRequest& request) {
+  absl::StatusOr<TelemetryRequestPlan> plan = ParseTelemetryRequest(deps_.devices, request);
+  if (!plan.ok()) return plan.status();
   SubscriptionOptions options;
-  for (int i = 0; i < request.names_size(); ++i) {
-    absl::StatusOr<uint32_t> index =
-        deps_.devices.Find(request.names(i), absl::StrCat("names[", i, "]"));
-    if (!index.ok()) return index.status();
-    // A device named twice is streamed once (one snapshot, counted once in the SyncMarker).
-    if (std::find(options.devices.begin(), options.devices.end(), *index) ==
-        options.devices.end()) {
-      options.devices.push_back(*index);
-    }
-  }
-  const double interval = request.sample_interval_s();
-  if (!(interval >= 0 && interval <= kMaxSampleIntervalS)) {
-    return MakeError(absl::StatusCode::kInvalidArgument, v1::ERROR_REASON_INVALID_FIELD,
-                     absl::StrCat("sample_interval_s must be 0–3600 s, got ", interval), {},
-                     {{"sample_interval_s", "must be 0 (every sample) to 3600 seconds"}});
-  }
-  options.sample_interval = absl::Seconds(interval);
+  // A device named twice is streamed once (one snapshot, counted once in the SyncMarker).
+  options.devices = std::move(plan->devices);
+  options.sample_interval = plan->sample_interval;
   options.sample_capacity = deps_.sample_capacity;
   if (options.devices.empty()) {
     for (uint32_t i = 0; i < deps_.devices.size(); ++i) options.devices.push_back(i);
