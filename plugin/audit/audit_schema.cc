@@ -107,8 +107,10 @@ absl::Status CreateOrCheck(SqliteDb& db, int version) {
 }  // namespace
 
 absl::Status PrepareAuditSchema(SqliteDb& db, int version) {
-  // Waits for another connection's write (e.g. a second process) instead of failing at once.
-  sqlite3_busy_timeout(db.handle(), 5000);
+  // Waits for another connection's write (e.g. a second process) instead of failing at once,
+  // but not for long: commands wait for their records, so a file another process keeps
+  // locked must turn into AUDIT_UNAVAILABLE quickly rather than into client deadlines.
+  sqlite3_busy_timeout(db.handle(), 1000);
   if (absl::Status s = QuickCheck(db); !s.ok()) return s;
   absl::StatusOr<std::string> mode = db.QueryText("PRAGMA journal_mode = WAL");
   if (!mode.ok()) return AsPrecondition(mode.status());

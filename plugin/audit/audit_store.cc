@@ -38,6 +38,12 @@ absl::Status CheckEvent(const AuditEvent& event) {
   return absl::OkStatus();
 }
 
+absl::Status CheckRun(const v1::Run& run) {
+  if (run.name().empty()) return InvalidField("name", "must be set");
+  if (run.device().empty()) return InvalidField("device", "must be set");
+  return absl::OkStatus();
+}
+
 int64_t ToMicros(const google::protobuf::Timestamp& t) {
   return t.seconds() * 1000000 + t.nanos() / 1000;
 }
@@ -153,11 +159,7 @@ absl::StatusOr<AuditEventPage> AuditStore::ListEvents(const AuditEventFilter& fi
   return page;
 }
 
-absl::Status AuditStore::RecordRun(const v1::Run& run) {
-  if (run.name().empty()) return InvalidField("name", "must be set");
-  if (run.device().empty()) return InvalidField("device", "must be set");
-  const std::string serialized = run.SerializeAsString();
-  absl::MutexLock lock(&mu_);
+absl::Status AuditStore::UpsertRun(const v1::Run& run, const std::string& serialized) {
   absl::StatusOr<SqliteStatement> upsert = db_->Prepare(kUpsertRun);
   if (!upsert.ok()) return upsert.status();
   upsert->Bind(1, run.name()).Bind(2, run.device()).Bind(3, ToMicros(run.start_time()));
@@ -166,6 +168,70 @@ absl::Status AuditStore::RecordRun(const v1::Run& run) {
       .Bind(6, WithoutPrefix(v1::RunEndReason_Name(run.end_reason()), "RUN_END_REASON_"))
       .BindBlob(7, serialized);
   return upsert->Run();
+}
+
+absl::Status AuditStore::RecordRun(const v1::Run& run) {
+  if (absl::Status s = CheckRun(run); !s.ok()) return s;
+  const std::string serialized = run.SerializeAsString();
+  absl::MutexLock lock(&mu_);
+  return UpsertRun(run, serialized);
+}
+
+absl::Status AuditStore::Commit(const std::vector<AuditEvent>& events,
+                                const std::vector<v1::Run>& runs) {
+  for (const AuditEvent& event : events) {
+    if (absl::Status s = CheckEvent(event); !s.ok()) return s;
+  }
+  std::vector<std::string> serialized;
+  serialized.reserve(runs.size());
+  for (const v1::Run& run : runs) {
+    if (absl::Status s = CheckRun(run); !s.ok()) return s;
+    serialized.push_back(run.SerializeAsString());
+  }
+  if (events.empty() && runs.empty()) return absl::OkStatus();
+  absl::MutexLock lock(&mu_);
+  if (absl::Status s = db_->Exec("BEGIN IMMEDIATE"); !s.ok()) return s;
+  absl::Status status;
+  for (size_t i = 0; status.ok() && i < events.size(); ++i) {
+    status = InsertEvent(events[i]).status();
+  }
+  for (size_t i = 0; status.ok() && i < runs.size(); ++i) {
+    status = UpsertRun(runs[i], serialized[i]);
+  }
+  if (status.ok()) status = db_->Exec("COMMIT");
+  if (!status.ok()) db_->Exec("ROLLBACK").IgnoreError();  // the first error is the one to report
+  return status;
+}
+
+absl::StatusOr<std::vector<v1::Run>> AuditStore::EndInterruptedRuns(absl::Time now) {
+  std::vector<v1::Run> interrupted;
+  {
+    absl::MutexLock lock(&mu_);
+    absl::StatusOr<SqliteStatement> select =
+        db_->Prepare("SELECT run FROM runs WHERE end_us IS NULL ORDER BY start_us");
+    if (!select.ok()) return select.status();
+    while (true) {
+      absl::StatusOr<bool> row = select->Step();
+      if (!row.ok()) return row.status();
+      if (!*row) break;
+      if (!interrupted.emplace_back().ParseFromString(select->Blob(0))) {
+        return absl::DataLossError(
+            absl::StrCat("audit store ", path_, ": a stored run is unreadable"));
+      }
+    }
+  }
+  const int64_t now_us = absl::ToUnixMicros(now);
+  for (v1::Run& run : interrupted) {
+    run.set_state(v1::RUN_STATE_ENDED_EARLY);
+    run.set_end_reason(v1::RUN_END_REASON_INTERRUPTED);
+    run.mutable_end_time()->set_seconds(now_us / 1000000);
+    run.mutable_end_time()->set_nanos(static_cast<int32_t>(now_us % 1000000) * 1000);
+    run.set_end_message(
+        "the service stopped without shutting down while the run was active; the ledger is the "
+        "last one recorded");
+  }
+  if (absl::Status s = Commit({}, interrupted); !s.ok()) return s;
+  return interrupted;
 }
 
 absl::StatusOr<std::vector<v1::Run>> AuditStore::ListRuns(const std::string& device, int64_t offset,

@@ -80,8 +80,15 @@ class AuditStore {
                                             const std::string& page_token) ABSL_LOCKS_EXCLUDED(mu_);
 
   // Inserts the run, or replaces the stored one with the same name; returns once durable.
-  // Meant for ended runs. INVALID_ARGUMENT (INVALID_FIELD) without a name or device.
+  // INVALID_ARGUMENT (INVALID_FIELD) without a name or device.
   absl::Status RecordRun(const v1::Run& run) ABSL_LOCKS_EXCLUDED(mu_);
+  // Appends `events` and upserts `runs` in one transaction (one fsync): all are durable, or
+  // none is written. The audit trail's group commit.
+  absl::Status Commit(const std::vector<AuditEvent>& events, const std::vector<v1::Run>& runs)
+      ABSL_LOCKS_EXCLUDED(mu_);
+  // Ends every stored run that never ended (the service died while it was active) with
+  // ENDED_EARLY / INTERRUPTED at `now`, and returns them. Called once at start-up.
+  absl::StatusOr<std::vector<v1::Run>> EndInterruptedRuns(absl::Time now) ABSL_LOCKS_EXCLUDED(mu_);
   // Runs of `device` ("devices/{id}", or "" for every device), newest start first (ties: the
   // one recorded first comes last), skipping `offset`, at most `limit`.
   absl::StatusOr<std::vector<v1::Run>> ListRuns(const std::string& device, int64_t offset,
@@ -100,6 +107,8 @@ class AuditStore {
   AuditStore(std::unique_ptr<SqliteDb> db, RetentionOptions retention);
 
   absl::StatusOr<int64_t> InsertEvent(const AuditEvent& event) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  absl::Status UpsertRun(const v1::Run& run, const std::string& serialized)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Runs one DELETE with `bounds` at ?1…?n and kPruneBatch at ?n+1 (its LIMIT); returns rows
   // deleted.
   absl::StatusOr<int64_t> DeleteBatch(absl::string_view sql, absl::Span<const int64_t> bounds)

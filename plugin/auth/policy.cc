@@ -31,6 +31,8 @@ constexpr std::pair<const char*, Role> kTable[] = {
     {"/derma.v1.DeviceControl/CancelRun", Role::kOperator},
     // Clearing an emergency stop is an admin decision.
     {"/derma.v1.DeviceControl/ResetEmergencyStop", Role::kAdmin},
+    // Who did what is for admins.
+    {"/derma.v1.DeviceControl/ListAuditEvents", Role::kAdmin},
     // The simulator.
     {"/derma.sim.v1.Simulator/InjectFault", Role::kAdmin},
     {"/derma.sim.v1.Simulator/ClearFault", Role::kAdmin},

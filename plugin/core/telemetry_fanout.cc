@@ -30,6 +30,7 @@ void TelemetrySubscription::Notify(bool armed) {
 }
 
 void TelemetrySubscription::Offer(const Sample& sample) {
+  if (options_.events_only) return;
   bool armed = false;
   {
     absl::MutexLock lock(&mu_);

@@ -45,6 +45,8 @@ struct SubscriptionOptions {
   absl::Duration sample_interval = absl::ZeroDuration();  // 0 = every sample
   size_t sample_capacity = 16384;
   size_t event_capacity = 65536;
+  // Only events (the audit trail's subscription): samples are not queued, nor counted dropped.
+  bool events_only = false;
 };
 
 // One consumer's queues. Thread-safe: devices offer from their strands, the consumer drains.

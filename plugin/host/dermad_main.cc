@@ -1,13 +1,18 @@
 // dermad: the derma host. Loads the fleet config, serves derma.v1.DeviceControl,
 // derma.sim.v1.Simulator, grpc.health.v1 and reflection on --listen, and ticks the simulated
 // devices. SIGINT/SIGTERM: health NOT_SERVING, every output off, open streams end with
-// UNAVAILABLE (SHUTTING_DOWN), exit 0. Bad config or flags: a message naming the file, line
-// and field, exit code 2, nothing started.
+// UNAVAILABLE (SHUTTING_DOWN), exit 0. Bad config or flags, or an audit database that cannot be
+// opened: a message naming the file (and line and field), exit code 2, nothing started.
 #include <atomic>
 #include <csignal>
 #include <cstdio>
+#include <cerrno>
+#include <cstdlib>
+#include <cstring>
 #include <memory>
 #include <string>
+
+#include <sys/stat.h>
 
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
@@ -47,6 +52,17 @@ ABSL_FLAG(bool, demo, false,
           "Lease every device and keep it busy with a demo program (blocks client leases)");
 ABSL_FLAG(double, print_interval_s, 0, "Seconds between console telemetry tables (0 = none)");
 ABSL_FLAG(double, duration_s, 0, "Exit after this many seconds (0 = run until a signal)");
+ABSL_FLAG(std::string, state_dir, "",
+          "Directory for dermad's durable state (default: $STATE_DIRECTORY, else /var/lib/derma; "
+          "created when missing)");
+ABSL_FLAG(std::string, audit_db, "",
+          "Audit trail SQLite file (default: <state_dir>/audit.db); every command is acknowledged "
+          "only once its record is durable there");
+ABSL_FLAG(bool, audit, true, "Keep an audit trail (--noaudit: none, with a warning)");
+ABSL_FLAG(absl::Duration, audit_max_age, absl::InfiniteDuration(),
+          "Prune audit records and runs older than this (e.g. 2160h = 90 days; inf = keep)");
+ABSL_FLAG(int64_t, audit_max_rows, 0,
+          "Keep at most this many audit records and as many runs (0 = no limit)");
 
 namespace {
 
@@ -96,6 +112,34 @@ bool ApplyLogLevel() {
   return true;
 }
 
+// The audit database path from --audit, --audit_db and --state_dir ("" = no trail), creating
+// the default state directory when missing. False (with a message) when it cannot.
+bool AuditDbPath(std::string* path) {
+  path->clear();
+  if (!absl::GetFlag(FLAGS_audit)) {
+    absl::FPrintF(stderr,
+                  "dermad: WARNING: --noaudit: commands are not recorded and run history is lost "
+                  "at exit\n");
+    return true;
+  }
+  if (std::string db = absl::GetFlag(FLAGS_audit_db); !db.empty()) {
+    *path = db;
+    return true;
+  }
+  std::string dir = absl::GetFlag(FLAGS_state_dir);
+  if (dir.empty()) {
+    const char* systemd_state = std::getenv("STATE_DIRECTORY");
+    dir = systemd_state != nullptr && *systemd_state != '\0' ? systemd_state : "/var/lib/derma";
+  }
+  if (mkdir(dir.c_str(), 0750) != 0 && errno != EEXIST) {
+    absl::FPrintF(stderr, "dermad: cannot create the state directory %s: %s\n", dir,
+                  std::strerror(errno));
+    return false;
+  }
+  *path = dir + "/audit.db";
+  return true;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -104,17 +148,13 @@ int main(int argc, char** argv) {
   if (!ApplyLogLevel()) return 2;
   const std::string path = absl::GetFlag(FLAGS_config);
   absl::StatusOr<derma::config::v1::FleetConfig> config = derma::host::LoadFleetConfig(path);
-  if (config.ok() && !ApplyClockFlags(&*config)) return 2;
-  derma::PluginOptions options;
-  options.tokens_file = absl::GetFlag(FLAGS_tokens_file);
-  absl::StatusOr<std::unique_ptr<derma::Plugin>> plugin =
-      config.ok() ? derma::Plugin::Create(*config, options) : config.status();
-  if (!plugin.ok()) {
-    absl::FPrintF(stderr, "dermad: bad config %s: %s\n", path, plugin.status().message());
+  if (!config.ok()) {
+    absl::FPrintF(stderr, "dermad: bad config %s: %s\n", path, config.status().message());
     return 2;
   }
+  if (!ApplyClockFlags(&*config)) return 2;
 
-  // Transport security next: a plaintext network address stops dermad before anything serves.
+  // Transport security next: a plaintext network address stops dermad before anything opens.
   std::string warning;
   absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> credentials =
       derma::host::MakeServerCredentials(
@@ -126,6 +166,26 @@ int main(int argc, char** argv) {
     return 2;
   }
   if (!warning.empty()) absl::FPrintF(stderr, "dermad: %s\n", warning);
+
+  derma::PluginOptions options;
+  options.tokens_file = absl::GetFlag(FLAGS_tokens_file);
+  options.audit_retention.max_age = absl::GetFlag(FLAGS_audit_max_age);
+  options.audit_retention.max_rows = absl::GetFlag(FLAGS_audit_max_rows);
+  if (options.audit_retention.max_age <= absl::ZeroDuration() ||
+      options.audit_retention.max_rows < 0) {
+    absl::FPrintF(stderr, "dermad: --audit_max_age must be > 0 and --audit_max_rows ≥ 0\n");
+    return 2;
+  }
+  if (!AuditDbPath(&options.audit_db)) return 2;
+  absl::StatusOr<std::unique_ptr<derma::Plugin>> plugin = derma::Plugin::Create(*config, options);
+  if (!plugin.ok()) {
+    if (plugin.status().code() == absl::StatusCode::kFailedPrecondition) {
+      absl::FPrintF(stderr, "dermad: cannot use the audit trail: %s\n", plugin.status().message());
+    } else {
+      absl::FPrintF(stderr, "dermad: bad config %s: %s\n", path, plugin.status().message());
+    }
+    return 2;
+  }
   // The metrics endpoint first: a port that cannot be bound stops dermad before it serves.
   std::unique_ptr<prometheus::Exposer> exposer;
   if (const std::string metrics = absl::GetFlag(FLAGS_metrics_listen); !metrics.empty()) {
@@ -164,6 +224,7 @@ int main(int argc, char** argv) {
       "stop every output\n",
       fleet.devices().size(), path, listen, port, fleet.clock().IsVirtual() ? "virtual" : "real");
   std::fflush(stdout);
+  if (!options.audit_db.empty()) Info("dermad: audit trail %s\n", options.audit_db);
 
   derma::host::ConsoleDemo demo(fleet);
   const bool run_demo = absl::GetFlag(FLAGS_demo);

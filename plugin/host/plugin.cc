@@ -5,9 +5,13 @@
 #include <utility>
 #include <vector>
 
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "plugin/audit/audit_trail.h"
 #include "plugin/auth/authorizer.h"
 #include "plugin/metrics/fleet_collector.h"
 #include "plugin/metrics/grpc_metrics.h"
+#include "plugin/service/call_audit.h"
 #include "plugin/service/device_control_service.h"
 #include "plugin/service/health_service.h"
 #include "plugin/service/simulator_service.h"
@@ -20,6 +24,35 @@ namespace {
 // Threads that build stream messages, apart from the device pool so a busy stream never
 // delays a device.
 constexpr size_t kStreamThreads = 2;
+
+// Opens the audit store and ends the runs the previous process left unended, recording each.
+absl::StatusOr<std::unique_ptr<AuditStore>> OpenAuditStore(const PluginOptions& options) {
+  absl::StatusOr<std::unique_ptr<AuditStore>> store =
+      AuditStore::Open(options.audit_db, options.audit_retention);
+  if (!store.ok()) return store.status();
+  const absl::Time now = absl::Now();
+  absl::StatusOr<std::vector<v1::Run>> interrupted = (*store)->EndInterruptedRuns(now);
+  if (!interrupted.ok()) {
+    return absl::FailedPreconditionError(absl::StrCat("audit store ", options.audit_db,
+                                                      ": cannot end interrupted runs: ",
+                                                      interrupted.status().message()));
+  }
+  std::vector<AuditEvent> records;
+  for (const v1::Run& run : *interrupted) {
+    AuditEvent& record = records.emplace_back();
+    record.time_us = absl::ToUnixMicros(now);
+    record.device = run.device();
+    record.kind = v1::AUDIT_EVENT_KIND_RUN;
+    record.summary = "RUN_ENDED";
+    record.detail = absl::StrCat("run ended ", run.name(), ": INTERRUPTED (", run.end_message(),
+                                 ")");
+  }
+  if (absl::Status s = (*store)->AppendBatch(records); !s.ok()) {
+    return absl::FailedPreconditionError(absl::StrCat("audit store ", options.audit_db, ": ",
+                                                      s.message()));
+  }
+  return store;
+}
 
 }  // namespace
 
@@ -34,22 +67,36 @@ absl::StatusOr<std::unique_ptr<Plugin>> Plugin::Create(const config::v1::FleetCo
   }
   absl::StatusOr<std::unique_ptr<host::Fleet>> fleet = host::Fleet::Create(config);
   if (!fleet.ok()) return fleet.status();
+  std::unique_ptr<AuditStore> audit_store;
+  if (!options.audit_db.empty()) {
+    absl::StatusOr<std::unique_ptr<AuditStore>> opened = OpenAuditStore(options);
+    if (!opened.ok()) return opened.status();
+    audit_store = *std::move(opened);
+  }
   std::unique_ptr<Plugin> plugin(new Plugin());
   plugin->options_ = options;
   plugin->fleet_ = *std::move(fleet);
+  if (audit_store != nullptr) {
+    plugin->audit_store_ = std::move(audit_store);
+    plugin->audit_trail_ = std::make_unique<AuditTrail>(
+        *plugin->audit_store_, plugin->fleet_->telemetry(), plugin->fleet_->runs(),
+        AuditTrailOptions{.prune_interval = options.audit_prune_interval});
+  }
+  plugin->call_audit_ = std::make_unique<service::CallAudit>(plugin->audit_trail_.get());
   plugin->stream_executor_ = std::make_unique<ThreadPoolExecutor>(kStreamThreads);
   plugin->streams_ = std::make_unique<service::StreamRegistry>(options.max_streams);
   plugin->authorizer_ = std::make_unique<auth::Authorizer>(std::move(credentials));
   host::Fleet& f = *plugin->fleet_;
   plugin->device_control_ = std::make_unique<service::DeviceControlService>(
       f.devices(), f.runs(), f.telemetry(), *plugin->streams_, *plugin->stream_executor_,
-      *plugin->authorizer_,
+      *plugin->authorizer_, *plugin->call_audit_,
       service::DeviceControlOptions{options.stream_sample_capacity, options.heartbeat_interval});
   plugin->simulator_ =
-      std::make_unique<service::SimulatorService>(f.simulator(), *plugin->authorizer_);
+      std::make_unique<service::SimulatorService>(f.simulator(), *plugin->authorizer_,
+                                                  *plugin->call_audit_);
   if (options.health_service) plugin->health_ = std::make_unique<service::HealthService>();
-  plugin->collector_ = std::make_shared<metrics::FleetCollector>(f.devices(), f.telemetry(),
-                                                                 plugin->authorizer_.get());
+  plugin->collector_ = std::make_shared<metrics::FleetCollector>(
+      f.devices(), f.telemetry(), plugin->authorizer_.get(), plugin->audit_trail_.get());
   plugin->grpc_metrics_ = std::make_unique<metrics::GrpcMetrics>();
   return plugin;
 }
@@ -58,6 +105,9 @@ Plugin::~Plugin() {
   Shutdown();
   // Streams may still hold tasks on the stream executor; join it before the services go.
   stream_executor_.reset();
+  // Calls still waiting for their records are answered (or told the trail closed) before the
+  // services and the fleet go.
+  if (audit_trail_ != nullptr) audit_trail_->Close();
 }
 
 void Plugin::Register(grpc::ServerBuilder& builder) {
@@ -100,6 +150,7 @@ void Plugin::Shutdown() {
   if (health_ != nullptr) health_->SetServing(false);
   device_control_->BeginShutdown();
   fleet_->Shutdown();  // every output off, runs end with SHUTDOWN
+  if (audit_trail_ != nullptr) audit_trail_->Flush();  // ...and all of that is on disk
   streams_->ShutdownAll();
   stop_heartbeats_.Notify();
   if (heartbeat_thread_.joinable()) heartbeat_thread_.join();

@@ -27,6 +27,7 @@
 #include "absl/time/time.h"
 #include "derma/config/v1/config.pb.h"
 #include "grpcpp/server_builder.h"
+#include "plugin/audit/audit_store.h"
 #include "plugin/host/fleet.h"
 
 namespace prometheus {
@@ -44,7 +45,10 @@ class FleetCollector;
 class GrpcMetrics;
 }  // namespace metrics
 
+class AuditTrail;
+
 namespace service {
+class CallAudit;
 class DeviceControlService;
 class SimulatorService;
 class HealthService;
@@ -65,12 +69,21 @@ struct PluginOptions {
   std::string tokens_file;
   // Register grpc.health.v1.Health (turn off when the host serves its own health service).
   bool health_service = true;
+  // The audit trail's SQLite file (plugin/audit): every command is acknowledged only once its
+  // record is durable there, and run history survives restarts. Created when missing (its
+  // directory must exist). Empty: no audit trail (ListAuditEvents fails AUDIT_UNAVAILABLE).
+  std::string audit_db;
+  // How long the trail keeps records (by age and/or row count), and how often it prunes.
+  RetentionOptions audit_retention;
+  absl::Duration audit_prune_interval = absl::Minutes(10);
 };
 
 class Plugin {
  public:
-  // Validates the config and builds the fleet (devices connected, not ticking yet).
-  // INVALID_ARGUMENT listing every config problem, or naming the bad tokens file line.
+  // Validates the config and builds the fleet (devices connected, not ticking yet), then opens
+  // the audit trail and ends the runs it finds unended (INTERRUPTED: the previous process
+  // died). INVALID_ARGUMENT listing every config problem, or naming the bad tokens file line;
+  // FAILED_PRECONDITION naming the audit file when it cannot be opened or is corrupt.
   static absl::StatusOr<std::unique_ptr<Plugin>> Create(const config::v1::FleetConfig& config,
                                                         PluginOptions options = {});
   ~Plugin();  // Shutdown()
@@ -89,16 +102,22 @@ class Plugin {
   void Start();
   // Health goes NOT_SERVING, mutating commands are refused with UNAVAILABLE (SHUTTING_DOWN),
   // every output is turned off (runs end with SHUTDOWN), open streams end with UNAVAILABLE
-  // (SHUTTING_DOWN). Returns when all of that is done. Idempotent.
+  // (SHUTTING_DOWN), and the audit trail has written all of it. Returns when all of that is
+  // done. Idempotent.
   void Shutdown();
 
   host::Fleet& fleet() { return *fleet_; }
+  // Null without an audit trail.
+  AuditTrail* audit_trail() { return audit_trail_.get(); }
 
  private:
   Plugin() = default;
 
   PluginOptions options_;
   std::unique_ptr<host::Fleet> fleet_;
+  std::unique_ptr<AuditStore> audit_store_;
+  std::unique_ptr<AuditTrail> audit_trail_;
+  std::unique_ptr<service::CallAudit> call_audit_;
   std::unique_ptr<ThreadPoolExecutor> stream_executor_;
   std::unique_ptr<service::StreamRegistry> streams_;
   std::unique_ptr<auth::Authorizer> authorizer_;

@@ -206,6 +206,28 @@ std::vector<MetricFamily> FleetCollector::Collect() const {
     denied.label.push_back({"reason", "permission_denied"});
     denied.counter.value = static_cast<double>(authorizer_->denied_count());
   }
+  if (audit_ != nullptr) {
+    out.Get("derma_audit_records_total", "Records written durably to the audit trail.",
+            MetricType::Counter)
+        .metric.emplace_back()
+        .counter.value = static_cast<double>(audit_->records_written());
+    out.Get("derma_audit_commits_total",
+            "Audit trail transactions (each one fsync, shared by the records queued meanwhile).",
+            MetricType::Counter)
+        .metric.emplace_back()
+        .counter.value = static_cast<double>(audit_->commits());
+    out.Get("derma_audit_write_failures_total",
+            "Audit trail commits that failed (their commands were not acknowledged as recorded).",
+            MetricType::Counter)
+        .metric.emplace_back()
+        .counter.value = static_cast<double>(audit_->write_failures());
+    out.Get("derma_audit_writable",
+            "1 while the audit trail can be written; 0 while commands that could switch an "
+            "output on are refused.",
+            MetricType::Gauge)
+        .metric.emplace_back()
+        .gauge.value = audit_->writable() ? 1 : 0;
+  }
   return out.Take();
 }
 

@@ -8,6 +8,7 @@
 
 #include <vector>
 
+#include "plugin/audit/audit_trail.h"
 #include "plugin/auth/authorizer.h"
 #include "plugin/core/device_manager.h"
 #include "plugin/core/telemetry_fanout.h"
@@ -18,10 +19,11 @@ namespace derma::metrics {
 
 class FleetCollector : public prometheus::Collectable {
  public:
-  // `authorizer` (optional) adds derma_auth_failures_total.
+  // `authorizer` (optional) adds derma_auth_failures_total; `audit` (optional) the audit
+  // trail's derma_audit_* metrics.
   FleetCollector(const DeviceManager& devices, const TelemetryFanout& fanout,
-                 const auth::Authorizer* authorizer = nullptr)
-      : devices_(devices), fanout_(fanout), authorizer_(authorizer) {}
+                 const auth::Authorizer* authorizer = nullptr, const AuditTrail* audit = nullptr)
+      : devices_(devices), fanout_(fanout), authorizer_(authorizer), audit_(audit) {}
 
   std::vector<prometheus::MetricFamily> Collect() const override;
 
@@ -29,6 +31,7 @@ class FleetCollector : public prometheus::Collectable {
   const DeviceManager& devices_;
   const TelemetryFanout& fanout_;
   const auth::Authorizer* const authorizer_;
+  const AuditTrail* const audit_;
 };
 
 }  // namespace derma::metrics

@@ -5,10 +5,10 @@
 #include <memory>
 #include <utility>
 
-#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "google/protobuf/util/time_util.h"
 #include "plugin/core/errors.h"
+#include "plugin/service/request_checks.h"
 #include "plugin/service/status_mapping.h"
 #include "plugin/service/telemetry_stream.h"
 #include "plugin/service/watch_run_stream.h"
@@ -20,13 +20,6 @@ using google::protobuf::util::TimeUtil;
 
 constexpr int kDefaultDevicePage = 1000;
 constexpr int kMaxDevicePage = 10000;
-constexpr int kDefaultRunPage = 100;
-constexpr int kMaxRunPage = 1000;
-
-absl::Status InvalidField(const std::string& field, const std::string& what) {
-  return MakeError(absl::StatusCode::kInvalidArgument, v1::ERROR_REASON_INVALID_FIELD,
-                   absl::StrCat(field, ": ", what), {}, {{field, what}});
-}
 
 // A ttl that is not a finite number is reported by the lease table as out of range.
 absl::Duration TtlOf(double ttl_s) {
@@ -39,20 +32,6 @@ void FillLease(const std::string& device, const LeaseGrant& grant, v1::Lease* ou
   out->set_holder(grant.holder);
   *out->mutable_expire_time() =
       TimeUtil::MicrosecondsToTimestamp(absl::ToUnixMicros(grant.expire_time));
-}
-
-// Page size and offset from a List request. Tokens are the decimal offset of the next item.
-absl::Status ParsePage(int32_t page_size, const std::string& page_token, int default_size,
-                       int max_size, size_t* size, size_t* offset) {
-  if (page_size < 0) {
-    return InvalidField("page_size", absl::StrCat("must be ≥ 0, got ", page_size));
-  }
-  *size = page_size == 0 ? default_size : std::min(page_size, max_size);
-  *offset = 0;
-  if (!page_token.empty() && !absl::SimpleAtoi(page_token, offset)) {
-    return InvalidField("page_token", "is not a token from a previous response");
-  }
-  return absl::OkStatus();
 }
 
 // A server stream refused before it started: finishes at once and deletes itself.
@@ -86,13 +65,14 @@ void ReadStopped(const DeviceView& view, bool summary, v1::Device* out) {
 DeviceControlService::DeviceControlService(DeviceManager& devices, RunRegistry& runs,
                                            TelemetryFanout& fanout, StreamRegistry& streams,
                                            Executor& stream_executor, const auth::Authorizer& auth,
-                                           DeviceControlOptions options)
+                                           const CallAudit& audit, DeviceControlOptions options)
     : devices_(devices),
       runs_(runs),
       fanout_(fanout),
       streams_(streams),
       stream_executor_(stream_executor),
       auth_(auth),
+      audit_(audit),
       options_(options) {
   for (uint32_t i = 0; i < devices_.size(); ++i) {
     names_.push_back(devices_.view(i).device()->name());
@@ -110,19 +90,48 @@ grpc::ServerUnaryReactor* DeviceControlService::FinishNow(Context* context,
   return reactor;
 }
 
-grpc::ServerUnaryReactor* DeviceControlService::Deny(Context* context, const char* method) const {
+grpc::ServerUnaryReactor* DeviceControlService::FinishCommand(Context* context,
+                                                              const AuditedCall& call,
+                                                              const std::string& device,
+                                                              const absl::Status& status) const {
+  Unary* reactor = context->DefaultReactor();
+  audit_.Finish(reactor, call, device, status);
+  return reactor;
+}
+
+grpc::ServerUnaryReactor* DeviceControlService::Admit(Context* context, const char* method,
+                                                      const google::protobuf::Message& request,
+                                                      v1::AuditEventKind kind,
+                                                      CallClass call_class,
+                                                      AuditedCall* call) const {
+  return AdmitCall(auth_, audit_, context, method, request, kind, call_class, call);
+}
+
+grpc::ServerUnaryReactor* DeviceControlService::Deny(
+    Context* context, const char* method, const google::protobuf::Message& request) const {
+  AuditedCall call;
+  return Admit(context, method, request, v1::AUDIT_EVENT_KIND_COMMAND, CallClass::kRead, &call);
+}
+
+absl::Status DeviceControlService::AuthorizeStream(
+    Context* context, const char* method, const google::protobuf::Message& request) const {
   absl::StatusOr<auth::Principal> caller = auth_.Authorize(*context, method);
-  return caller.ok() ? nullptr : FinishNow(context, caller.status());
+  if (caller.ok()) return absl::OkStatus();
+  audit_.RecordRefused({method, "", v1::AUDIT_EVENT_KIND_AUTH_FAILURE, audit_.Summarize(request)},
+                       caller.status());
+  return caller.status();
 }
 
 grpc::ServerUnaryReactor* DeviceControlService::OnDevice(
-    Context* context, const std::string& name, const char* field, bool urgent,
+    Context* context, AuditedCall call, const std::string& name, const char* field, bool urgent,
     absl::AnyInvocable<absl::Status(Device&) &&> command) {
   absl::StatusOr<uint32_t> index = devices_.Find(name, field);
-  if (!index.ok()) return FinishNow(context, index.status());
+  if (!index.ok()) return FinishCommand(context, call, name, index.status());
   Unary* reactor = context->DefaultReactor();
-  DeviceTask task = [reactor, command = std::move(command)](Device& device) mutable {
-    reactor->Finish(ToGrpcStatus(std::move(command)(device)));
+  DeviceTask task = [reactor, &audit = audit_, call = std::move(call),
+                     command = std::move(command)](Device& device) mutable {
+    absl::Status status = std::move(command)(device);
+    audit.Finish(reactor, call, device.name(), std::move(status));
   };
   if (urgent) {
     devices_.PostUrgent(*index, std::move(task));
@@ -133,16 +142,18 @@ grpc::ServerUnaryReactor* DeviceControlService::OnDevice(
 }
 
 grpc::ServerUnaryReactor* DeviceControlService::OnDeviceUnlessShuttingDown(
-    Context* context, const std::string& name,
+    Context* context, AuditedCall call, const std::string& name,
     absl::AnyInvocable<absl::Status(Device&) &&> command) {
-  if (shutting_down_) return FinishNow(context, ShuttingDownError());
-  return OnDevice(context, name, "name", /*urgent=*/false, std::move(command));
+  if (shutting_down_) return FinishCommand(context, call, name, ShuttingDownError());
+  return OnDevice(context, std::move(call), name, "name", /*urgent=*/false, std::move(command));
 }
 
 grpc::ServerUnaryReactor* DeviceControlService::ListDevices(Context* context,
                                                             const v1::ListDevicesRequest* request,
                                                             v1::ListDevicesResponse* response) {
-  if (Unary* denied = Deny(context, "/derma.v1.DeviceControl/ListDevices")) return denied;
+  if (Unary* denied = Deny(context, "/derma.v1.DeviceControl/ListDevices", *request)) {
+    return denied;
+  }
   size_t size = 0, offset = 0;
   if (absl::Status s = ParsePage(request->page_size(), request->page_token(), kDefaultDevicePage,
                                  kMaxDevicePage, &size, &offset);
@@ -161,7 +172,7 @@ grpc::ServerUnaryReactor* DeviceControlService::ListDevices(Context* context,
 grpc::ServerUnaryReactor* DeviceControlService::GetDevice(Context* context,
                                                           const v1::GetDeviceRequest* request,
                                                           v1::GetDeviceResponse* response) {
-  if (Unary* denied = Deny(context, "/derma.v1.DeviceControl/GetDevice")) return denied;
+  if (Unary* denied = Deny(context, "/derma.v1.DeviceControl/GetDevice", *request)) return denied;
   absl::StatusOr<uint32_t> index = devices_.Find(request->name());
   if (!index.ok()) return FinishNow(context, index.status());
   devices_.view(*index).ReadInto(response->mutable_device());
@@ -171,85 +182,126 @@ grpc::ServerUnaryReactor* DeviceControlService::GetDevice(Context* context,
 grpc::ServerUnaryReactor* DeviceControlService::AcquireLease(Context* context,
                                                              const v1::AcquireLeaseRequest* request,
                                                              v1::AcquireLeaseResponse* response) {
-  if (Unary* denied = Deny(context, "/derma.v1.DeviceControl/AcquireLease")) return denied;
-  return OnDeviceUnlessShuttingDown(context, request->name(), [request, response](Device& d) {
-    absl::StatusOr<LeaseGrant> grant = d.AcquireLease(request->holder(), TtlOf(request->ttl_s()));
-    if (grant.ok()) FillLease(d.name(), *grant, response->mutable_lease());
-    return grant.status();
-  });
+  AuditedCall call;
+  if (Unary* refused = Admit(context, "/derma.v1.DeviceControl/AcquireLease", *request,
+                             v1::AUDIT_EVENT_KIND_LEASE, CallClass::kCommand, &call)) {
+    return refused;
+  }
+  return OnDeviceUnlessShuttingDown(
+      context, std::move(call), request->name(), [request, response](Device& d) {
+        absl::StatusOr<LeaseGrant> grant =
+            d.AcquireLease(request->holder(), TtlOf(request->ttl_s()));
+        if (grant.ok()) FillLease(d.name(), *grant, response->mutable_lease());
+        return grant.status();
+      });
 }
 
 grpc::ServerUnaryReactor* DeviceControlService::RenewLease(Context* context,
                                                            const v1::RenewLeaseRequest* request,
                                                            v1::RenewLeaseResponse* response) {
-  if (Unary* denied = Deny(context, "/derma.v1.DeviceControl/RenewLease")) return denied;
-  return OnDevice(context, request->name(), "name", false, [request, response](Device& d) {
-    absl::StatusOr<LeaseGrant> grant = d.RenewLease(request->lease_id(), TtlOf(request->ttl_s()));
-    if (grant.ok()) FillLease(d.name(), *grant, response->mutable_lease());
-    return grant.status();
-  });
+  AuditedCall call;
+  if (Unary* refused = Admit(context, "/derma.v1.DeviceControl/RenewLease", *request,
+                             v1::AUDIT_EVENT_KIND_LEASE, CallClass::kCommand, &call)) {
+    return refused;
+  }
+  return OnDevice(context, std::move(call), request->name(), "name", false,
+                  [request, response](Device& d) {
+                    absl::StatusOr<LeaseGrant> grant =
+                        d.RenewLease(request->lease_id(), TtlOf(request->ttl_s()));
+                    if (grant.ok()) FillLease(d.name(), *grant, response->mutable_lease());
+                    return grant.status();
+                  });
 }
 
 grpc::ServerUnaryReactor* DeviceControlService::ReleaseLease(Context* context,
                                                              const v1::ReleaseLeaseRequest* request,
                                                              v1::ReleaseLeaseResponse*) {
-  if (Unary* denied = Deny(context, "/derma.v1.DeviceControl/ReleaseLease")) return denied;
-  return OnDevice(context, request->name(), "name", false,
+  AuditedCall call;
+  if (Unary* refused = Admit(context, "/derma.v1.DeviceControl/ReleaseLease", *request,
+                             v1::AUDIT_EVENT_KIND_LEASE, CallClass::kSafety, &call)) {
+    return refused;
+  }
+  return OnDevice(context, std::move(call), request->name(), "name", false,
                   [request](Device& d) { return d.ReleaseLease(request->lease_id()); });
 }
 
 grpc::ServerUnaryReactor* DeviceControlService::Configure(Context* context,
                                                           const v1::ConfigureRequest* request,
                                                           v1::ConfigureResponse* response) {
-  if (Unary* denied = Deny(context, "/derma.v1.DeviceControl/Configure")) return denied;
-  return OnDeviceUnlessShuttingDown(context, request->name(), [request, response](Device& d) {
-    absl::StatusOr<v1::Settings> applied =
-        d.Configure(request->lease_id(), request->settings(), request->validate_only());
-    if (!applied.ok()) return applied.status();
-    *response->mutable_applied_settings() = *std::move(applied);
-    d.view().ReadInto(response->mutable_device());
-    return absl::OkStatus();
-  });
+  AuditedCall call;
+  if (Unary* refused = Admit(context, "/derma.v1.DeviceControl/Configure", *request,
+                             v1::AUDIT_EVENT_KIND_COMMAND, CallClass::kCommand, &call)) {
+    return refused;
+  }
+  return OnDeviceUnlessShuttingDown(
+      context, std::move(call), request->name(), [request, response](Device& d) {
+        absl::StatusOr<v1::Settings> applied =
+            d.Configure(request->lease_id(), request->settings(), request->validate_only());
+        if (!applied.ok()) return applied.status();
+        *response->mutable_applied_settings() = *std::move(applied);
+        d.view().ReadInto(response->mutable_device());
+        return absl::OkStatus();
+      });
 }
 
 grpc::ServerUnaryReactor* DeviceControlService::Start(Context* context,
                                                       const v1::StartRequest* request,
                                                       v1::StartResponse* response) {
-  if (Unary* denied = Deny(context, "/derma.v1.DeviceControl/Start")) return denied;
-  return OnDeviceUnlessShuttingDown(context, request->name(), [request, response](Device& d) {
-    absl::Status status = d.Start(request->lease_id(), request->request_id());
-    if (status.ok()) d.view().ReadInto(response->mutable_device());
-    return status;
-  });
+  AuditedCall call;
+  if (Unary* refused = Admit(context, "/derma.v1.DeviceControl/Start", *request,
+                             v1::AUDIT_EVENT_KIND_COMMAND, CallClass::kCommand, &call)) {
+    return refused;
+  }
+  return OnDeviceUnlessShuttingDown(context, std::move(call), request->name(),
+                                    [request, response](Device& d) {
+                                      absl::Status status =
+                                          d.Start(request->lease_id(), request->request_id());
+                                      if (status.ok()) d.view().ReadInto(response->mutable_device());
+                                      return status;
+                                    });
 }
 
 grpc::ServerUnaryReactor* DeviceControlService::Pause(Context* context,
                                                       const v1::PauseRequest* request,
                                                       v1::PauseResponse* response) {
-  if (Unary* denied = Deny(context, "/derma.v1.DeviceControl/Pause")) return denied;
-  return OnDevice(context, request->name(), "name", false, [request, response](Device& d) {
-    absl::Status status = d.Pause(request->lease_id());
-    if (status.ok()) d.view().ReadInto(response->mutable_device());
-    return status;
-  });
+  AuditedCall call;
+  if (Unary* refused = Admit(context, "/derma.v1.DeviceControl/Pause", *request,
+                             v1::AUDIT_EVENT_KIND_COMMAND, CallClass::kSafety, &call)) {
+    return refused;
+  }
+  return OnDevice(context, std::move(call), request->name(), "name", false,
+                  [request, response](Device& d) {
+                    absl::Status status = d.Pause(request->lease_id());
+                    if (status.ok()) d.view().ReadInto(response->mutable_device());
+                    return status;
+                  });
 }
 
 grpc::ServerUnaryReactor* DeviceControlService::Resume(Context* context,
                                                        const v1::ResumeRequest* request,
                                                        v1::ResumeResponse* response) {
-  if (Unary* denied = Deny(context, "/derma.v1.DeviceControl/Resume")) return denied;
-  return OnDeviceUnlessShuttingDown(context, request->name(), [request, response](Device& d) {
-    absl::Status status = d.Resume(request->lease_id());
-    if (status.ok()) d.view().ReadInto(response->mutable_device());
-    return status;
-  });
+  AuditedCall call;
+  if (Unary* refused = Admit(context, "/derma.v1.DeviceControl/Resume", *request,
+                             v1::AUDIT_EVENT_KIND_COMMAND, CallClass::kCommand, &call)) {
+    return refused;
+  }
+  return OnDeviceUnlessShuttingDown(context, std::move(call), request->name(),
+                                    [request, response](Device& d) {
+                                      absl::Status status = d.Resume(request->lease_id());
+                                      if (status.ok()) d.view().ReadInto(response->mutable_device());
+                                      return status;
+                                    });
 }
 
 grpc::ServerUnaryReactor* DeviceControlService::Stop(Context* context,
                                                      const v1::StopRequest* request,
                                                      v1::StopResponse* response) {
-  if (Unary* denied = Deny(context, "/derma.v1.DeviceControl/Stop")) return denied;
-  return OnDevice(context, request->name(), "name", false, [response](Device& d) {
+  AuditedCall call;
+  if (Unary* refused = Admit(context, "/derma.v1.DeviceControl/Stop", *request,
+                             v1::AUDIT_EVENT_KIND_COMMAND, CallClass::kSafety, &call)) {
+    return refused;
+  }
+  return OnDevice(context, std::move(call), request->name(), "name", false, [response](Device& d) {
     d.Stop();
     d.view().ReadInto(response->mutable_device());
     return absl::OkStatus();
@@ -259,10 +311,14 @@ grpc::ServerUnaryReactor* DeviceControlService::Stop(Context* context,
 grpc::ServerUnaryReactor* DeviceControlService::EmergencyStop(
     Context* context, const v1::EmergencyStopRequest* request,
     v1::EmergencyStopResponse* response) {
-  if (Unary* denied = Deny(context, "/derma.v1.DeviceControl/EmergencyStop")) return denied;
+  AuditedCall call;
+  if (Unary* refused = Admit(context, "/derma.v1.DeviceControl/EmergencyStop", *request,
+                             v1::AUDIT_EVENT_KIND_ESTOP, CallClass::kSafety, &call)) {
+    return refused;
+  }
   const bool summary = request->view() == v1::STOP_RESPONSE_VIEW_SUMMARY;
   if (request->target_case() == v1::EmergencyStopRequest::kName) {
-    return OnDevice(context, request->name(), "name", /*urgent=*/true,
+    return OnDevice(context, std::move(call), request->name(), "name", /*urgent=*/true,
                     [response, summary](Device& d) {
                       d.EmergencyStop();
                       ReadStopped(d.view(), summary, response->add_devices());
@@ -270,15 +326,16 @@ grpc::ServerUnaryReactor* DeviceControlService::EmergencyStop(
                     });
   }
   if (!request->all_devices()) {
-    return FinishNow(context, InvalidField("target", "set name, or all_devices to true"));
+    return FinishCommand(context, call, "",
+                         InvalidField("target", "set name, or all_devices to true"));
   }
   Unary* reactor = context->DefaultReactor();
-  devices_.EmergencyStopAll([this, reactor, response, summary]() mutable {
+  devices_.EmergencyStopAll([this, reactor, response, summary, call = std::move(call)]() mutable {
     response->mutable_devices()->Reserve(static_cast<int>(devices_.size()));
     for (uint32_t i = 0; i < devices_.size(); ++i) {
       ReadStopped(devices_.view(i), summary, response->add_devices());
     }
-    reactor->Finish(grpc::Status::OK);
+    audit_.Finish(reactor, call, "", absl::OkStatus());
   });
   return reactor;
 }
@@ -286,109 +343,90 @@ grpc::ServerUnaryReactor* DeviceControlService::EmergencyStop(
 grpc::ServerUnaryReactor* DeviceControlService::ResetEmergencyStop(
     Context* context, const v1::ResetEmergencyStopRequest* request,
     v1::ResetEmergencyStopResponse* response) {
-  if (Unary* denied = Deny(context, "/derma.v1.DeviceControl/ResetEmergencyStop")) return denied;
-  return OnDeviceUnlessShuttingDown(context, request->name(), [request, response](Device& d) {
-    absl::Status status = d.ResetEmergencyStop(request->lease_id());
-    if (status.ok()) d.view().ReadInto(response->mutable_device());
-    return status;
-  });
+  AuditedCall call;
+  if (Unary* refused = Admit(context, "/derma.v1.DeviceControl/ResetEmergencyStop", *request,
+                             v1::AUDIT_EVENT_KIND_ESTOP, CallClass::kCommand, &call)) {
+    return refused;
+  }
+  return OnDeviceUnlessShuttingDown(context, std::move(call), request->name(),
+                                    [request, response](Device& d) {
+                                      absl::Status status = d.ResetEmergencyStop(request->lease_id());
+                                      if (status.ok()) d.view().ReadInto(response->mutable_device());
+                                      return status;
+                                    });
 }
 
 grpc::ServerUnaryReactor* DeviceControlService::ResetFault(Context* context,
                                                            const v1::ResetFaultRequest* request,
                                                            v1::ResetFaultResponse* response) {
-  if (Unary* denied = Deny(context, "/derma.v1.DeviceControl/ResetFault")) return denied;
-  return OnDeviceUnlessShuttingDown(context, request->name(), [request, response](Device& d) {
-    absl::Status status = d.ResetFault(request->lease_id());
-    if (status.ok()) d.view().ReadInto(response->mutable_device());
-    return status;
-  });
+  AuditedCall call;
+  if (Unary* refused = Admit(context, "/derma.v1.DeviceControl/ResetFault", *request,
+                             v1::AUDIT_EVENT_KIND_COMMAND, CallClass::kCommand, &call)) {
+    return refused;
+  }
+  return OnDeviceUnlessShuttingDown(context, std::move(call), request->name(),
+                                    [request, response](Device& d) {
+                                      absl::Status status = d.ResetFault(request->lease_id());
+                                      if (status.ok()) d.view().ReadInto(response->mutable_device());
+                                      return status;
+                                    });
 }
 
 grpc::ServerUnaryReactor* DeviceControlService::StartRun(Context* context,
                                                          const v1::StartRunRequest* request,
                                                          v1::StartRunResponse* response) {
-  if (Unary* denied = Deny(context, "/derma.v1.DeviceControl/StartRun")) return denied;
-  if (shutting_down_) return FinishNow(context, ShuttingDownError());
-  return OnDevice(context, request->parent(), "parent", false, [request, response](Device& d) {
-    const std::vector<v1::RunStep> steps(request->steps().begin(), request->steps().end());
-    absl::StatusOr<RunPtr> run = d.StartRun(request->lease_id(), steps, request->request_id());
-    if (run.ok()) *response->mutable_run() = **run;
-    return run.status();
-  });
-}
-
-grpc::ServerUnaryReactor* DeviceControlService::GetRun(Context* context,
-                                                       const v1::GetRunRequest* request,
-                                                       v1::GetRunResponse* response) {
-  if (Unary* denied = Deny(context, "/derma.v1.DeviceControl/GetRun")) return denied;
-  if (absl::Status s = devices_.FindRunDevice(request->name()).status(); !s.ok()) {
-    return FinishNow(context, s);
+  AuditedCall call;
+  if (Unary* refused = Admit(context, "/derma.v1.DeviceControl/StartRun", *request,
+                             v1::AUDIT_EVENT_KIND_RUN, CallClass::kCommand, &call)) {
+    return refused;
   }
-  RunPtr run = runs_.Get(request->name());
-  if (run == nullptr) {
-    return FinishNow(context, MakeError(absl::StatusCode::kNotFound, v1::ERROR_REASON_RUN_NOT_FOUND,
-                                        absl::StrCat("no run named ", request->name()),
-                                        {{"run", request->name()}}));
-  }
-  *response->mutable_run() = *run;
-  return FinishNow(context, absl::OkStatus());
-}
-
-grpc::ServerUnaryReactor* DeviceControlService::ListRuns(Context* context,
-                                                         const v1::ListRunsRequest* request,
-                                                         v1::ListRunsResponse* response) {
-  if (Unary* denied = Deny(context, "/derma.v1.DeviceControl/ListRuns")) return denied;
-  std::string device;
-  if (request->parent() != "devices/-") {
-    absl::StatusOr<uint32_t> index = devices_.Find(request->parent(), "parent");
-    if (!index.ok()) return FinishNow(context, index.status());
-    device = request->parent();
-  }
-  size_t size = 0, offset = 0;
-  if (absl::Status s = ParsePage(request->page_size(), request->page_token(), kDefaultRunPage,
-                                 kMaxRunPage, &size, &offset);
-      !s.ok()) {
-    return FinishNow(context, s);
-  }
-  // One extra tells whether there is a next page.
-  std::vector<RunPtr> runs = runs_.List(device, offset, size + 1);
-  for (size_t i = 0; i < runs.size() && i < size; ++i) *response->add_runs() = *runs[i];
-  if (runs.size() > size) response->set_next_page_token(absl::StrCat(offset + size));
-  return FinishNow(context, absl::OkStatus());
+  if (shutting_down_) return FinishCommand(context, call, request->parent(), ShuttingDownError());
+  return OnDevice(context, std::move(call), request->parent(), "parent", false,
+                  [request, response](Device& d) {
+                    const std::vector<v1::RunStep> steps(request->steps().begin(),
+                                                         request->steps().end());
+                    absl::StatusOr<RunPtr> run =
+                        d.StartRun(request->lease_id(), steps, request->request_id());
+                    if (run.ok()) *response->mutable_run() = **run;
+                    return run.status();
+                  });
 }
 
 grpc::ServerUnaryReactor* DeviceControlService::CancelRun(Context* context,
                                                           const v1::CancelRunRequest* request,
                                                           v1::CancelRunResponse* response) {
-  if (Unary* denied = Deny(context, "/derma.v1.DeviceControl/CancelRun")) return denied;
+  AuditedCall call;
+  if (Unary* refused = Admit(context, "/derma.v1.DeviceControl/CancelRun", *request,
+                             v1::AUDIT_EVENT_KIND_RUN, CallClass::kSafety, &call)) {
+    return refused;
+  }
   absl::StatusOr<uint32_t> index = devices_.FindRunDevice(request->name());
-  if (!index.ok()) return FinishNow(context, index.status());
+  if (!index.ok()) return FinishCommand(context, call, "", index.status());
   Unary* reactor = context->DefaultReactor();
-  devices_.Post(*index, [reactor, request, response](Device& d) {
+  devices_.Post(*index, [reactor, &audit = audit_, call = std::move(call), request,
+                         response](Device& d) {
     absl::StatusOr<RunPtr> run = d.CancelRun(request->lease_id(), request->name());
     if (run.ok()) *response->mutable_run() = **run;
-    reactor->Finish(ToGrpcStatus(run.status()));
+    audit.Finish(reactor, call, d.name(), run.status());
   });
   return reactor;
 }
 
 grpc::ServerWriteReactor<v1::WatchRunResponse>* DeviceControlService::WatchRun(
     Context* context, const v1::WatchRunRequest* request) {
-  if (absl::StatusOr<auth::Principal> caller =
-          auth_.Authorize(*context, "/derma.v1.DeviceControl/WatchRun");
-      !caller.ok()) {
-    return new FinishedWriter<v1::WatchRunResponse>(ToGrpcStatus(caller.status()));
+  if (absl::Status s = AuthorizeStream(context, "/derma.v1.DeviceControl/WatchRun", *request);
+      !s.ok()) {
+    return new FinishedWriter<v1::WatchRunResponse>(ToGrpcStatus(s));
   }
   return WatchRunStream::Begin(devices_, runs_, streams_, stream_executor_, *request);
 }
 
 grpc::ServerWriteReactor<v1::StreamTelemetryResponse>* DeviceControlService::StreamTelemetry(
     Context* context, const v1::StreamTelemetryRequest* request) {
-  if (absl::StatusOr<auth::Principal> caller =
-          auth_.Authorize(*context, "/derma.v1.DeviceControl/StreamTelemetry");
-      !caller.ok()) {
-    return new FinishedWriter<v1::StreamTelemetryResponse>(ToGrpcStatus(caller.status()));
+  if (absl::Status s =
+          AuthorizeStream(context, "/derma.v1.DeviceControl/StreamTelemetry", *request);
+      !s.ok()) {
+    return new FinishedWriter<v1::StreamTelemetryResponse>(ToGrpcStatus(s));
   }
   const StreamDeps deps{devices_,
                         fanout_,

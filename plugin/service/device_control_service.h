@@ -1,8 +1,10 @@
 // DeviceControlService: derma.v1.DeviceControl on the gRPC callback API. Adapts only: parses
 // names, posts the command to the device's strand (EmergencyStop to its urgent lane), and
 // finishes the reactor when the strand answers; no handler blocks a gRPC thread. Reads
-// (GetDevice, ListDevices, GetRun, ListRuns) come from thread-safe views without a strand hop.
-// Every handler first asks the Authorizer (plugin/auth) whether the caller may call it.
+// (GetDevice, ListDevices, GetRun, ListRuns) come from thread-safe views without a strand hop;
+// with an audit trail, ended runs and the trail itself are read on the trail's query thread.
+// Every handler first asks the Authorizer (plugin/auth) whether the caller may call it; every
+// command is acknowledged only once its audit record is durable (CallAudit).
 // Layer: plugin/service. Thread-safe.
 #ifndef DERMA_PLUGIN_SERVICE_DEVICE_CONTROL_SERVICE_H_
 #define DERMA_PLUGIN_SERVICE_DEVICE_CONTROL_SERVICE_H_
@@ -17,6 +19,7 @@
 #include "plugin/core/executor.h"
 #include "plugin/core/run_registry.h"
 #include "plugin/core/telemetry_fanout.h"
+#include "plugin/service/call_audit.h"
 #include "plugin/service/stream_registry.h"
 
 namespace derma::service {
@@ -30,7 +33,8 @@ class DeviceControlService final : public v1::DeviceControl::CallbackService {
  public:
   DeviceControlService(DeviceManager& devices, RunRegistry& runs, TelemetryFanout& fanout,
                        StreamRegistry& streams, Executor& stream_executor,
-                       const auth::Authorizer& auth, DeviceControlOptions options);
+                       const auth::Authorizer& auth, const CallAudit& audit,
+                       DeviceControlOptions options);
 
   // From now on commands that could switch an output on, or take a lease, fail UNAVAILABLE
   // (SHUTTING_DOWN); Stop, EmergencyStop, Pause, CancelRun, RenewLease, ReleaseLease and reads
@@ -78,19 +82,36 @@ class DeviceControlService final : public v1::DeviceControl::CallbackService {
       Context* context, const v1::WatchRunRequest* request) override;
   grpc::ServerWriteReactor<v1::StreamTelemetryResponse>* StreamTelemetry(
       Context* context, const v1::StreamTelemetryRequest* request) override;
+  Unary* ListAuditEvents(Context* context, const v1::ListAuditEventsRequest* request,
+                         v1::ListAuditEventsResponse* response) override;
 
  private:
   // Resolves `name` (reporting `field`), then runs `command` on the device's strand and
-  // finishes the call with its status. `urgent` uses the strand's urgent lane.
-  Unary* OnDevice(Context* context, const std::string& name, const char* field, bool urgent,
-                  absl::AnyInvocable<absl::Status(Device&) &&> command);
+  // finishes the call with its status once its audit record is durable. `urgent` uses the
+  // strand's urgent lane.
+  Unary* OnDevice(Context* context, AuditedCall call, const std::string& name, const char* field,
+                  bool urgent, absl::AnyInvocable<absl::Status(Device&) &&> command);
   // OnDevice for commands refused once shutdown began.
-  Unary* OnDeviceUnlessShuttingDown(Context* context, const std::string& name,
+  Unary* OnDeviceUnlessShuttingDown(Context* context, AuditedCall call, const std::string& name,
                                     absl::AnyInvocable<absl::Status(Device&) &&> command);
+  // Finishes a command that never reached a device, once its record is durable.
+  Unary* FinishCommand(Context* context, const AuditedCall& call, const std::string& device,
+                       const absl::Status& status) const;
   static Unary* FinishNow(Context* context, const absl::Status& status);
-  // Finishes the call with UNAUTHENTICATED / PERMISSION_DENIED unless the caller may call
-  // `method`; nullptr when allowed. Checked before the request is looked at.
-  Unary* Deny(Context* context, const char* method) const;
+  // AdmitCall (call_audit.h) with this service's authorizer and audit.
+  Unary* Admit(Context* context, const char* method, const google::protobuf::Message& request,
+               v1::AuditEventKind kind, CallClass call_class, AuditedCall* call) const;
+  // A read: nullptr when the caller may call `method`, else the finished (refused) call.
+  Unary* Deny(Context* context, const char* method,
+              const google::protobuf::Message& request) const;
+  // A stream's authorization: OK, or the refusal (recorded in the trail).
+  absl::Status AuthorizeStream(Context* context, const char* method,
+                               const google::protobuf::Message& request) const;
+  // GetRun / ListRuns for runs the registry no longer (or never) held: from the audit store.
+  Unary* GetStoredRun(Context* context, const v1::GetRunRequest* request,
+                      v1::GetRunResponse* response);
+  Unary* ListStoredRuns(Context* context, const std::string& device, size_t offset, size_t size,
+                        v1::ListRunsResponse* response);
 
   DeviceManager& devices_;
   RunRegistry& runs_;
@@ -98,6 +119,7 @@ class DeviceControlService final : public v1::DeviceControl::CallbackService {
   StreamRegistry& streams_;
   Executor& stream_executor_;
   const auth::Authorizer& auth_;
+  const CallAudit& audit_;
   const DeviceControlOptions options_;
   std::vector<std::string> names_;  // device names by index
   std::vector<uint32_t> by_name_;   // device indexes in name order (ListDevices)

@@ -1,69 +1,86 @@
 #include "plugin/service/simulator_service.h"
 
+#include <utility>
+
 #include "plugin/service/status_mapping.h"
 
 namespace derma::service {
-namespace {
 
-// A callback that finishes `reactor` with the status it is given.
-host::StatusCallback Finisher(grpc::ServerUnaryReactor* reactor) {
-  return [reactor](absl::Status status) { reactor->Finish(ToGrpcStatus(status)); };
+grpc::ServerUnaryReactor* SimulatorService::Admit(Context* context, const char* method,
+                                                  const google::protobuf::Message& request,
+                                                  AuditedCall* call) const {
+  return AdmitCall(auth_, audit_, context, method, request, v1::AUDIT_EVENT_KIND_COMMAND,
+                   CallClass::kCommand, call);
 }
 
-}  // namespace
-
-grpc::ServerUnaryReactor* SimulatorService::Deny(Context* context, const char* method) const {
-  absl::StatusOr<auth::Principal> caller = auth_.Authorize(*context, method);
-  if (caller.ok()) return nullptr;
-  Unary* reactor = context->DefaultReactor();
-  reactor->Finish(ToGrpcStatus(caller.status()));
-  return reactor;
+host::StatusCallback SimulatorService::Finisher(Unary* reactor, AuditedCall call,
+                                                std::string device) const {
+  return [this, reactor, call = std::move(call), device = std::move(device)](absl::Status status) {
+    audit_.Finish(reactor, call, device, std::move(status));
+  };
 }
 
 grpc::ServerUnaryReactor* SimulatorService::InjectFault(Context* context,
                                                         const sim::v1::InjectFaultRequest* request,
                                                         sim::v1::InjectFaultResponse*) {
-  if (Unary* denied = Deny(context, "/derma.sim.v1.Simulator/InjectFault")) return denied;
+  AuditedCall call;
+  if (Unary* refused = Admit(context, "/derma.sim.v1.Simulator/InjectFault", *request, &call)) {
+    return refused;
+  }
   Unary* reactor = context->DefaultReactor();
-  control_.InjectFault(*request, Finisher(reactor));
+  control_.InjectFault(*request, Finisher(reactor, std::move(call), request->name()));
   return reactor;
 }
 
 grpc::ServerUnaryReactor* SimulatorService::ClearFault(Context* context,
                                                        const sim::v1::ClearFaultRequest* request,
                                                        sim::v1::ClearFaultResponse*) {
-  if (Unary* denied = Deny(context, "/derma.sim.v1.Simulator/ClearFault")) return denied;
+  AuditedCall call;
+  if (Unary* refused = Admit(context, "/derma.sim.v1.Simulator/ClearFault", *request, &call)) {
+    return refused;
+  }
   Unary* reactor = context->DefaultReactor();
-  control_.ClearFault(*request, Finisher(reactor));
+  control_.ClearFault(*request, Finisher(reactor, std::move(call), request->name()));
   return reactor;
 }
 
 grpc::ServerUnaryReactor* SimulatorService::SetElectrodeImpedance(
     Context* context, const sim::v1::SetElectrodeImpedanceRequest* request,
     sim::v1::SetElectrodeImpedanceResponse*) {
-  if (Unary* denied = Deny(context, "/derma.sim.v1.Simulator/SetElectrodeImpedance")) return denied;
+  AuditedCall call;
+  if (Unary* refused =
+          Admit(context, "/derma.sim.v1.Simulator/SetElectrodeImpedance", *request, &call)) {
+    return refused;
+  }
   Unary* reactor = context->DefaultReactor();
-  control_.SetElectrodeImpedance(*request, Finisher(reactor));
+  control_.SetElectrodeImpedance(*request, Finisher(reactor, std::move(call), request->name()));
   return reactor;
 }
 
 grpc::ServerUnaryReactor* SimulatorService::SetLink(Context* context,
                                                     const sim::v1::SetLinkRequest* request,
                                                     sim::v1::SetLinkResponse*) {
-  if (Unary* denied = Deny(context, "/derma.sim.v1.Simulator/SetLink")) return denied;
+  AuditedCall call;
+  if (Unary* refused = Admit(context, "/derma.sim.v1.Simulator/SetLink", *request, &call)) {
+    return refused;
+  }
   Unary* reactor = context->DefaultReactor();
-  control_.SetLink(*request, Finisher(reactor));
+  control_.SetLink(*request, Finisher(reactor, std::move(call), request->name()));
   return reactor;
 }
 
 grpc::ServerUnaryReactor* SimulatorService::AdvanceClock(
     Context* context, const sim::v1::AdvanceClockRequest* request,
     sim::v1::AdvanceClockResponse* response) {
-  if (Unary* denied = Deny(context, "/derma.sim.v1.Simulator/AdvanceClock")) return denied;
+  AuditedCall call;
+  if (Unary* refused = Admit(context, "/derma.sim.v1.Simulator/AdvanceClock", *request, &call)) {
+    return refused;
+  }
   Unary* reactor = context->DefaultReactor();
-  control_.AdvanceClock(request->duration_s(), [reactor, response](absl::StatusOr<absl::Time> now) {
+  control_.AdvanceClock(request->duration_s(), [this, reactor, response, call = std::move(call)](
+                                                   absl::StatusOr<absl::Time> now) {
     if (now.ok()) response->set_now_us(absl::ToUnixMicros(*now));
-    reactor->Finish(ToGrpcStatus(now.status()));
+    audit_.Finish(reactor, call, "", now.status());
   });
   return reactor;
 }
@@ -71,11 +88,14 @@ grpc::ServerUnaryReactor* SimulatorService::AdvanceClock(
 grpc::ServerUnaryReactor* SimulatorService::LoadScenario(
     Context* context, const sim::v1::LoadScenarioRequest* request,
     sim::v1::LoadScenarioResponse* response) {
-  if (Unary* denied = Deny(context, "/derma.sim.v1.Simulator/LoadScenario")) return denied;
+  AuditedCall call;
+  if (Unary* refused = Admit(context, "/derma.sim.v1.Simulator/LoadScenario", *request, &call)) {
+    return refused;
+  }
   Unary* reactor = context->DefaultReactor();
   absl::StatusOr<size_t> count = control_.LoadScenario(*request);
   if (count.ok()) response->set_action_count(static_cast<uint32_t>(*count));
-  reactor->Finish(ToGrpcStatus(count.status()));
+  audit_.Finish(reactor, call, "", count.status());
   return reactor;
 }
 

@@ -1,21 +1,23 @@
 // SimulatorService: derma.sim.v1.Simulator on the gRPC callback API, adapting
 // host::SimulatorControl (fault injection, impedance, link, virtual clock, scenarios). Each
 // call finishes when the device strand (or, for AdvanceClock, every device) has answered; no
-// handler blocks a gRPC thread. Registered only for simulated fleets. Layer: plugin/service.
-// Thread-safe.
+// handler blocks a gRPC thread; like every command, each is acknowledged only once its audit
+// record is durable. Registered only for simulated fleets. Layer: plugin/service. Thread-safe.
 #ifndef DERMA_PLUGIN_SERVICE_SIMULATOR_SERVICE_H_
 #define DERMA_PLUGIN_SERVICE_SIMULATOR_SERVICE_H_
 
 #include "derma/sim/v1/simulator.grpc.pb.h"
 #include "plugin/auth/authorizer.h"
 #include "plugin/host/simulator_control.h"
+#include "plugin/service/call_audit.h"
 
 namespace derma::service {
 
 class SimulatorService final : public sim::v1::Simulator::CallbackService {
  public:
-  SimulatorService(host::SimulatorControl& control, const auth::Authorizer& auth)
-      : control_(control), auth_(auth) {}
+  SimulatorService(host::SimulatorControl& control, const auth::Authorizer& auth,
+                   const CallAudit& audit)
+      : control_(control), auth_(auth), audit_(audit) {}
 
   using Unary = grpc::ServerUnaryReactor;
   using Context = grpc::CallbackServerContext;
@@ -35,11 +37,16 @@ class SimulatorService final : public sim::v1::Simulator::CallbackService {
                       sim::v1::LoadScenarioResponse* response) override;
 
  private:
-  // Finishes the call unless the caller may call `method` (admin); nullptr when allowed.
-  Unary* Deny(Context* context, const char* method) const;
+  // AdmitCall (call_audit.h): nullptr when the caller may call `method` (admin), else the
+  // finished (refused) call.
+  Unary* Admit(Context* context, const char* method, const google::protobuf::Message& request,
+               AuditedCall* call) const;
+  // A callback that finishes the call once its record (about `device`) is durable.
+  host::StatusCallback Finisher(Unary* reactor, AuditedCall call, std::string device) const;
 
   host::SimulatorControl& control_;
   const auth::Authorizer& auth_;
+  const CallAudit& audit_;
 };
 
 }  // namespace derma::service

@@ -157,7 +157,7 @@ def check_k8s_fleet(configmap_path, dermad):
         fleet.flush()
         result = subprocess.run(
             [dermad, f"--config={fleet.name}", "--listen=127.0.0.1:0", "--metrics_listen=",
-             "--log_level=error", "--duration_s=0.2"],
+             "--log_level=error", "--duration_s=0.2", "--noaudit"],
             capture_output=True, text=True, timeout=30)
     if result.returncode != 0:
         print(f"{configmap_path}: dermad exited {result.returncode}: {result.stderr}",

@@ -5,9 +5,11 @@ DERMA_REPO (the repository root, for deploy/ configs).
 """
 import os
 import re
+import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 
 import pytest
@@ -32,6 +34,11 @@ class Dermad:
     def __init__(self, config, *extra):
         if not any(arg.startswith("--metrics_listen") for arg in extra):
             extra = (*extra, "--metrics_listen=")  # no metrics endpoint unless a test scrapes
+        # Every dermad keeps its audit trail in a directory of its own unless a test names one.
+        self.state_dir = None
+        if not any(arg.startswith(("--audit_db", "--noaudit", "--state_dir")) for arg in extra):
+            self.state_dir = tempfile.mkdtemp(prefix="dermad-state-")
+            extra = (*extra, f"--state_dir={self.state_dir}")
         self.process = subprocess.Popen(
             [os.environ["DERMAD"], "--config", config, "--listen", "127.0.0.1:0", *extra],
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -58,6 +65,8 @@ class Dermad:
             self.process.wait()
         self.process.stdout.close()
         self.process.stderr.close()
+        if self.state_dir is not None:
+            shutil.rmtree(self.state_dir, ignore_errors=True)
 
 
 @pytest.fixture

@@ -126,3 +126,32 @@ def test_bad_config_exits_2_naming_the_file_and_line(tmp_path):
     assert result.returncode == 2
     assert f"{bad}:2:" in result.stderr
     assert "depht" in result.stderr
+
+
+def test_unusable_audit_database_exits_2_naming_it_before_serving(tmp_path):
+    """A corrupt audit file, one that is not a database, or a place no file can be created:
+    a clear message naming the path and exit code 2 at start-up, never a crash later."""
+    import os
+    import subprocess
+    fleet = os.path.join(os.environ["DERMA_REPO"], "deploy", "fleet.textproto")
+    valid = tmp_path / "valid.db"
+    made = subprocess.run([os.environ["DERMAD"], "--config", fleet, "--listen", "127.0.0.1:0",
+                           "--metrics_listen=", f"--audit_db={valid}", "--duration_s=0.1"],
+                          capture_output=True, text=True, timeout=20)
+    assert made.returncode == 0, made.stderr
+    corrupt = tmp_path / "corrupt.db"
+    data = bytearray(valid.read_bytes())
+    data[100:len(data)] = bytes(len(data) - 100)  # keep the header, zero every page
+    corrupt.write_bytes(bytes(data) + b"\x01" * 4096)
+    not_a_database = tmp_path / "notes.db"
+    not_a_database.write_text("this is not a database\n" * 100)
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    for path in (corrupt, not_a_database, blocker / "audit.db", "/proc/derma-audit.db"):
+        result = subprocess.run([os.environ["DERMAD"], "--config", fleet, "--listen",
+                                 "127.0.0.1:0", "--metrics_listen=", f"--audit_db={path}"],
+                                capture_output=True, text=True, timeout=20)
+        assert result.returncode == 2, (path, result.stderr)
+        assert "cannot use the audit trail" in result.stderr, result.stderr
+        assert str(path) in result.stderr
+        assert "port" not in result.stdout  # nothing was served

@@ -4,12 +4,14 @@ roles; UNAUTHENTICATED / PERMISSION_DENIED carry an ErrorInfo reason."""
 import hashlib
 import os
 import subprocess
+import tempfile
 import urllib.request
 
 import grpc
 import pytest
 
 from conftest import PORT_LINE, free_port
+from derma.v1 import audit_pb2
 from derma.v1 import device_control_pb2 as pb
 from derma.v1 import device_control_pb2_grpc as pb_grpc
 from derma.v1 import device_pb2
@@ -51,6 +53,7 @@ def pki(tmp_path_factory):
 def start(*args):
     if not any(a.startswith("--metrics_listen") for a in args):
         args = ("--metrics_listen=", *args)
+    args = (f"--state_dir={tempfile.mkdtemp(prefix='dermad-state-')}", *args)
     process = subprocess.Popen(
         [os.environ["DERMAD"], "--config", FLEET, *args],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -157,6 +160,26 @@ def test_mtls_tokens_and_roles(pki, secure_dermad):
         body = r.read().decode()
     assert 'derma_auth_failures_total{reason="unauthenticated"} 2' in body
     assert 'derma_auth_failures_total{reason="permission_denied"} 2' in body
+    # ...and in the audit trail, which only an admin may read.
+    with channel(pki, port, "stranger") as ch:
+        stub = pb_grpc.DeviceControlStub(ch)
+        with pytest.raises(grpc.RpcError) as viewer:
+            stub.ListAuditEvents(audit_pb2.ListAuditEventsRequest(),
+                                 metadata=bearer("viewer-token"), timeout=10)
+        assert viewer.value.code() == grpc.StatusCode.PERMISSION_DENIED
+        events = stub.ListAuditEvents(audit_pb2.ListAuditEventsRequest(page_size=1000),
+                                      metadata=bearer("admin-token"), timeout=10).events
+    failures = [(e.principal, e.method.rsplit("/", 1)[1], e.reason) for e in events
+                if e.kind == audit_pb2.AUDIT_EVENT_KIND_AUTH_FAILURE]
+    assert sorted(failures) == sorted([
+        ("", "GetDevice", "UNAUTHENTICATED"), ("", "GetDevice", "UNAUTHENTICATED"),
+        ("vera", "Configure", "PERMISSION_DENIED"),
+        ("robot-7", "ResetEmergencyStop", "PERMISSION_DENIED"),
+        ("vera", "ListAuditEvents", "PERMISSION_DENIED")])
+    commands = {(e.principal, e.method.rsplit("/", 1)[1]) for e in events
+                if e.kind != audit_pb2.AUDIT_EVENT_KIND_AUTH_FAILURE and e.principal}
+    assert {("vera", "EmergencyStop"), ("robot-7", "AcquireLease"),
+            ("robot-7", "Configure")} <= commands
 
 
 def test_clients_without_a_certificate_or_without_tls_are_rejected(pki, secure_dermad):
@@ -177,7 +200,8 @@ def test_bad_tokens_file_exits_2_naming_the_line(tmp_path):
     tokens = tmp_path / "tokens"
     tokens.write_text("token plain-text-secret alice admin\n")
     result = subprocess.run([os.environ["DERMAD"], "--config", FLEET, "--metrics_listen=",
-                             "--listen", "127.0.0.1:0", f"--tokens_file={tokens}"],
+                             "--listen", "127.0.0.1:0", f"--tokens_file={tokens}",
+                             f"--state_dir={tmp_path}"],
                             capture_output=True, text=True, timeout=20)
     assert result.returncode == 2
     assert f"{tokens}:1:" in result.stderr

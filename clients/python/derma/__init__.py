@@ -17,6 +17,7 @@ except ImportError as missing:  # a fresh checkout: nothing generated yet
                       "derma_python_client") from missing
 
 from derma import errors
+from derma.audit import AuditRecord
 from derma.client import Client, connect
 from derma.devices import Cartridge, Device, Fault, Parameter
 from derma.errors import DermaError
@@ -28,5 +29,5 @@ from derma.telemetry import (Event, Gap, Heartbeat, Sample, Snapshot, Synced,
 __all__ = [
     "connect", "Client", "Lease", "Device", "Fault", "Parameter", "Cartridge", "Run",
     "RunHandle", "Ledger", "Sample", "Event", "Snapshot", "Synced", "Heartbeat", "Gap",
-    "TelemetryStream", "DermaError", "errors",
+    "TelemetryStream", "DermaError", "errors", "AuditRecord",
 ]

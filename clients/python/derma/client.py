@@ -13,6 +13,7 @@ Failed calls raise a derma.errors.DermaError subclass. A Client is thread-safe.
 from __future__ import annotations
 
 import contextlib
+import datetime
 import getpass
 import os
 import socket
@@ -20,12 +21,14 @@ from typing import Any, Iterable, Iterator, Optional
 
 import grpc
 
+from derma.audit import AuditRecord
 from derma.devices import Device, device_name
 from derma.errors import ConnectionError, from_rpc_error
 from derma.lease import Lease
 from derma.runs import Run, RunHandle, StepLike, start_run
 from derma.sim import Simulator
 from derma.telemetry import TelemetryStream, open_stream
+from derma.v1 import audit_pb2
 from derma.v1 import device_control_pb2 as pb
 from derma.v1 import device_control_pb2_grpc as pb_grpc
 
@@ -122,6 +125,29 @@ class Client:
             token = response.next_page_token
             if not token:
                 return runs
+
+    def audit_events(self, device: Optional[str] = None, principal: Optional[str] = None,
+                     since: Optional[datetime.datetime] = None,
+                     until: Optional[datetime.datetime] = None,
+                     limit: Optional[int] = None) -> list[AuditRecord]:
+        """The audit trail, newest first (admin role): records of one device and/or principal,
+        at or after `since` and before `until` (timezone-aware datetimes), at most `limit` (None:
+        all). AuditUnavailable when the server keeps no audit trail."""
+        request = audit_pb2.ListAuditEventsRequest(device=device_name(device) if device else "",
+                                                   principal=principal or "")
+        if since is not None:
+            request.start_time.FromDatetime(since)
+        if until is not None:
+            request.end_time.FromDatetime(until)
+        records: list[AuditRecord] = []
+        while limit is None or len(records) < limit:
+            request.page_size = 1000 if limit is None else min(1000, limit - len(records))
+            response = self.call(self.stub.ListAuditEvents, request)
+            records += [AuditRecord.from_proto(e) for e in response.events]
+            request.page_token = response.next_page_token
+            if not request.page_token:
+                break
+        return records
 
     def get_run(self, name: str) -> Run:
         """One run, "devices/{id}/runs/{run}". RunNotFound if there is none."""

@@ -257,6 +257,18 @@ class ShuttingDown(DermaError):
     reason_name = "SHUTTING_DOWN"
 
 
+class AuditUnavailable(DermaError):
+    """The server's audit trail cannot be written (or it keeps none, for audit_events). When a
+    command's own call raises this with metadata command_carried_out="true", the command WAS
+    carried out; only its record is missing."""
+    reason_name = "AUDIT_UNAVAILABLE"
+
+    @property
+    def command_carried_out(self) -> bool:
+        """True when the command took effect although its record could not be written."""
+        return self.metadata.get("command_carried_out") == "true"
+
+
 class StreamLimit(DermaError):
     """Too many concurrent streams on the server (or a client stopped reading for too long)."""
     reason_name = "STREAM_LIMIT"
@@ -301,7 +313,8 @@ BY_REASON: dict[str, type[DermaError]] = {
         LeaseRequired, EstopLatched, FaultLatched, FaultConditionPresent, CartridgeExpired,
         NoElectrodeContact, RunActive, RunEnded, VirtualClockRequired, NotSimulated,
         LeaseMismatch, LeaseExpired, LeaseHeld, DeviceNotFound, RunNotFound, DeviceOffline,
-        ShuttingDown, StreamLimit, DriverError, Unauthenticated, PermissionDenied)
+        ShuttingDown, StreamLimit, DriverError, Unauthenticated, PermissionDenied,
+        AuditUnavailable)
 }
 
 

@@ -7,8 +7,10 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 from typing import Iterator
 
@@ -33,9 +35,11 @@ class Dermad:
     """A running dermad process (no metrics endpoint) and its target "127.0.0.1:N"."""
 
     def __init__(self, config: Path, *extra: str) -> None:
+        # An audit trail of its own in a temporary state directory.
+        self.state_dir = tempfile.mkdtemp(prefix="dermad-state-")
         self.process = subprocess.Popen(
             [dermad_binary(), "--config", str(config), "--listen", "127.0.0.1:0",
-             "--metrics_listen=", "--log_level=error", *extra],
+             "--metrics_listen=", "--log_level=error", f"--state_dir={self.state_dir}", *extra],
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         line = self.process.stdout.readline()
         match = PORT_LINE.search(line)
@@ -56,6 +60,7 @@ class Dermad:
             self.process.wait()
         self.process.stdout.close()
         self.process.stderr.close()
+        shutil.rmtree(self.state_dir, ignore_errors=True)
 
 
 @pytest.fixture

@@ -107,3 +107,19 @@ def test_closing_the_client_stops_lease_renewal_and_later_calls(dermad) -> None:
     assert not pen.renewing
     with pytest.raises(errors.ConnectionError, match="closed"):
         client.devices()
+
+
+def test_audit_events_lists_commands_newest_first_with_filters(client) -> None:
+    client.emergency_stop("pen-1")
+    client.stop("stim-1")
+    records = client.audit_events(device="pen-1")
+    assert records and all(r.device == "devices/pen-1" for r in records)
+    command = next(r for r in records if r.method.endswith("/EmergencyStop"))
+    assert (command.kind, command.principal, command.code, command.reason) == (
+        "ESTOP", "local", 0, "")
+    assert any(r.kind == "ESTOP" and "-> ESTOPPED" in r.detail for r in records)
+    newest = client.audit_events(limit=1)
+    assert len(newest) == 1 and newest[0].method.endswith("/Stop")
+    assert [r.id for r in client.audit_events()] == sorted(
+        (r.id for r in client.audit_events()), reverse=True)
+    assert client.audit_events(principal="nobody") == []

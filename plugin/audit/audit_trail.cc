@@ -1,0 +1,207 @@
+#include "plugin/audit/audit_trail.h"
+
+#include <cstdio>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "plugin/core/errors.h"
+
+namespace derma {
+namespace {
+
+// Device events taken from the subscription per Drain call.
+constexpr size_t kDrainChunk = 4096;
+
+absl::Status ClosedError() {
+  return MakeError(absl::StatusCode::kUnavailable, v1::ERROR_REASON_AUDIT_UNAVAILABLE,
+                   "the audit trail is closed (the service is stopping)");
+}
+
+}  // namespace
+
+AuditTrail::AuditTrail(AuditStore& store, TelemetryFanout& fanout, const RunRegistry& runs,
+                       AuditTrailOptions options)
+    : store_(store), fanout_(fanout), runs_(runs), options_(options) {
+  Subscribe();
+  writer_ = std::thread([this] { WriterLoop(); });
+  querier_ = std::thread([this] { QueryLoop(); });
+}
+
+AuditTrail::~AuditTrail() { Close(); }
+
+void AuditTrail::Subscribe() {
+  SubscriptionOptions subscription;
+  subscription.events_only = true;
+  subscription.event_capacity = options_.event_capacity;
+  subscription_ = fanout_.Subscribe(std::move(subscription));
+  subscription_->SetWakeup([this] {
+    absl::MutexLock lock(&mu_);
+    events_waiting_ = true;
+  });
+}
+
+void AuditTrail::Record(AuditEvent event, Done done) {
+  {
+    absl::MutexLock lock(&mu_);
+    if (!closing_) {
+      queue_.push_back({std::move(event), std::move(done)});
+      return;
+    }
+  }
+  if (done) std::move(done)(ClosedError());
+}
+
+void AuditTrail::Query(QueryFn query) {
+  {
+    absl::MutexLock lock(&mu_);
+    if (!closed_) {
+      queries_.push_back(std::move(query));
+      return;
+    }
+  }
+  std::move(query)(store_);
+}
+
+void AuditTrail::Flush() {
+  absl::MutexLock lock(&mu_);
+  if (closed_) return;
+  struct Wait {
+    AuditTrail* self;
+    uint64_t target;
+  } wait{this, ++flush_requested_};
+  mu_.Await(absl::Condition(
+      +[](Wait* w) {
+        w->self->mu_.AssertReaderHeld();
+        return w->self->flush_completed_ >= w->target || w->self->closed_;
+      },
+      &wait));
+}
+
+void AuditTrail::Close() {
+  {
+    absl::MutexLock lock(&mu_);
+    if (closing_) return;
+    closing_ = true;
+  }
+  if (writer_.joinable()) writer_.join();  // commits what is queued, then ends
+  if (querier_.joinable()) querier_.join();
+  fanout_.Unsubscribe(subscription_.get());
+}
+
+void AuditTrail::WriterLoop() {
+  while (true) {
+    std::vector<Pending> pending;
+    uint64_t flush_target = 0;
+    bool last = false;
+    {
+      absl::MutexLock lock(&mu_);
+      mu_.Await(absl::Condition(
+          +[](AuditTrail* self) {
+            self->mu_.AssertReaderHeld();
+            return !self->queue_.empty() || self->events_waiting_ || self->closing_ ||
+                   self->flush_requested_ > self->flush_completed_;
+          },
+          this));
+      pending.swap(queue_);
+      events_waiting_ = false;
+      flush_target = flush_requested_;
+      last = closing_;
+    }
+    CommitBatch(pending);
+    absl::MutexLock lock(&mu_);
+    flush_completed_ = flush_target;
+    if (last && queue_.empty()) {
+      closed_ = true;
+      return;
+    }
+  }
+}
+
+void AuditTrail::CommitBatch(std::vector<Pending>& pending) {
+  // A command's device events were published before its record was queued, so draining after
+  // taking the queue writes them no later than the command itself.
+  std::vector<AuditEvent> events;
+  std::vector<v1::Run> runs;
+  DrainDeviceEvents(events, runs);
+  events.reserve(events.size() + pending.size());
+  for (Pending& p : pending) events.push_back(std::move(p.event));
+  if (events.empty() && runs.empty()) return;
+  const absl::Status status = store_.Commit(events, runs);
+  commits_.fetch_add(1);
+  if (status.ok()) {
+    records_written_.fetch_add(events.size());
+    if (!writable_.exchange(true)) {
+      std::fprintf(stderr, "derma: audit trail %s is writable again\n", store_.path().c_str());
+    }
+  } else {
+    write_failures_.fetch_add(1);
+    if (writable_.exchange(false)) {
+      std::fprintf(stderr, "derma: audit trail %s cannot be written: %s\n", store_.path().c_str(),
+                   std::string(status.message()).c_str());
+    }
+  }
+  for (Pending& p : pending) {
+    if (p.done) std::move(p.done)(status);
+  }
+}
+
+void AuditTrail::DrainDeviceEvents(std::vector<AuditEvent>& events, std::vector<v1::Run>& runs) {
+  const absl::Time now = absl::Now();
+  while (true) {
+    TelemetryDrain drain = subscription_->Drain(kDrainChunk);
+    for (const TelemetryEntry& entry : drain.entries) {
+      if (entry.event == nullptr) continue;
+      events.push_back(AuditEventFromDeviceEvent(*entry.event, now));
+      if (!entry.event->run().empty()) {
+        if (RunPtr run = runs_.Get(entry.event->run()); run != nullptr) runs.push_back(*run);
+      }
+    }
+    if (drain.entries.size() < kDrainChunk) break;
+  }
+  if (subscription_->overflowed()) {
+    // Never lose events silently: say so in the trail itself, and start a new subscription.
+    AuditEvent loss;
+    loss.time_us = absl::ToUnixMicros(now);
+    loss.kind = v1::AUDIT_EVENT_KIND_STATE_CHANGE;
+    loss.code = static_cast<int>(absl::StatusCode::kDataLoss);
+    loss.detail = absl::StrCat("the audit trail fell behind by more than ",
+                               options_.event_capacity,
+                               " device events; events between this record and the previous "
+                               "one may be missing");
+    events.push_back(std::move(loss));
+    fanout_.Unsubscribe(subscription_.get());
+    Subscribe();
+  }
+}
+
+void AuditTrail::QueryLoop() {
+  absl::Time next_prune = absl::Now() + options_.prune_interval;
+  while (true) {
+    std::vector<QueryFn> queries;
+    bool stop = false;
+    {
+      absl::MutexLock lock(&mu_);
+      mu_.AwaitWithDeadline(absl::Condition(
+                                +[](AuditTrail* self) {
+                                  self->mu_.AssertReaderHeld();
+                                  return !self->queries_.empty() || self->closed_;
+                                },
+                                this),
+                            next_prune);
+      queries.swap(queries_);
+      stop = closed_;
+    }
+    for (QueryFn& query : queries) std::move(query)(store_);
+    if (stop) return;
+    if (absl::Now() >= next_prune) {
+      if (absl::StatusOr<PruneResult> pruned = store_.Prune(absl::Now()); !pruned.ok()) {
+        std::fprintf(stderr, "derma: audit trail %s: pruning failed: %s\n", store_.path().c_str(),
+                     std::string(pruned.status().message()).c_str());
+      }
+      next_prune = absl::Now() + options_.prune_interval;
+    }
+  }
+}
+
+}  // namespace derma

@@ -1,0 +1,110 @@
+// AuditTrail: writes the audit trail into an AuditStore without ever blocking a device strand
+// or a gRPC thread. Calls are recorded through Record, whose callback runs once the record is
+// durable (so the service acknowledges a command only then); device events (state changes,
+// faults, lease expiries, emergency stops, runs with their ledgers) arrive through an
+// events-only telemetry subscription. One writer thread commits everything that queued up
+// since its previous commit in one transaction (group commit: one fsync for many records); a
+// second thread answers queries and prunes by the store's retention options, so pruning never
+// holds up a command for longer than one batch delete. Layer: plugin/audit. Thread-safe.
+#ifndef DERMA_PLUGIN_AUDIT_AUDIT_TRAIL_H_
+#define DERMA_PLUGIN_AUDIT_AUDIT_TRAIL_H_
+
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <thread>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/functional/any_invocable.h"
+#include "absl/status/status.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
+#include "plugin/audit/audit_event.h"
+#include "plugin/audit/audit_store.h"
+#include "plugin/core/run_registry.h"
+#include "plugin/core/telemetry_fanout.h"
+
+namespace derma {
+
+struct AuditTrailOptions {
+  // How often the store is pruned by its retention options (nothing happens without limits).
+  absl::Duration prune_interval = absl::Minutes(10);
+  // Device events that may wait for the writer; beyond that the trail records the loss.
+  size_t event_capacity = size_t{1} << 20;
+};
+
+// The audit record of one device event (time: `now`). Pure; exposed for tests.
+AuditEvent AuditEventFromDeviceEvent(const v1::DeviceEvent& event, absl::Time now);
+
+class AuditTrail {
+ public:
+  using Done = absl::AnyInvocable<void(absl::Status) &&>;
+  using QueryFn = absl::AnyInvocable<void(AuditStore&) &&>;
+
+  // Subscribes to `fanout`'s events and starts the writer and query threads. `store`, `fanout`
+  // and `runs` must outlive the trail.
+  AuditTrail(AuditStore& store, TelemetryFanout& fanout, const RunRegistry& runs,
+             AuditTrailOptions options = {});
+  ~AuditTrail();  // Close()
+  AuditTrail(const AuditTrail&) = delete;
+  AuditTrail& operator=(const AuditTrail&) = delete;
+
+  // Queues `event`. `done` (may be empty) is called on the writer thread with OK once the
+  // record is durable, or with the storage error (then nothing of that commit was written).
+  // After Close, `done` is called at once with UNAVAILABLE (AUDIT_UNAVAILABLE).
+  void Record(AuditEvent event, Done done) ABSL_LOCKS_EXCLUDED(mu_);
+  // Runs `query` on the query thread (never on the caller's). After Close, on the caller's.
+  void Query(QueryFn query) ABSL_LOCKS_EXCLUDED(mu_);
+  // Returns once everything recorded, and every device event published, before the call is
+  // durable or has failed.
+  void Flush() ABSL_LOCKS_EXCLUDED(mu_);
+  // Flushes, unsubscribes and joins the threads. Idempotent.
+  void Close() ABSL_LOCKS_EXCLUDED(mu_);
+
+  // False after a commit failed, until one succeeds again.
+  bool writable() const { return writable_.load(); }
+  uint64_t records_written() const { return records_written_.load(); }
+  uint64_t commits() const { return commits_.load(); }
+  uint64_t write_failures() const { return write_failures_.load(); }
+  const std::string& path() const { return store_.path(); }
+
+ private:
+  struct Pending {
+    AuditEvent event;
+    Done done;
+  };
+
+  void Subscribe();
+  void WriterLoop();
+  void QueryLoop();
+  // Moves waiting device events (and the runs they name) into `events` / `runs`.
+  void DrainDeviceEvents(std::vector<AuditEvent>& events, std::vector<v1::Run>& runs);
+  void CommitBatch(std::vector<Pending>& pending);
+
+  AuditStore& store_;
+  TelemetryFanout& fanout_;
+  const RunRegistry& runs_;
+  const AuditTrailOptions options_;
+  std::shared_ptr<TelemetrySubscription> subscription_;  // writer thread only after start
+
+  absl::Mutex mu_;
+  std::vector<Pending> queue_ ABSL_GUARDED_BY(mu_);
+  std::vector<QueryFn> queries_ ABSL_GUARDED_BY(mu_);
+  bool events_waiting_ ABSL_GUARDED_BY(mu_) = false;
+  bool closing_ ABSL_GUARDED_BY(mu_) = false;
+  bool closed_ ABSL_GUARDED_BY(mu_) = false;
+  uint64_t flush_requested_ ABSL_GUARDED_BY(mu_) = 0;
+  uint64_t flush_completed_ ABSL_GUARDED_BY(mu_) = 0;
+
+  std::atomic<bool> writable_{true};
+  std::atomic<uint64_t> records_written_{0};
+  std::atomic<uint64_t> commits_{0};
+  std::atomic<uint64_t> write_failures_{0};
+  std::thread writer_;
+  std::thread querier_;
+};
+
+}  // namespace derma
+
+#endif  // DERMA_PLUGIN_AUDIT_AUDIT_TRAIL_H_
