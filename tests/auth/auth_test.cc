@@ -3,6 +3,8 @@
 #include <set>
 #include <string>
 
+#include "derma/sim/v1/simulator.pb.h"
+#include "derma/v1/device_control.pb.h"
 #include "gmock/gmock.h"
 #include "grpcpp/server_context.h"
 #include "gtest/gtest.h"
@@ -36,7 +38,7 @@ bool Allowed(Role role, const std::string& method) {
 
 TEST(PolicyMatrixTest, EveryRoleTimesEveryRpc) {
   const std::vector<std::string> methods = KnownMethods();
-  ASSERT_EQ(methods.size(), 25u) << "19 DeviceControl + 6 Simulator methods";
+  ASSERT_EQ(methods.size(), 26u) << "20 DeviceControl + 6 Simulator methods";
   for (const std::string& method : methods) {
     const bool viewer = kViewerMethods.contains(method);
     const bool op = viewer || kOperatorMethods.contains(method);
@@ -46,10 +48,28 @@ TEST(PolicyMatrixTest, EveryRoleTimesEveryRpc) {
   }
 }
 
+TEST(PolicyMatrixTest, TheTableNamesEveryMethodTheServicesDeclare) {
+  std::set<std::string> declared;
+  for (const google::protobuf::ServiceDescriptor* service :
+       {v1::ListDevicesRequest::descriptor()->file()->FindServiceByName("DeviceControl"),
+        sim::v1::InjectFaultRequest::descriptor()->file()->FindServiceByName("Simulator")}) {
+    ASSERT_NE(service, nullptr);
+    for (int i = 0; i < service->method_count(); ++i) {
+      declared.insert("/" + service->full_name() + "/" + service->method(i)->name());
+    }
+  }
+  const std::vector<std::string> known = KnownMethods();
+  EXPECT_EQ(declared, std::set<std::string>(known.begin(), known.end()));
+}
+
 TEST(PolicyMatrixTest, EmergencyStopIsOpenToEveryRoleAndResetIsAdminOnly) {
   EXPECT_EQ(RequiredRole("/derma.v1.DeviceControl/EmergencyStop"), Role::kViewer);
   EXPECT_EQ(RequiredRole("/derma.v1.DeviceControl/ResetEmergencyStop"), Role::kAdmin);
   EXPECT_EQ(RequiredRole("/derma.sim.v1.Simulator/AdvanceClock"), Role::kAdmin);
+}
+
+TEST(PolicyMatrixTest, TheAuditTrailIsForAdminsOnly) {
+  EXPECT_EQ(RequiredRole("/derma.v1.DeviceControl/ListAuditEvents"), Role::kAdmin);
 }
 
 TEST(PolicyMatrixTest, HealthNeedsNoCredentialsAndUnknownMethodsNeedAdmin) {
