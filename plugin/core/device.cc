@@ -32,8 +32,13 @@ void Device::Initialize() {
   PublishSample(time_);
 }
 
-absl::Status Device::CheckCommand(Command command, const std::string& lease_id) {
+void Device::CatchUp() {
   AdvanceTo(context_.clock.Now());
+  if (published_output_on_ && !reading_.output_on) PublishSample(time_);
+}
+
+absl::Status Device::CheckCommand(Command command, const std::string& lease_id) {
+  CatchUp();
   if (absl::Status s = CheckLegal(command, state_, name_); !s.ok()) {
     if (state_ != v1::DEVICE_STATE_FAULT || !active_fault_.has_value()) return s;
     // Name the latched fault, so the client knows what to clear.
@@ -49,21 +54,21 @@ absl::Status Device::CheckCommand(Command command, const std::string& lease_id) 
 }
 
 absl::StatusOr<LeaseGrant> Device::AcquireLease(const std::string& holder, absl::Duration ttl) {
-  AdvanceTo(context_.clock.Now());
+  CatchUp();
   absl::StatusOr<LeaseGrant> grant = lease_.Acquire(holder, ttl, time_);
   if (grant.ok()) PublishView();
   return grant;
 }
 
 absl::StatusOr<LeaseGrant> Device::RenewLease(const std::string& lease_id, absl::Duration ttl) {
-  AdvanceTo(context_.clock.Now());
+  CatchUp();
   absl::StatusOr<LeaseGrant> grant = lease_.Renew(lease_id, ttl, time_);
   if (grant.ok()) PublishView();
   return grant;
 }
 
 absl::Status Device::ReleaseLease(const std::string& lease_id) {
-  AdvanceTo(context_.clock.Now());
+  CatchUp();
   absl::Status status = lease_.Release(lease_id, time_);
   if (status.ok()) PublishView();
   return status;
@@ -205,6 +210,8 @@ void Device::EmergencyStop() {
     estop_pending_ = true;
     EmitEvent(v1::DEVICE_EVENT_TYPE_STATE_CHANGED,
               "EmergencyStop while OFFLINE: latches on reconnect");
+    PublishView();
+    PublishFreshSample();  // the link may have dropped since the last tick: show the output off
     return;
   }
   SetState(v1::DEVICE_STATE_ESTOPPED, "EmergencyStop");
@@ -277,6 +284,9 @@ void Device::SetState(v1::DeviceState next, const std::string& cause) {
   if (next == state_) return;
   const v1::DeviceState previous = state_;
   state_ = next;
+  // IDLE carries no fault: leaving an automatic pause (contact loss) by a dead-man stop,
+  // CancelRun or shutdown forgets its cause, as Stop does.
+  if (next == v1::DEVICE_STATE_IDLE) active_fault_.reset();
   auto event = std::make_shared<v1::DeviceEvent>();
   event->set_device(name_);
   event->set_sequence(++event_sequence_);

@@ -113,6 +113,10 @@ class Device {
 
   // Time and physics (device_runtime.cc).
   void AdvanceTo(absl::Time t);
+  // AdvanceTo(now) at the start of a command. When that switched the output off (a fault, link
+  // loss or lease expiry found before the next tick), publishes a sample at once, so the view
+  // never shows a latched or offline device with the output on.
+  void CatchUp();
   Deadline NextDeadline(absl::Time limit, absl::Time* at) const;
   void Integrate(absl::Time t);
   void HandleDeadline(Deadline which, absl::Time at);
@@ -173,6 +177,7 @@ class Device {
   std::optional<ActiveRun> run_;
   std::vector<v1::Settings> run_settings_;  // applied settings per step of the active run
   uint64_t sample_sequence_ = 0;
+  bool published_output_on_ = false;  // output_on of the last published sample
   uint64_t event_sequence_ = 0;
 };
 

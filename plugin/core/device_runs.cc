@@ -118,7 +118,7 @@ void Device::BeginRun(const std::vector<v1::RunStep>& steps, std::vector<v1::Set
 }
 
 absl::StatusOr<RunPtr> Device::CancelRun(const std::string& lease_id, const std::string& run_name) {
-  AdvanceTo(context_.clock.Now());
+  CatchUp();
   if (!run_.has_value() || run_->run.name() != run_name) {
     if (RunPtr known = context_.runs.Get(run_name); known != nullptr && RunEnded(*known)) {
       return MakeError(absl::StatusCode::kFailedPrecondition, v1::ERROR_REASON_RUN_ENDED,

@@ -103,10 +103,11 @@ void Device::HandleDeadline(Deadline which, absl::Time at) {
       std::optional<LeaseGrant> expired = lease_.ExpireIfDue(at);
       if (!expired.has_value()) return;
       view_.counters().CountLeaseExpiration();
+      const bool dead_man = state_ == v1::DEVICE_STATE_RUNNING || state_ == v1::DEVICE_STATE_PAUSED;
+      if (dead_man) ForceOff();  // the dead-man switch: output off before anything reports it
       EmitEvent(v1::DEVICE_EVENT_TYPE_LEASE_EXPIRED,
                 absl::StrCat("lease of \"", expired->holder, "\" expired"));
-      if (state_ == v1::DEVICE_STATE_RUNNING || state_ == v1::DEVICE_STATE_PAUSED) {
-        ForceOff();  // dead-man switch
+      if (dead_man) {
         view_.counters().CountDeadManStop();
         EndRun(v1::RUN_END_REASON_LEASE_EXPIRED, "lease expired");
         SetState(v1::DEVICE_STATE_IDLE, "lease expired (dead-man stop)");
@@ -255,6 +256,7 @@ void Device::PublishSample(absl::Time t) {
   sample.sequence = ++sample_sequence_;
   sample.device_time_us = absl::ToUnixMicros(t);
   sample.output_on = reading_.output_on;
+  published_output_on_ = reading_.output_on;
   sample.pen = reading_.pen;
   sample.stim = reading_.stim;
   view_.PublishSample(sample);
