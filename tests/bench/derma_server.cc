@@ -7,8 +7,8 @@
 namespace derma::bench {
 
 absl::StatusOr<std::unique_ptr<DermaServer>> DermaServer::Start(
-    const config::v1::FleetConfig& config) {
-  absl::StatusOr<std::unique_ptr<Plugin>> plugin = Plugin::Create(config);
+    const config::v1::FleetConfig& config, PluginOptions options) {
+  absl::StatusOr<std::unique_ptr<Plugin>> plugin = Plugin::Create(config, std::move(options));
   if (!plugin.ok()) return plugin.status();
   std::unique_ptr<DermaServer> server(new DermaServer());
   server->plugin_ = *std::move(plugin);

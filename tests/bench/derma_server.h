@@ -27,7 +27,8 @@ class DermaServer {
  public:
   // Creates the plugin from `config`, serves it on 127.0.0.1:0 and starts it (devices tick on
   // a real clock).
-  static absl::StatusOr<std::unique_ptr<DermaServer>> Start(const config::v1::FleetConfig& config);
+  static absl::StatusOr<std::unique_ptr<DermaServer>> Start(const config::v1::FleetConfig& config,
+                                                            PluginOptions options = {});
   ~DermaServer();  // plugin Shutdown, then the server
 
   Plugin& plugin() { return *plugin_; }

@@ -36,6 +36,25 @@ void Report::AddLatency(const LatencyResult& latency) {
   AddUnary("Configure (held lease)", latency.configure, kConfigureGoal);
 }
 
+void Report::AddAuditedConfigure(const Percentiles& configure) {
+  table_.AddInfo("Configure with the audit trail p50", VersusEcho(configure.p50),
+                 "acknowledged after its record's fsync (group commit)");
+  table_.AddInfo("Configure with the audit trail p99", VersusEcho(configure.p99));
+}
+
+void Report::AddBigFleet(const BigFleetResult& fleet) {
+  const std::string what = absl::StrCat(FormatInteger(fleet.devices), " devices in one process");
+  table_.AddGoal(absl::StrCat(what, ": start-up"), FormatLatency(fleet.startup),
+                 absl::StrCat("≤ ", FormatLatency(kBigFleetStartupGoal)),
+                 fleet.startup <= kBigFleetStartupGoal);
+  table_.AddGoal(absl::StrCat(what, ": resident memory added"),
+                 absl::StrCat(FormatInteger(fleet.rss_added_bytes >> 20), " MiB"), "≤ 500 MiB",
+                 fleet.rss_added_bytes <= kBigFleetRssGoalBytes);
+  table_.AddInfo(absl::StrCat(what, ": CPU while ticking"),
+                 absl::StrFormat("%.2f cores at %.0f Hz per device", fleet.cores_used,
+                                 fleet.sample_rate_hz));
+}
+
 void Report::AddEstop(const EstopResult& estop, size_t devices, int streams) {
   const std::string what = absl::StrCat("EmergencyStop(all) ", devices, " dev, ", streams,
                                         streams == 1 ? " stream" : " streams");
@@ -101,6 +120,10 @@ void Report::AddDeviceTelemetry(const DeviceTelemetryResult& telemetry, size_t d
                  telemetry.dropped == 0);
   table_.AddGoal(absl::StrCat(what, ": gaps not explained by drops"),
                  absl::StrCat(telemetry.unexplained_gaps), "0", telemetry.unexplained_gaps == 0);
+  table_.AddGoal(absl::StrCat(what, ": CPU"),
+                 absl::StrFormat("%.2f cores (whole process, its 4 readers included)",
+                                 telemetry.cores_used),
+                 "≤ 1 core", telemetry.cores_used <= 1.0);
 }
 
 void Report::AddScrapes(const std::vector<ScrapeResult>& scrapes) {

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "tests/bench/estop.h"
+#include "tests/bench/big_fleet.h"
 #include "tests/bench/latency.h"
 #include "tests/bench/scrape.h"
 #include "tests/bench/table.h"
@@ -21,6 +22,9 @@ inline constexpr double kConfigureGoal = 1.5;
 inline constexpr double kEstopP99Goal = 10;
 inline constexpr double kOneSubscriberRateGoal = 2e6;
 inline constexpr double kOneSubscriberVsBareGoal = 0.5;
+inline constexpr int kBigFleetDevices = 10000;
+inline constexpr int64_t kBigFleetRssGoalBytes = int64_t{500} << 20;
+inline constexpr absl::Duration kBigFleetStartupGoal = absl::Seconds(2);
 
 struct ThroughputResults {
   StreamRates bare_one;
@@ -37,6 +41,12 @@ class Report {
   void AddThroughput(const ThroughputResults& throughput);
   void AddDeviceTelemetry(const DeviceTelemetryResult& telemetry, size_t devices,
                           double sample_rate_hz);
+
+  // Configure on a plugin with an audit trail: the price of acknowledging after the fsync.
+  // Needs AddLatency first. Information, no goal.
+  void AddAuditedConfigure(const Percentiles& configure);
+  // 10,000 devices: start-up ≤ 2 s, resident memory added ≤ 500 MiB; CPU as information.
+  void AddBigFleet(const BigFleetResult& fleet);
 
   // Metrics scrape time and body size per fleet size; goal ≤ 50 ms at 1000 devices.
   void AddScrapes(const std::vector<ScrapeResult>& scrapes);

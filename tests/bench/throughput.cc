@@ -5,6 +5,7 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "tests/bench/big_fleet.h"
 #include "tests/bench/echo.grpc.pb.h"
 #include "tests/bench/stream_reader.h"
 
@@ -122,11 +123,13 @@ absl::StatusOr<DeviceTelemetryResult> MeasureDeviceTelemetry(LoadedFleet& fleet,
   absl::StatusOr<uint64_t> made_before = fleet.SamplesMade();
   if (!made_before.ok()) return made_before.status();
   const std::vector<StreamCounts> before = CountsOf(fleet.readers());
+  const absl::Duration cpu_before = ProcessCpuTime();
   const absl::Time start = absl::Now();
   absl::SleepFor(window);
   const std::vector<StreamCounts> after = CountsOf(fleet.readers());
   DeviceTelemetryResult result;
   result.window = absl::Now() - start;
+  result.cores_used = absl::FDivDuration(ProcessCpuTime() - cpu_before, result.window);
   absl::StatusOr<uint64_t> made_after = fleet.SamplesMade();
   if (!made_after.ok()) return made_after.status();
   result.made = *made_after - *made_before;

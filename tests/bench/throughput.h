@@ -50,6 +50,7 @@ struct DeviceTelemetryResult {
   double nominal = 0;              // devices × sample rate × window
   uint64_t dropped = 0;            // dropped_samples reported during the window, all subscribers
   uint64_t unexplained_gaps = 0;   // missing sequence numbers not covered by dropped_samples
+  double cores_used = 0;  // the whole bench process (devices, service, readers) in the window
 };
 
 // Counts what the fleet's own streams receive during `window`, after `warmup` (which lets the
