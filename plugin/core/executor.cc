@@ -1,13 +1,17 @@
 #include "plugin/core/executor.h"
 
+#include <sys/resource.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
 #include <utility>
 
 namespace derma {
 
-ThreadPoolExecutor::ThreadPoolExecutor(size_t threads) {
+ThreadPoolExecutor::ThreadPoolExecutor(size_t threads, int nice) {
   if (threads == 0) threads = std::max(1u, std::thread::hardware_concurrency());
   threads_.reserve(threads);
-  for (size_t i = 0; i < threads; ++i) threads_.emplace_back([this] { WorkerLoop(); });
+  for (size_t i = 0; i < threads; ++i) threads_.emplace_back([this, nice] { WorkerLoop(nice); });
 }
 
 ThreadPoolExecutor::~ThreadPoolExecutor() {
@@ -28,7 +32,13 @@ void ThreadPoolExecutor::ScheduleUrgent(Task task) {
   urgent_.push_back(std::move(task));
 }
 
-void ThreadPoolExecutor::WorkerLoop() {
+void ThreadPoolExecutor::WorkerLoop(int nice) {
+  if (nice > 0) {
+    // On Linux a nice value belongs to the thread. Lowering one's own priority needs no
+    // privilege; if it fails anyway the thread just runs at the process's priority.
+    const id_t tid = static_cast<id_t>(syscall(SYS_gettid));
+    setpriority(PRIO_PROCESS, tid, getpriority(PRIO_PROCESS, tid) + nice);
+  }
   for (;;) {
     Task task;
     {

@@ -35,8 +35,10 @@ class Executor {
 // every task already queued, then joins the threads.
 class ThreadPoolExecutor : public Executor {
  public:
-  // `threads` == 0 means std::thread::hardware_concurrency().
-  explicit ThreadPoolExecutor(size_t threads);
+  // `threads` == 0 means std::thread::hardware_concurrency(). `nice` > 0 lowers the workers'
+  // CPU priority by that much (Linux nice, per thread): for best-effort work (telemetry
+  // encoding) that must not take the CPU from devices, commands and emergency stops.
+  explicit ThreadPoolExecutor(size_t threads, int nice = 0);
   ~ThreadPoolExecutor() override;
   ThreadPoolExecutor(const ThreadPoolExecutor&) = delete;
   ThreadPoolExecutor& operator=(const ThreadPoolExecutor&) = delete;
@@ -46,7 +48,7 @@ class ThreadPoolExecutor : public Executor {
   size_t thread_count() const { return threads_.size(); }
 
  private:
-  void WorkerLoop();
+  void WorkerLoop(int nice);
 
   absl::Mutex mu_;
   std::deque<Task> urgent_ ABSL_GUARDED_BY(mu_);

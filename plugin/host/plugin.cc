@@ -83,7 +83,8 @@ absl::StatusOr<std::unique_ptr<Plugin>> Plugin::Create(const config::v1::FleetCo
         AuditTrailOptions{.prune_interval = options.audit_prune_interval});
   }
   plugin->call_audit_ = std::make_unique<service::CallAudit>(plugin->audit_trail_.get());
-  plugin->stream_executor_ = std::make_unique<ThreadPoolExecutor>(kStreamThreads);
+  plugin->stream_executor_ = std::make_unique<ThreadPoolExecutor>(kStreamThreads,
+                                                                  options.stream_thread_nice);
   plugin->streams_ = std::make_unique<service::StreamRegistry>(options.max_streams);
   plugin->authorizer_ = std::make_unique<auth::Authorizer>(std::move(credentials));
   host::Fleet& f = *plugin->fleet_;

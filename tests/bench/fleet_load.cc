@@ -14,9 +14,9 @@ constexpr absl::Duration kSyncTimeout = absl::Seconds(30);
 }  // namespace
 
 absl::StatusOr<std::unique_ptr<LoadedFleet>> LoadedFleet::Start(
-    const config::v1::FleetConfig& config, int streams) {
+    const config::v1::FleetConfig& config, int streams, PluginOptions options) {
   std::unique_ptr<LoadedFleet> fleet(new LoadedFleet());
-  absl::StatusOr<std::unique_ptr<DermaServer>> server = DermaServer::Start(config);
+  absl::StatusOr<std::unique_ptr<DermaServer>> server = DermaServer::Start(config, options);
   if (!server.ok()) return server.status();
   fleet->server_ = *std::move(server);
   fleet->sample_rate_ = FleetSampleRate(config);

@@ -24,7 +24,8 @@ class LoadedFleet {
   // Serves `config`, leases and starts every device, opens `streams` telemetry streams and
   // waits until each has passed its snapshots.
   static absl::StatusOr<std::unique_ptr<LoadedFleet>> Start(const config::v1::FleetConfig& config,
-                                                            int streams);
+                                                            int streams,
+                                                            PluginOptions options = {});
   ~LoadedFleet();  // streams, then derma
 
   v1::DeviceControl::Stub& stub() { return *stub_; }

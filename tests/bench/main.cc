@@ -61,6 +61,9 @@ ABSL_FLAG(bool, echo_interceptor, false,
           "derma's unary ratios the interceptor accounts for).");
 ABSL_FLAG(int, scrapes, 20, "Metrics scrapes measured per fleet size (100, 1000, 10000 devices).");
 ABSL_FLAG(double, warmup_s, 0.3, "Seconds each stream runs before its rate is measured.");
+ABSL_FLAG(int, stream_thread_nice, derma::PluginOptions().stream_thread_nice,
+          "PluginOptions::stream_thread_nice of the loaded fleet (0: telemetry encoding at the "
+          "same priority as devices and commands).");
 
 namespace derma::bench {
 
@@ -163,7 +166,9 @@ absl::StatusOr<LoadedFleetResults> MeasureLoadedFleet(const Settings& s,
                                                       const config::v1::FleetConfig& config) {
   Progress(absl::StrCat("loading ", s.fleet, ": lease and start every device, open ", s.streams,
                         " telemetry streams"));
-  absl::StatusOr<std::unique_ptr<LoadedFleet>> fleet = LoadedFleet::Start(config, s.streams);
+  PluginOptions options;
+  options.stream_thread_nice = absl::GetFlag(FLAGS_stream_thread_nice);
+  absl::StatusOr<std::unique_ptr<LoadedFleet>> fleet = LoadedFleet::Start(config, s.streams, options);
   if (!fleet.ok()) return fleet.status();
   LoadedFleetResults results;
   results.devices = (*fleet)->names().size();
