@@ -72,7 +72,9 @@ class ManualExecutor : public Executor {
 };
 
 // Serialises tasks on an Executor. Thread-safe; the tasks themselves are strand-confined.
-// The executor must outlive the strand, and the strand must outlive its queued tasks.
+// The executor must outlive the strand, and the strand must outlive every task it queued on
+// the executor: its own drain tasks may still run after the last posted task finished, so stop
+// the executor (ThreadPoolExecutor's destructor) or run it idle before destroying the strand.
 class Strand {
  public:
   explicit Strand(Executor& executor) : executor_(executor) {}

@@ -101,8 +101,8 @@ TEST(StrandTest, BusyStrandYieldsToOtherStrands) {
 }
 
 TEST(StrandTest, NeverRunsTwoTasksConcurrentlyOnAThreadPool) {
-  ThreadPoolExecutor executor(2);
-  Strand strand(executor);
+  auto executor = std::make_unique<ThreadPoolExecutor>(2);
+  Strand strand(*executor);
   constexpr int kTasks = 20000;
   std::atomic<int> in_flight{0};
   std::atomic<int> max_in_flight{0};
@@ -121,13 +121,14 @@ TEST(StrandTest, NeverRunsTwoTasksConcurrentlyOnAThreadPool) {
     });
   }
   all_done.WaitForNotification();
+  executor.reset();  // runs the strand's last drain and joins before the strand goes away
   EXPECT_EQ(max_in_flight.load(), 1);
 }
 
 TEST(StrandTest, TwoStrandsRunInParallelOnAThreadPool) {
-  ThreadPoolExecutor executor(2);
-  Strand a(executor);
-  Strand b(executor);
+  auto executor = std::make_unique<ThreadPoolExecutor>(2);
+  Strand a(*executor);
+  Strand b(*executor);
   absl::Notification a_started, b_started;
   std::atomic<bool> a_saw_b{false}, b_saw_a{false};
   absl::BlockingCounter finished(2);
@@ -143,6 +144,7 @@ TEST(StrandTest, TwoStrandsRunInParallelOnAThreadPool) {
     finished.DecrementCount();
   });
   finished.Wait();
+  executor.reset();  // runs the strands' last drains and joins before the strands go away
   EXPECT_TRUE(a_saw_b && b_saw_a);
 }
 
@@ -165,8 +167,8 @@ TEST(StrandTest, UrgentTaskRunsAheadOfOtherStrandsBacklog) {
 }
 
 TEST(StrandTest, UrgentAndNormalDrainsNeverRunTheStrandConcurrently) {
-  ThreadPoolExecutor executor(4);
-  Strand strand(executor);
+  auto executor = std::make_unique<ThreadPoolExecutor>(4);
+  Strand strand(*executor);
   std::atomic<int> inside{0};
   std::atomic<bool> overlapped{false};
   absl::BlockingCounter done(400);
@@ -181,7 +183,21 @@ TEST(StrandTest, UrgentAndNormalDrainsNeverRunTheStrandConcurrently) {
     }
   }
   done.Wait();
+  executor.reset();  // runs the strand's last drains and joins before the strand goes away
   EXPECT_FALSE(overlapped);
+}
+
+// Why a strand must outlive every task its executor still holds, not only the tasks posted to
+// it: an urgent post schedules a second drain, which runs after the strand's last task.
+TEST(StrandTest, ADrainCanRunAfterTheStrandsLastTask) {
+  ManualExecutor executor;
+  Strand strand(executor);
+  std::vector<std::string> log;
+  strand.Post([&log] { log.push_back("normal"); });
+  strand.PostUrgent([&log] { log.push_back("urgent"); });
+  EXPECT_EQ(executor.RunUntilIdle(), 2u) << "the urgent drain runs both tasks, then the normal "
+                                            "drain runs and finds nothing left";
+  EXPECT_THAT(log, ::testing::ElementsAre("urgent", "normal"));
 }
 
 TEST(ThreadPoolExecutorTest, DestructorRunsEveryQueuedTask) {
