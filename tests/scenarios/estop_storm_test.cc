@@ -6,11 +6,12 @@
 // The storm is bounded by call counts, not time. Safe state: every device ESTOPPED with its
 // output off, every error one the contract documents for that call, every run ended with a
 // consistent ledger, every event streamed, every stop counted; reset works afterwards.
+#include "tests/scenarios/estop_storm.h"
+
 #include <algorithm>
 #include <map>
 #include <string>
 
-#include "tests/scenarios/estop_storm.h"
 #include "tests/scenarios/scenario_fixture.h"
 
 namespace derma::testing {
