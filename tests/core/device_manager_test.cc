@@ -15,6 +15,7 @@
 namespace derma::testing {
 namespace {
 
+using ::testing::AllOf;
 using ::testing::ElementsAre;
 using ::testing::Field;
 
@@ -81,6 +82,22 @@ TEST_F(DeviceManagerTest, FindUnknownDeviceIsDeviceNotFound) {
   absl::StatusOr<uint32_t> index = manager_->Find("devices/zz");
   EXPECT_EQ(index.status().code(), absl::StatusCode::kNotFound);
   EXPECT_THAT(index.status(), HasReason(v1::ERROR_REASON_DEVICE_NOT_FOUND));
+}
+
+// Found by tests/fuzz/telemetry_request_fuzzer: a name that is not UTF-8 (text-format files do
+// not check) made the error's ErrorInfo and BadRequest unparsable, so it lost its reason.
+TEST_F(DeviceManagerTest, FindKeepsReasonAndFieldForANameThatIsNotUtf8) {
+  AddDevices({"a"});
+  absl::StatusOr<uint32_t> malformed = manager_->Find("\xCB" "evices/a", "names[0]");
+  EXPECT_THAT(malformed.status(), HasReason(v1::ERROR_REASON_INVALID_FIELD));
+  EXPECT_THAT(ViolationsOf(malformed.status()),
+              ElementsAre(AllOf(Field(&FieldViolation::field, "names[0]"),
+                                Field(&FieldViolation::description,
+                                      "\"\xEF\xBF\xBD"
+                                      "evices/a\" is not a device name devices/{id}"))));
+  absl::StatusOr<uint32_t> unknown = manager_->Find("devices/\xFF\xC0z");
+  EXPECT_THAT(unknown.status(), HasReason(v1::ERROR_REASON_DEVICE_NOT_FOUND));
+  EXPECT_EQ(MetadataOf(unknown.status())["device"], "devices/\xEF\xBF\xBD\xEF\xBF\xBDz");
 }
 
 TEST_F(DeviceManagerTest, FindRunDeviceResolvesTheRunsDevice) {
