@@ -5,6 +5,9 @@ set -euo pipefail
 
 readonly REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 readonly BUILD_DIR="${REPO_ROOT}/build"
+readonly ASAN_DIR="${REPO_ROOT}/build-asan"
+readonly TSAN_DIR="${REPO_ROOT}/build-tsan"
+readonly FUZZ_DIR="${REPO_ROOT}/build-fuzz"
 readonly TOOLS_DIR="${REPO_ROOT}/.tools"
 readonly BUF_VERSION="1.75.0"
 readonly BUF_BIN="${TOOLS_DIR}/node_modules/.bin/buf"
@@ -15,16 +18,28 @@ readonly DEBIAN_PACKAGES=(
   prometheus-cpp-dev libgtest-dev libgmock-dev libbenchmark-dev libsqlite3-dev
   python3-grpcio python3-grpc-tools python3-protobuf python3-pytest
   golang-github-gogo-googleapis-dev grpc-proto clang-format prometheus
+  libasan8 libubsan1 libtsan2 clang-14 libclang-rt-14-dev llvm-14
+)
+
+# The test binaries of the suites labelled `threads` (top CMakeLists.txt): what the
+# ThreadSanitizer build builds and runs.
+readonly TSAN_TARGETS=(
+  derma_core_test derma_service_test derma_host_config_test derma_fleet_test derma_audit_test
 )
 
 usage() {
   cat <<USAGE
 usage: bash deploy/dev.sh <command> [args]
 
-  deps    install missing Debian packages and the pinned buf (into .tools/)
-  build   deps, then configure (Release) and build into build/ with -j2
-  run     build, then start build/plugin/host/dermad with deploy/fleet.textproto [args]
-  test    build, then run the whole test suite with ctest (includes buf lint)
+  deps          install missing Debian packages and the pinned buf (into .tools/)
+  build         deps, then configure (Release) and build into build/ with -j2
+  run           build, then start build/plugin/host/dermad with deploy/fleet.textproto [args]
+  test          build, then run the whole test suite with ctest (includes buf lint), then
+                sanitize, then fuzz (what CI runs)
+  sanitize      deps, then the whole suite under AddressSanitizer + UndefinedBehaviorSanitizer
+                (build-asan/), then the multi-threaded suites under ThreadSanitizer (build-tsan/)
+  fuzz [RUNS]   deps, then build the libFuzzer targets of tests/fuzz with clang (build-fuzz/) and
+                run each on its seed corpus for its CI number of inputs (or RUNS inputs each)
 USAGE
 }
 
@@ -77,8 +92,54 @@ run() {
 
 run_tests() {
   build
-  cd "${BUILD_DIR}"
-  ctest --output-on-failure -j2
+  (cd "${BUILD_DIR}" && ctest --output-on-failure -j2)
+  sanitize
+  fuzz
+}
+
+# timed NAME COMMAND...: runs COMMAND and logs how long it took.
+timed() {
+  local name="$1" start="${SECONDS}"
+  shift
+  "$@"
+  log "${name}: $((SECONDS - start)) s"
+}
+
+asan() {
+  cmake -S "${REPO_ROOT}" -B "${ASAN_DIR}" -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+    "-DDERMA_SANITIZE=address;undefined"
+  timed "asan build" cmake --build "${ASAN_DIR}" -j2
+  (cd "${ASAN_DIR}" &&
+    ASAN_OPTIONS="detect_leaks=1:check_initialization_order=1:strict_init_order=1" \
+    UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1" \
+    timed "asan ctest" ctest --output-on-failure -j2)
+}
+
+tsan() {
+  cmake -S "${REPO_ROOT}" -B "${TSAN_DIR}" -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+    -DDERMA_SANITIZE=thread
+  timed "tsan build" cmake --build "${TSAN_DIR}" -j2 --target "${TSAN_TARGETS[@]}"
+  (cd "${TSAN_DIR}" &&
+    TSAN_OPTIONS="halt_on_error=1:second_deadlock_stack=1" \
+    timed "tsan ctest" ctest --output-on-failure -j2 -L threads)
+}
+
+sanitize() {
+  deps
+  asan
+  tsan
+}
+
+fuzz() {
+  local runs="${1:-0}"
+  deps
+  cmake -S "${REPO_ROOT}" -B "${FUZZ_DIR}" -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+    -DCMAKE_CXX_COMPILER=clang++-14 -DDERMA_FUZZ=ON "-DDERMA_FUZZ_RUNS=${runs}"
+  timed "fuzz build" cmake --build "${FUZZ_DIR}" -j2 --target derma_fuzzers
+  (cd "${FUZZ_DIR}" &&
+    ASAN_SYMBOLIZER_PATH=/usr/lib/llvm-14/bin/llvm-symbolizer \
+    UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1" \
+    timed "fuzz ctest" ctest --output-on-failure -j2 -L fuzz)
 }
 
 main() {
@@ -93,6 +154,8 @@ main() {
     build) build ;;
     run) run "$@" ;;
     test) run_tests ;;
+    sanitize) sanitize ;;
+    fuzz) fuzz "$@" ;;
     -h | --help | help) usage ;;
     *)
       log "unknown command: ${command}"
