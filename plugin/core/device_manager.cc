@@ -98,8 +98,15 @@ void DeviceManager::TickAll(Done done) {
   ForEach(/*urgent=*/false, [](Device& d) { d.Tick(); }, std::move(done));
 }
 
-void DeviceManager::EmergencyStopAll(Done done) {
-  ForEach(/*urgent=*/true, [](Device& d) { d.EmergencyStop(); }, std::move(done));
+void DeviceManager::EmergencyStopAll(Done done,
+                                     absl::AnyInvocable<void(Device&) const> after_stop) {
+  ForEach(
+      /*urgent=*/true,
+      [after_stop = std::move(after_stop)](Device& d) {
+        d.EmergencyStop();
+        if (after_stop) after_stop(d);
+      },
+      std::move(done));
 }
 
 void DeviceManager::ShutdownAll(Done done) {

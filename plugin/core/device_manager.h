@@ -52,7 +52,9 @@ class DeviceManager {
   // Posts a tick to every device; `done` runs once all have ticked.
   void TickAll(Done done);
   // Urgent-lane EmergencyStop on every device; `done` runs once every output is off.
-  void EmergencyStopAll(Done done);
+  // `after_stop` (optional) runs on each device's strand right after its stop, so what it reads
+  // is the stopped device, not a later state; it runs concurrently for different devices.
+  void EmergencyStopAll(Done done, absl::AnyInvocable<void(Device&) const> after_stop = nullptr);
   // Shutdown on every device; `done` runs once every output is off.
   void ShutdownAll(Done done);
 

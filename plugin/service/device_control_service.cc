@@ -330,13 +330,16 @@ grpc::ServerUnaryReactor* DeviceControlService::EmergencyStop(
                          InvalidField("target", "set name, or all_devices to true"));
   }
   Unary* reactor = context->DefaultReactor();
-  devices_.EmergencyStopAll([this, reactor, response, summary, call = std::move(call)]() mutable {
-    response->mutable_devices()->Reserve(static_cast<int>(devices_.size()));
-    for (uint32_t i = 0; i < devices_.size(); ++i) {
-      ReadStopped(devices_.view(i), summary, response->add_devices());
-    }
-    audit_.Finish(reactor, call, "", absl::OkStatus());
-  });
+  // One entry per device, read on its strand right after its stop (a reset racing the call
+  // cannot show up in the response); strands fill distinct, pre-allocated entries.
+  for (uint32_t i = 0; i < devices_.size(); ++i) response->add_devices();
+  devices_.EmergencyStopAll(
+      [this, reactor, call = std::move(call)]() mutable {
+        audit_.Finish(reactor, call, "", absl::OkStatus());
+      },
+      [response, summary](Device& d) {
+        ReadStopped(d.view(), summary, response->mutable_devices(static_cast<int>(d.index())));
+      });
   return reactor;
 }
 

@@ -76,8 +76,9 @@ TEST_F(EstopStormTest, EveryEmergencyStopResponseShowsEveryTargetedOutputOff) {
   Storm();
   EXPECT_THAT(log_.violations(), IsEmpty());
   EXPECT_GT(log_.count("EmergencyStop OK"), 0);
-  // All-devices responses that showed a device reset after its stop (see CheckStopResponse).
-  RecordProperty("all_devices_late_views", static_cast<int>(log_.late_views().size()));
+  // Each device is read on its strand right after its stop, so no all-devices response shows a
+  // device a racing reset already returned to IDLE (see CheckStopResponse).
+  EXPECT_THAT(log_.late_views(), IsEmpty());
 }
 
 TEST_F(EstopStormTest, CallsFailOnlyWithTheErrorsTheContractDocuments) {
