@@ -5,7 +5,6 @@
 // after Close a record is refused. Also the record of each device event kind.
 #include "plugin/audit/audit_trail.h"
 
-#include <sqlite3.h>
 #include <stdlib.h>
 
 #include <atomic>
@@ -18,6 +17,7 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "plugin/core/errors.h"
+#include "tests/audit/sqlite_write_lock.h"
 
 namespace derma::testing {
 namespace {
@@ -156,28 +156,9 @@ TEST_F(AuditTrailTest, SamplesAreNotQueuedForTheTrail) {
   EXPECT_EQ(fanout_.dropped_total(), 0u);
 }
 
-// Holds SQLite's write lock from another connection, as another process could.
-class WriteLock {
- public:
-  explicit WriteLock(const std::string& path) {
-    EXPECT_EQ(sqlite3_open(path.c_str(), &db_), SQLITE_OK);
-    EXPECT_EQ(sqlite3_exec(db_, "BEGIN EXCLUSIVE", nullptr, nullptr, nullptr), SQLITE_OK);
-  }
-  ~WriteLock() { Release(); }
-  void Release() {
-    if (db_ == nullptr) return;
-    sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);
-    sqlite3_close(db_);
-    db_ = nullptr;
-  }
-
- private:
-  sqlite3* db_ = nullptr;
-};
-
 TEST_F(AuditTrailTest, FailedCommitReportsTheErrorAndMarksTheTrailUnwritableUntilOneSucceeds) {
   Open();
-  WriteLock lock(path());
+  SqliteWriteLock lock(path());
   const absl::Status failed = RecordAndWait(Command("/derma.v1.DeviceControl/Start"));
   EXPECT_FALSE(failed.ok());
   EXPECT_THAT(std::string(failed.message()), HasSubstr(path()));
@@ -192,7 +173,7 @@ TEST_F(AuditTrailTest, FailedCommitReportsTheErrorAndMarksTheTrailUnwritableUnti
 TEST_F(AuditTrailTest, EventsLostToAnOverflowAreRecordedAsLost) {
   Open({}, {.event_capacity = 4});
   {
-    WriteLock lock(path());
+    SqliteWriteLock lock(path());
     // The writer waits for the lock on this commit (or the next) while events pile up.
     trail_->Record(Command("/derma.v1.DeviceControl/Start"), nullptr);
     for (uint64_t i = 1; i <= 20; ++i) {

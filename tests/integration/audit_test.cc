@@ -4,7 +4,6 @@
 // restart and a run the previous process never ended is listed INTERRUPTED; an unwritable
 // trail refuses commands that could switch an output on but never stops a device being made
 // safe; refused calls are recorded.
-#include <sqlite3.h>
 #include <stdlib.h>
 
 #include <filesystem>
@@ -19,6 +18,7 @@
 #include "plugin/audit/audit_store.h"
 #include "plugin/audit/audit_trail.h"
 #include "plugin/auth/credentials_store.h"
+#include "tests/audit/sqlite_write_lock.h"
 #include "tests/integration/server_fixture.h"
 
 namespace derma::testing {
@@ -284,29 +284,10 @@ TEST_F(AuditTrailTest, RunNeverEndedByAPreviousProcessIsListedInterrupted) {
   EXPECT_EQ(GetDevice(kPen).state(), v1::DEVICE_STATE_IDLE);  // outputs start off
 }
 
-// Holds SQLite's write lock on the database from another connection, as another process could.
-class WriteLock {
- public:
-  explicit WriteLock(const std::string& path) {
-    EXPECT_EQ(sqlite3_open(path.c_str(), &db_), SQLITE_OK);
-    EXPECT_EQ(sqlite3_exec(db_, "BEGIN EXCLUSIVE", nullptr, nullptr, nullptr), SQLITE_OK);
-  }
-  ~WriteLock() { Release(); }
-  void Release() {
-    if (db_ == nullptr) return;
-    sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);
-    sqlite3_close(db_);
-    db_ = nullptr;
-  }
-
- private:
-  sqlite3* db_ = nullptr;
-};
-
 TEST_F(AuditTrailTest, UnwritableTrailRefusesCommandsButStillStopsDevices) {
   const std::string lease = Lease(kPen);
   ASSERT_THAT(Configure(kPen, lease, PenSettings(0.5, 100)), IsOk());
-  WriteLock lock(db_path());  // every write now fails after SQLite's 1 s busy timeout
+  SqliteWriteLock lock(db_path());  // every write now fails after SQLite's 1 s busy timeout
 
   // Carried out, but not acknowledged as if recorded.
   const grpc::Status started = Start(kPen, lease);
