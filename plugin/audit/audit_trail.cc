@@ -1,5 +1,6 @@
 #include "plugin/audit/audit_trail.h"
 
+#include <algorithm>
 #include <cstdio>
 #include <utility>
 
@@ -153,12 +154,29 @@ void AuditTrail::DrainDeviceEvents(std::vector<AuditEvent>& events, std::vector<
     for (const TelemetryEntry& entry : drain.entries) {
       if (entry.event == nullptr) continue;
       events.push_back(AuditEventFromDeviceEvent(*entry.event, now));
-      if (!entry.event->run().empty()) {
-        if (RunPtr run = runs_.Get(entry.event->run()); run != nullptr) runs.push_back(*run);
-      }
+      if (!entry.event->run().empty()) runs_to_record_.emplace_back(entry.event->run(), 0);
     }
     if (drain.entries.size() < kDrainChunk) break;
   }
+  // The newest snapshot of each run named since the last commit, once per commit.
+  std::sort(runs_to_record_.begin(), runs_to_record_.end(),
+            [](const auto& a, const auto& b) { return a.first < b.first; });
+  runs_to_record_.erase(
+      std::unique(runs_to_record_.begin(), runs_to_record_.end(),
+                  [](const auto& a, const auto& b) { return a.first == b.first; }),
+      runs_to_record_.end());
+  std::vector<std::pair<std::string, int>> not_yet_published;
+  for (auto& [name, lookups] : runs_to_record_) {
+    if (RunPtr run = runs_.Get(name); run != nullptr) {
+      runs.push_back(*run);
+    } else if (lookups + 1 < kRunLookups) {
+      not_yet_published.emplace_back(std::move(name), lookups + 1);
+    } else {
+      std::fprintf(stderr, "derma: audit trail: run %s was never published; not recorded\n",
+                   name.c_str());
+    }
+  }
+  runs_to_record_ = std::move(not_yet_published);
   if (subscription_->overflowed()) {
     // Never lose events silently: say so in the trail itself, and start a new subscription.
     AuditEvent loss;

@@ -12,7 +12,9 @@
 #include <atomic>
 #include <cstdint>
 #include <memory>
+#include <string>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
@@ -87,6 +89,13 @@ class AuditTrail {
   const RunRegistry& runs_;
   const AuditTrailOptions options_;
   std::shared_ptr<TelemetrySubscription> subscription_;  // writer thread only after start
+  // Runs named by drained events whose snapshot is not in the registry yet (a device emits
+  // RUN_STARTED before it publishes the run): looked up again at every commit until found.
+  // The command that started the run is queued only after the run is published, so it is
+  // never committed without its run. A name still unknown after kRunLookups commits (the
+  // registry forgot it) is dropped. Writer thread only.
+  static constexpr int kRunLookups = 1000;
+  std::vector<std::pair<std::string, int>> runs_to_record_;  // name, lookups so far
 
   absl::Mutex mu_;
   std::vector<Pending> queue_ ABSL_GUARDED_BY(mu_);

@@ -146,6 +146,27 @@ TEST_F(AuditTrailTest, DeviceEventsAndTheRunsTheyNameAreRecordedByFlush) {
   EXPECT_EQ(kept->ledger().strokes_delivered(), 7u);
 }
 
+TEST_F(AuditTrailTest, ARunNamedBeforeItIsPublishedIsRecordedWithTheNextCommit) {
+  Open();
+  // A device emits RUN_STARTED before it publishes the run.
+  auto started = std::make_shared<v1::DeviceEvent>();
+  started->set_device("devices/pen-1");
+  started->set_sequence(1);
+  started->set_type(v1::DEVICE_EVENT_TYPE_RUN_STARTED);
+  started->set_run("devices/pen-1/runs/r2");
+  fanout_.PublishEvent(0, started);
+  trail_->Flush();
+  EXPECT_EQ(store_->GetRun("devices/pen-1/runs/r2").status().code(), absl::StatusCode::kNotFound);
+  auto run = std::make_shared<v1::Run>();
+  run->set_name("devices/pen-1/runs/r2");
+  run->set_device("devices/pen-1");
+  run->set_state(v1::RUN_STATE_RUNNING);
+  runs_.Publish(run);
+  // The StartRun record comes after the run is published: the run is committed with it.
+  ASSERT_TRUE(RecordAndWait(Command("/derma.v1.DeviceControl/StartRun")).ok());
+  EXPECT_TRUE(store_->GetRun("devices/pen-1/runs/r2").ok());
+}
+
 TEST_F(AuditTrailTest, SamplesAreNotQueuedForTheTrail) {
   Open();
   Sample sample;
