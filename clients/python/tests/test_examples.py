@@ -27,7 +27,11 @@ def test_pen_program_csv_writes_every_sample_of_both_steps(real_dermad, tmp_path
     assert "SUCCEEDED (COMPLETED): output on 2.00 s" in stdout
     rows = list(csv.DictReader(out.open()))
     assert f"wrote {len(rows)} samples to {out}" in stdout
-    assert 190 <= len(rows) <= 210  # 2 s at 100 samples/s
+    # 2 s at 100 samples/s. The simulator samples once per tick of the real clock, so on a
+    # machine busy with other work late ticks make fewer (seen: 176); never more.
+    assert 150 <= len(rows) <= 210
+    times = [float(r["device_time_s"]) for r in rows]
+    assert 1.9 <= times[-1] - times[0] <= 2.1  # the whole program, both steps
     sequences = [int(r["sequence"]) for r in rows]
     assert sequences == list(range(sequences[0], sequences[0] + len(rows)))  # no gaps
     depths = [float(r["needle_depth_mm"]) for r in rows]
