@@ -109,10 +109,10 @@ asan() {
   cmake -S "${REPO_ROOT}" -B "${ASAN_DIR}" -DCMAKE_BUILD_TYPE=RelWithDebInfo \
     "-DDERMA_SANITIZE=address;undefined"
   timed "asan build" cmake --build "${ASAN_DIR}" -j2
-  # Left out of the ASan run (all run in the ordinary ctest):
-  # - python_client and python_example_*: they count samples of a real-time dermad (190–210 in
-  #   2 s at 100 Hz; a pause of 0.7–1.5 s), which an instrumented dermad on a busy 2-core
-  #   machine misses (seen: 185 samples).
+  # Left out of the ASan run (they run in the ordinary ctest): python_client and
+  # python_example_*, which time a real-time dermad by the wall clock (samples over 2 s, a
+  # 0.7–1.5 s pause) that an instrumented dermad on a busy 2-core machine can miss (185 of
+  # 190–210 samples seen once).
   (cd "${ASAN_DIR}" &&
     ASAN_OPTIONS="detect_leaks=1:check_initialization_order=1:strict_init_order=1" \
     UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1" \
