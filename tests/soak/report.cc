@@ -108,8 +108,9 @@ void PrintMemory(const SoakResult& r, std::ostream& out) {
     table.Add({absl::StrFormat("%.0f", absl::ToDoubleSeconds(r.rss[i].first)),
                FormatMiB(r.rss[i].second)});
   }
-  out << "\ndermad memory: " << FormatMiB(r.rss_start) << " after warm-up, " << FormatMiB(r.rss_end)
-      << " at the end of the load, " << FormatMiB(r.rss_idle) << " once the clients stopped\n";
+  out << "\ndermad memory: " << FormatMiB(r.rss_start) << " at most during the warm-up, "
+      << FormatMiB(r.rss_end) << " at the end of the load, " << FormatMiB(r.rss_idle)
+      << " once the clients stopped\n";
   table.Print(out);
   const double load_s = absl::ToDoubleSeconds(r.elapsed);
   out << absl::StreamFormat(

@@ -47,7 +47,7 @@ struct SoakResult {
   SessionCounts sessions;
   ReadCounts reads;
   std::vector<std::pair<absl::Duration, uint64_t>> rss;  // (time since start, bytes)
-  uint64_t rss_start = 0;                                // after warm-up
+  uint64_t rss_start = 0;                                // the warm-up's highest reading
   uint64_t rss_end = 0;                                  // when the load ended
   uint64_t rss_idle = 0;                                 // after the clients stopped
   absl::Duration dermad_cpu;                             // CPU time dermad used during the load

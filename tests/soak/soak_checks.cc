@@ -84,7 +84,7 @@ void SoakRunner::AddProcessChecks() {
   const int64_t growth =
       static_cast<int64_t>(result_.rss_end) - static_cast<int64_t>(result_.rss_start);
   AddCheck(
-      "dermad RSS growth, after warm-up to the end of the load",
+      "dermad RSS growth: end of the load over the warm-up's peak",
       absl::StrFormat("%s -> %s (%+.1f MiB)", FormatMiB(result_.rss_start),
                       FormatMiB(result_.rss_end), growth / 1048576.0),
       absl::StrFormat("<= %s (%.0f%% + %s)", FormatMiB(allowed), options_.rss_growth_fraction * 100,

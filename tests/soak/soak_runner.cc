@@ -153,6 +153,7 @@ void SoakRunner::Monitor(absl::Time start) {
   absl::Time next_rss = start;
   absl::Time next_progress = start + kProgressEvery;
   uint64_t last_calls = 0;
+  bool baseline_taken = false;
   while (absl::Now() < deadline_ && !interrupted_.load()) {
     absl::SleepFor(absl::Milliseconds(100));
     const absl::Time now = absl::Now();
@@ -162,12 +163,15 @@ void SoakRunner::Monitor(absl::Time start) {
                                  "); its last output:\n", dermad_->Output()));
       return;
     }
-    const bool take_baseline = result_.rss_start == 0 && now >= warm;
+    // The baseline is the highest reading of the warm-up: dermad's RSS rises in steps as the
+    // allocator's arenas see the load's peaks, and the peak so far is what a leak must exceed.
+    const bool take_baseline = !baseline_taken && now >= warm;
     if (now >= next_rss || take_baseline) {
       next_rss = now + kRssEvery;
       if (absl::StatusOr<uint64_t> rss = dermad_->ResidentBytes(); rss.ok()) {
         result_.rss.push_back({now - start, *rss});
-        if (take_baseline) result_.rss_start = *rss;
+        if (!baseline_taken) result_.rss_start = std::max(result_.rss_start, *rss);
+        baseline_taken = baseline_taken || take_baseline;
       }
     }
     if (now >= next_progress) {
@@ -175,9 +179,6 @@ void SoakRunner::Monitor(absl::Time start) {
       last_calls = live_.calls.load();
       next_progress = now + kProgressEvery;
     }
-  }
-  if (result_.rss_start == 0 && !result_.rss.empty()) {
-    result_.rss_start = result_.rss.back().second;  // interrupted during the warm-up
   }
   if (absl::StatusOr<uint64_t> rss = dermad_->ResidentBytes(); rss.ok()) {
     result_.rss_end = *rss;

@@ -28,7 +28,7 @@ namespace derma::soak {
 struct SoakOptions {
   DermadOptions dermad;
   absl::Duration duration = absl::Minutes(2);
-  absl::Duration warmup = absl::Seconds(20);
+  absl::Duration warmup = absl::Minutes(1);  // its highest RSS is the growth check's baseline
   int clients = 50;
   int subscribers = 6;  // of the clients; even ones read fast, odd ones stall
   absl::Duration think = absl::Milliseconds(10);
