@@ -44,6 +44,9 @@ ABSL_FLAG(int, subscribers, 6, "Of the clients, telemetry subscribers (half of t
 ABSL_FLAG(double, think_ms, 10, "Mean pause of a command client between actions.");
 ABSL_FLAG(double, rpc_deadline_s, 5, "Deadline of every unary call.");
 ABSL_FLAG(double, scrape_interval_s, 0.5, "Least time between two metrics scrapes (all clients).");
+ABSL_FLAG(double, stream_life_s, 30,
+          "Mean life of a telemetry subscription before its client subscribes again (each life is "
+          "drawn from 0.5-1.5 times this).");
 ABSL_FLAG(double, slow_read_s, 2, "Slow subscribers read this long between stalls.");
 ABSL_FLAG(double, slow_stall_s, 12, "Slow subscribers stop reading this long.");
 ABSL_FLAG(double, rss_growth_percent, 10, "Allowed RSS growth: this percent of the baseline...");
@@ -99,6 +102,7 @@ derma::soak::SoakOptions OptionsFromFlags(const std::string& temp_dir) {
   o.think = absl::Milliseconds(absl::GetFlag(FLAGS_think_ms));
   o.rpc_deadline = absl::Seconds(absl::GetFlag(FLAGS_rpc_deadline_s));
   o.scrape_interval = absl::Seconds(absl::GetFlag(FLAGS_scrape_interval_s));
+  o.stream_life = absl::Seconds(absl::GetFlag(FLAGS_stream_life_s));
   o.slow_read = absl::Seconds(absl::GetFlag(FLAGS_slow_read_s));
   o.slow_stall = absl::Seconds(absl::GetFlag(FLAGS_slow_stall_s));
   o.rss_growth_fraction = absl::GetFlag(FLAGS_rss_growth_percent) / 100;

@@ -92,6 +92,8 @@ std::unique_ptr<SoakRunner::Client> SoakRunner::MakeSubscriber(int index) {
   options.label = absl::StrCat(client->slow ? "slow-" : "fast-", index);
   options.fleet_size = fleet_.size();
   options.seed = options_.seed * 1000 + index;
+  options.min_stream_life = options_.stream_life / 2;
+  options.max_stream_life = options_.stream_life * 3 / 2;
   // Every third subscriber streams a subset; of the fast ones that do, the samples are
   // decimated to one per 50 ms.
   if (index % 3 == 2) {

@@ -34,6 +34,8 @@ struct SoakOptions {
   absl::Duration think = absl::Milliseconds(10);
   absl::Duration rpc_deadline = absl::Seconds(5);
   absl::Duration scrape_interval = absl::Milliseconds(500);
+  // Subscribers re-subscribe after a life drawn from [0.5, 1.5] × this.
+  absl::Duration stream_life = absl::Seconds(30);
   absl::Duration slow_read = absl::Seconds(2);
   absl::Duration slow_stall = absl::Seconds(12);
   absl::Duration shutdown_timeout = absl::Seconds(5);
