@@ -99,7 +99,7 @@ absl::StatusOr<v1::Settings> Device::Configure(const std::string& lease_id,
                      {{"device", name_}});
   }
   settings_ = *applied;
-  EmitEvent(v1::DEVICE_EVENT_TYPE_SETTINGS_APPLIED, "settings applied");
+  QueueEvent(v1::DEVICE_EVENT_TYPE_SETTINGS_APPLIED, "settings applied");
   PublishView();
   return applied;
 }
@@ -192,11 +192,8 @@ absl::Status Device::Resume(const std::string& lease_id) {
 void Device::Stop() {
   AdvanceTo(context_.clock.Now());
   ForceOff();
-  EndRun(v1::RUN_END_REASON_STOPPED, "Stop");
-  if (state_ == v1::DEVICE_STATE_RUNNING || state_ == v1::DEVICE_STATE_PAUSED) {
-    active_fault_.reset();
-    SetState(v1::DEVICE_STATE_IDLE, "Stop");
-  }
+  const bool operating = state_ == v1::DEVICE_STATE_RUNNING || state_ == v1::DEVICE_STATE_PAUSED;
+  EndRun(v1::RUN_END_REASON_STOPPED, "Stop", operating ? v1::DEVICE_STATE_IDLE : state_, "Stop");
   PublishFreshSample();
 }
 
@@ -205,16 +202,17 @@ void Device::EmergencyStop() {
   driver_->ForceOutputOff(std::max(time_, context_.clock.Now()));
   view_.counters().CountEmergencyStop();
   AdvanceTo(context_.clock.Now());
-  EndRun(v1::RUN_END_REASON_EMERGENCY_STOP, "EmergencyStop");
   if (state_ == v1::DEVICE_STATE_OFFLINE) {
+    // The link loss already ended any run; the latch waits for the link.
     estop_pending_ = true;
-    EmitEvent(v1::DEVICE_EVENT_TYPE_STATE_CHANGED,
-              "EmergencyStop while OFFLINE: latches on reconnect");
+    QueueEvent(v1::DEVICE_EVENT_TYPE_STATE_CHANGED,
+               "EmergencyStop while OFFLINE: latches on reconnect");
     PublishView();
-    PublishFreshSample();  // the link may have dropped since the last tick: show the output off
-    return;
+  } else {
+    EndRun(v1::RUN_END_REASON_EMERGENCY_STOP, "EmergencyStop", v1::DEVICE_STATE_ESTOPPED,
+           "EmergencyStop");
   }
-  SetState(v1::DEVICE_STATE_ESTOPPED, "EmergencyStop");
+  // Shows the output off at once (the link may also have dropped since the last tick).
   PublishFreshSample();
 }
 
@@ -255,10 +253,9 @@ void Device::Tick() {
 void Device::Shutdown() {
   driver_->ForceOutputOff(std::max(time_, context_.clock.Now()));
   AdvanceTo(context_.clock.Now());
-  EndRun(v1::RUN_END_REASON_SHUTDOWN, "service shutdown");
-  if (state_ == v1::DEVICE_STATE_RUNNING || state_ == v1::DEVICE_STATE_PAUSED) {
-    SetState(v1::DEVICE_STATE_IDLE, "service shutdown");
-  }
+  const bool operating = state_ == v1::DEVICE_STATE_RUNNING || state_ == v1::DEVICE_STATE_PAUSED;
+  EndRun(v1::RUN_END_REASON_SHUTDOWN, "service shutdown",
+         operating ? v1::DEVICE_STATE_IDLE : state_, "service shutdown");
   PublishFreshSample();
 }
 
@@ -281,28 +278,25 @@ void Device::ForceOff() {
 }
 
 void Device::SetState(v1::DeviceState next, const std::string& cause) {
+  QueueStateChange(next, cause);
+  PublishView();
+}
+
+void Device::QueueStateChange(v1::DeviceState next, const std::string& cause) {
   if (next == state_) return;
-  const v1::DeviceState previous = state_;
+  std::shared_ptr<v1::DeviceEvent> event = NewEvent(v1::DEVICE_EVENT_TYPE_STATE_CHANGED, cause);
+  event->set_to_state(next);
   state_ = next;
   // IDLE carries no fault: leaving an automatic pause (contact loss) by a dead-man stop,
   // CancelRun or shutdown forgets its cause, as Stop does.
   if (next == v1::DEVICE_STATE_IDLE) active_fault_.reset();
-  auto event = std::make_shared<v1::DeviceEvent>();
-  event->set_device(name_);
-  event->set_sequence(++event_sequence_);
-  event->set_device_time_us(absl::ToUnixMicros(time_));
-  event->set_type(v1::DEVICE_EVENT_TYPE_STATE_CHANGED);
-  event->set_from_state(previous);
-  event->set_to_state(next);
-  event->set_message(cause);
   if (active_fault_.has_value()) *event->mutable_fault() = *active_fault_;
-  context_.fanout.PublishEvent(index_, std::move(event));
-  PublishView();
-  PublishRun(/*force=*/true);
+  unsent_events_.push_back(std::move(event));
+  QueueRun();  // the run's state follows the device's (RUNNING or PAUSED)
 }
 
-void Device::EmitEvent(v1::DeviceEventType type, const std::string& message, const v1::Fault* fault,
-                       const std::string& run) {
+std::shared_ptr<v1::DeviceEvent> Device::NewEvent(v1::DeviceEventType type,
+                                                  const std::string& message) {
   auto event = std::make_shared<v1::DeviceEvent>();
   event->set_device(name_);
   event->set_sequence(++event_sequence_);
@@ -311,9 +305,15 @@ void Device::EmitEvent(v1::DeviceEventType type, const std::string& message, con
   event->set_from_state(state_);
   event->set_to_state(state_);
   event->set_message(message);
+  return event;
+}
+
+void Device::QueueEvent(v1::DeviceEventType type, const std::string& message,
+                        const v1::Fault* fault, const std::string& run) {
+  std::shared_ptr<v1::DeviceEvent> event = NewEvent(type, message);
   if (fault != nullptr) *event->mutable_fault() = *fault;
   event->set_run(run);
-  context_.fanout.PublishEvent(index_, std::move(event));
+  unsent_events_.push_back(std::move(event));
 }
 
 void Device::PublishView() {
@@ -335,7 +335,12 @@ void Device::PublishView() {
   }
   if (info.kind == v1::DEVICE_KIND_MICRONEEDLING) *device->mutable_cartridge() = reading_.cartridge;
   if (run_.has_value()) device->set_active_run(run_->run.name());
+  // The view reflects every event numbered so far, sent or still queued.
   view_.Publish(std::move(device), event_sequence_);
+  for (RunPtr& run : std::exchange(unpublished_runs_, {})) context_.runs.Publish(std::move(run));
+  for (EventPtr& event : std::exchange(unsent_events_, {})) {
+    context_.fanout.PublishEvent(index_, std::move(event));
+  }
 }
 
 }  // namespace derma

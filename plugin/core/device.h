@@ -10,6 +10,12 @@
 //     output off FIRST, then changes state, ends the run and emits events;
 //   - device time advances through every deadline (step end, session limit, lease expiry) in
 //     order, so run ledgers are exact on a virtual clock.
+// Publication order: on every change the device publishes its view (state, active run,
+// settings, fault, lease) BEFORE it publishes the run to the registry, and both BEFORE it
+// emits the events that announce the change. Whoever learns of a change from WatchRun, GetRun
+// or a telemetry event and then reads the view (GetDevice) finds the device in at least that
+// state. The view counts those events in its last_event_sequence, so a telemetry snapshot
+// taken in between neither misses nor repeats one.
 #ifndef DERMA_PLUGIN_CORE_DEVICE_H_
 #define DERMA_PLUGIN_CORE_DEVICE_H_
 
@@ -132,11 +138,22 @@ class Device {
   void PublishFreshSample();
 
   // State changes and publication (device.cc).
+  // QueueStateChange, then PublishView: the view, the run, then the queued events (STATE_CHANGED
+  // last, when the state changed).
   void SetState(v1::DeviceState next, const std::string& cause);
+  // Moves to `next` and queues its STATE_CHANGED and the active run's snapshot, for the next
+  // PublishView to send. Nothing when already in `next`.
+  void QueueStateChange(v1::DeviceState next, const std::string& cause);
   // Output off at device time (time_ is current: callers have advanced or are advancing).
   void ForceOff();
-  void EmitEvent(v1::DeviceEventType type, const std::string& message,
-                 const v1::Fault* fault = nullptr, const std::string& run = "");
+  // Numbers the event now and queues it; it is sent after the next PublishView, which the
+  // caller makes before returning.
+  void QueueEvent(v1::DeviceEventType type, const std::string& message,
+                  const v1::Fault* fault = nullptr, const std::string& run = "");
+  // An event numbered now, at device time, from and to the current state.
+  std::shared_ptr<v1::DeviceEvent> NewEvent(v1::DeviceEventType type, const std::string& message);
+  // Publishes the view, then what was queued to announce its changes: run snapshots to the
+  // registry, then events to the fan-out.
   void PublishView();
   absl::Status CheckCommand(Command command, const std::string& lease_id);
   // RUN_ACTIVE while a run owns the device.
@@ -151,7 +168,17 @@ class Device {
   void BeginRun(const std::vector<v1::RunStep>& steps, std::vector<v1::Settings> applied,
                 const std::string& request_id, const std::string& holder);
   void AdvanceStep(absl::Time at);
-  void EndRun(v1::RunEndReason reason, const std::string& message);
+  // Ends the active run (if any) with `reason` and moves to `next` (`cause` in STATE_CHANGED),
+  // then publishes: the view, the ended run, then RUN_ENDED and STATE_CHANGED. The caller has
+  // already forced the output off.
+  void EndRun(v1::RunEndReason reason, const std::string& message, v1::DeviceState next,
+              const std::string& cause);
+  // The active run's current snapshot (progress fields brought up to date).
+  RunPtr SnapshotRun();
+  // Queues the active run's snapshot for the next PublishView.
+  void QueueRun();
+  // Publishes the active run's progress now: on every call with `force`, else at most every
+  // 100 ms of device time. Only for changes the view already shows.
   void PublishRun(bool force);
   void AccountRun(absl::Duration on_time, uint64_t strokes, double charge_uc);
 
@@ -179,6 +206,9 @@ class Device {
   uint64_t sample_sequence_ = 0;
   bool published_output_on_ = false;  // output_on of the last published sample
   uint64_t event_sequence_ = 0;
+  // Announcements of changes the view does not show yet; PublishView sends them after it.
+  std::vector<RunPtr> unpublished_runs_;
+  std::vector<EventPtr> unsent_events_;
 };
 
 }  // namespace derma

@@ -111,7 +111,7 @@ void Device::BeginRun(const std::vector<v1::RunStep>& steps, std::vector<v1::Set
   run_settings_ = std::move(applied);
   settings_ = run_settings_[0];
   session_on_ = absl::ZeroDuration();
-  EmitEvent(v1::DEVICE_EVENT_TYPE_RUN_STARTED, "run started", nullptr, run_->run.name());
+  QueueEvent(v1::DEVICE_EVENT_TYPE_RUN_STARTED, "run started", nullptr, run_->run.name());
   SetState(v1::DEVICE_STATE_RUNNING, "StartRun " + run_->run.name());
   PublishFreshSample();
   PublishRun(/*force=*/true);
@@ -132,8 +132,7 @@ absl::StatusOr<RunPtr> Device::CancelRun(const std::string& lease_id, const std:
   }
   if (absl::Status s = CheckCommand(Command::kCancelRun, lease_id); !s.ok()) return s;
   ForceOff();
-  EndRun(v1::RUN_END_REASON_CANCELLED, "CancelRun");
-  SetState(v1::DEVICE_STATE_IDLE, "CancelRun");
+  EndRun(v1::RUN_END_REASON_CANCELLED, "CancelRun", v1::DEVICE_STATE_IDLE, "CancelRun");
   PublishFreshSample();
   return context_.runs.Get(run_name);
 }
@@ -151,8 +150,8 @@ void Device::AdvanceStep(absl::Time at) {
   const uint32_t next = run.current_step() + 1;
   if (next >= static_cast<uint32_t>(run.steps_size())) {
     ForceOff();
-    EndRun(v1::RUN_END_REASON_COMPLETED, "every step finished");
-    SetState(v1::DEVICE_STATE_IDLE, "run completed");
+    EndRun(v1::RUN_END_REASON_COMPLETED, "every step finished", v1::DEVICE_STATE_IDLE,
+           "run completed");
     return;
   }
   if (absl::Status s = driver_->Apply(run_settings_[next], at); !s.ok()) {
@@ -162,35 +161,35 @@ void Device::AdvanceStep(absl::Time at) {
   settings_ = run_settings_[next];
   run.set_current_step(next);
   run_->step_elapsed = absl::ZeroDuration();
-  EmitEvent(v1::DEVICE_EVENT_TYPE_RUN_STEP,
-            absl::StrCat("step ", next + 1, " of ", run.steps_size()), nullptr, run.name());
-  PublishView();
-  PublishRun(/*force=*/true);
-}
-
-// Ends the active run (if any). The caller has already forced the output off.
-void Device::EndRun(v1::RunEndReason reason, const std::string& message) {
-  if (!run_.has_value()) return;
-  v1::Run& run = run_->run;
-  run.set_state(reason == v1::RUN_END_REASON_COMPLETED ? v1::RUN_STATE_SUCCEEDED
-                                                       : v1::RUN_STATE_ENDED_EARLY);
-  run.set_end_reason(reason);
-  run.set_end_message(message);
-  *run.mutable_end_time() = ToTimestamp(time_);
-  view_.counters().ObserveRunDuration(absl::ToDoubleSeconds(
-      time_ - absl::FromUnixMicros(TimeUtil::TimestampToMicroseconds(run.start_time()))));
-  PublishRun(/*force=*/true);
-  const std::string run_name = run.name();
-  run_.reset();
-  run_settings_.clear();
-  EmitEvent(v1::DEVICE_EVENT_TYPE_RUN_ENDED, message, nullptr, run_name);
+  QueueEvent(v1::DEVICE_EVENT_TYPE_RUN_STEP,
+             absl::StrCat("step ", next + 1, " of ", run.steps_size()), nullptr, run.name());
+  QueueRun();
   PublishView();
 }
 
-// Publishes the run on changes (force) and at most every 100 ms of device time otherwise.
-void Device::PublishRun(bool force) {
-  if (!run_.has_value()) return;
-  if (!force && time_ - run_->last_published < absl::Milliseconds(100)) return;
+// RUN_ENDED is numbered before the state changes, so it keeps the state the run ended in and
+// precedes the STATE_CHANGED; both go out after the view and the ended run.
+void Device::EndRun(v1::RunEndReason reason, const std::string& message, v1::DeviceState next,
+                    const std::string& cause) {
+  if (run_.has_value()) {
+    v1::Run& run = run_->run;
+    run.set_state(reason == v1::RUN_END_REASON_COMPLETED ? v1::RUN_STATE_SUCCEEDED
+                                                         : v1::RUN_STATE_ENDED_EARLY);
+    run.set_end_reason(reason);
+    run.set_end_message(message);
+    *run.mutable_end_time() = ToTimestamp(time_);
+    view_.counters().ObserveRunDuration(absl::ToDoubleSeconds(
+        time_ - absl::FromUnixMicros(TimeUtil::TimestampToMicroseconds(run.start_time()))));
+    QueueRun();
+    const std::string run_name = run.name();
+    run_.reset();
+    run_settings_.clear();
+    QueueEvent(v1::DEVICE_EVENT_TYPE_RUN_ENDED, message, nullptr, run_name);
+  }
+  SetState(next, cause);
+}
+
+RunPtr Device::SnapshotRun() {
   v1::Run& run = run_->run;
   if (!RunEnded(run)) {
     run.set_state(state_ == v1::DEVICE_STATE_PAUSED ? v1::RUN_STATE_PAUSED : v1::RUN_STATE_RUNNING);
@@ -198,7 +197,17 @@ void Device::PublishRun(bool force) {
   run.set_step_elapsed_s(absl::ToDoubleSeconds(run_->step_elapsed));
   run.mutable_ledger()->set_output_on_s(absl::ToDoubleSeconds(run_->output_on));
   run_->last_published = time_;
-  context_.runs.Publish(std::make_shared<const v1::Run>(run));
+  return std::make_shared<const v1::Run>(run);
+}
+
+void Device::QueueRun() {
+  if (run_.has_value()) unpublished_runs_.push_back(SnapshotRun());
+}
+
+void Device::PublishRun(bool force) {
+  if (!run_.has_value()) return;
+  if (!force && time_ - run_->last_published < absl::Milliseconds(100)) return;
+  context_.runs.Publish(SnapshotRun());
 }
 
 }  // namespace derma

@@ -91,7 +91,8 @@ void Device::Integrate(absl::Time t) {
   if (driver_failed_) {
     driver_failed_ = false;
     const v1::Fault fault = MakeFault(v1::FAULT_KIND_UNSPECIFIED, "driver reads again", t);
-    EmitEvent(v1::DEVICE_EVENT_TYPE_FAULT_CLEARED, fault.message(), &fault);
+    QueueEvent(v1::DEVICE_EVENT_TYPE_FAULT_CLEARED, fault.message(), &fault);
+    PublishView();
   }
   HandleLink(reading_, t);
   HandleFaults(reading_.faults, reading_.fault_detail, t);
@@ -105,12 +106,12 @@ void Device::HandleDeadline(Deadline which, absl::Time at) {
       view_.counters().CountLeaseExpiration();
       const bool dead_man = state_ == v1::DEVICE_STATE_RUNNING || state_ == v1::DEVICE_STATE_PAUSED;
       if (dead_man) ForceOff();  // the dead-man switch: output off before anything reports it
-      EmitEvent(v1::DEVICE_EVENT_TYPE_LEASE_EXPIRED,
-                absl::StrCat("lease of \"", expired->holder, "\" expired"));
+      QueueEvent(v1::DEVICE_EVENT_TYPE_LEASE_EXPIRED,
+                 absl::StrCat("lease of \"", expired->holder, "\" expired"));
       if (dead_man) {
         view_.counters().CountDeadManStop();
-        EndRun(v1::RUN_END_REASON_LEASE_EXPIRED, "lease expired");
-        SetState(v1::DEVICE_STATE_IDLE, "lease expired (dead-man stop)");
+        EndRun(v1::RUN_END_REASON_LEASE_EXPIRED, "lease expired", v1::DEVICE_STATE_IDLE,
+               "lease expired (dead-man stop)");
       } else {
         PublishView();
       }
@@ -118,8 +119,8 @@ void Device::HandleDeadline(Deadline which, absl::Time at) {
     }
     case Deadline::kSession:
       ForceOff();
-      EndRun(v1::RUN_END_REASON_SESSION_LIMIT, "session time limit reached");
-      SetState(v1::DEVICE_STATE_IDLE, "session time limit reached");
+      EndRun(v1::RUN_END_REASON_SESSION_LIMIT, "session time limit reached", v1::DEVICE_STATE_IDLE,
+             "session time limit reached");
       return;
     case Deadline::kStep:
       AdvanceStep(at);
@@ -137,16 +138,15 @@ void Device::HandleLink(const DriverReading& reading, absl::Time t) {
     if (state_ == v1::DEVICE_STATE_ESTOPPED) estop_pending_ = true;
     if (state_ == v1::DEVICE_STATE_FAULT) fault_pending_ = active_fault_;
     active_fault_ = fault;
-    EmitEvent(v1::DEVICE_EVENT_TYPE_FAULT_RAISED, fault.message(), &fault);
-    EndRun(v1::RUN_END_REASON_LINK_LOST, "link lost");
-    SetState(v1::DEVICE_STATE_OFFLINE, "link lost");
+    QueueEvent(v1::DEVICE_EVENT_TYPE_FAULT_RAISED, fault.message(), &fault);
+    EndRun(v1::RUN_END_REASON_LINK_LOST, "link lost", v1::DEVICE_STATE_OFFLINE, "link lost");
     return;
   }
   if (reading.link_up && state_ == v1::DEVICE_STATE_OFFLINE) {
     if (!driver_->Connect(t).ok() || !driver_->Apply(settings_, t).ok()) return;
     const v1::Fault cleared = active_fault_.value_or(v1::Fault());
     active_fault_ = std::exchange(fault_pending_, std::nullopt);
-    EmitEvent(v1::DEVICE_EVENT_TYPE_FAULT_CLEARED, "communication link restored", &cleared);
+    QueueEvent(v1::DEVICE_EVENT_TYPE_FAULT_CLEARED, "communication link restored", &cleared);
     // A latch in force when the link dropped, or a fault raised while offline, still holds.
     if (estop_pending_) {
       SetState(v1::DEVICE_STATE_ESTOPPED, "link restored");
@@ -197,7 +197,7 @@ void Device::HandleFaults(FaultMask faults, const std::string& detail, absl::Tim
                   is_raised ? (detail.empty() ? v1::FaultKind_Name(kind) : detail)
                             : absl::StrCat(v1::FaultKind_Name(kind), " condition cleared"),
                   t);
-    EmitEvent(
+    QueueEvent(
         (raised & bit) ? v1::DEVICE_EVENT_TYPE_FAULT_RAISED : v1::DEVICE_EVENT_TYPE_FAULT_CLEARED,
         fault.message(), &fault);
   }
@@ -205,8 +205,7 @@ void Device::HandleFaults(FaultMask faults, const std::string& detail, absl::Tim
     const v1::Fault fault = MakeFault(FirstFaultKind(latching), detail, t);
     if (operating) {
       active_fault_ = fault;
-      EndRun(v1::RUN_END_REASON_FAULT, detail);
-      SetState(v1::DEVICE_STATE_FAULT, "fault: " + detail);
+      EndRun(v1::RUN_END_REASON_FAULT, detail, v1::DEVICE_STATE_FAULT, "fault: " + detail);
       return;
     }
     // ESTOPPED or OFFLINE: the device is already safe; the fault latches when it leaves.
@@ -234,10 +233,11 @@ void Device::FailDriver(const absl::Status& status, absl::Time t) {
   view_.counters().CountFault(v1::FAULT_KIND_UNSPECIFIED);
   const v1::Fault fault =
       MakeFault(v1::FAULT_KIND_UNSPECIFIED, absl::StrCat("driver error: ", status.ToString()), t);
-  EmitEvent(v1::DEVICE_EVENT_TYPE_FAULT_RAISED, fault.message(), &fault);
-  EndRun(v1::RUN_END_REASON_FAULT, fault.message());
+  QueueEvent(v1::DEVICE_EVENT_TYPE_FAULT_RAISED, fault.message(), &fault);
+  // A run is active only in RUNNING or PAUSED, which go to FAULT below.
   if (state_ == v1::DEVICE_STATE_OFFLINE) {
     if (!fault_pending_.has_value()) fault_pending_ = fault;
+    PublishView();
     return;
   }
   if (state_ == v1::DEVICE_STATE_ESTOPPED || state_ == v1::DEVICE_STATE_FAULT) {
@@ -246,10 +246,13 @@ void Device::FailDriver(const absl::Status& status, absl::Time t) {
     return;
   }
   active_fault_ = fault;
-  SetState(v1::DEVICE_STATE_FAULT, fault.message());
+  EndRun(v1::RUN_END_REASON_FAULT, fault.message(), v1::DEVICE_STATE_FAULT, fault.message());
 }
 
 void Device::PublishSample(absl::Time t) {
+  // Every path that queues an announcement publishes the view before it returns; this keeps a
+  // device's samples and events in the order it made them should one be missed.
+  if (!unsent_events_.empty() || !unpublished_runs_.empty()) PublishView();
   Sample sample;
   sample.device_index = index_;
   sample.kind = kind();

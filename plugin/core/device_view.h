@@ -1,7 +1,8 @@
 // DeviceView: the latest published state of one device, readable from any thread without a
 // hop to the device's strand (GetDevice, ListDevices and metrics scrapes read it).
-// The device publishes an immutable v1::Device after every change and its latest sample after
-// every tick, and counts events (faults, e-stops, lease expirations, run durations) for metrics.
+// The device publishes an immutable v1::Device after every change, before it announces the
+// change to the run registry or as an event (see Device), and its latest sample after every
+// tick, and counts events (faults, e-stops, lease expirations, run durations) for metrics.
 // Layer: plugin/core. Thread-safe.
 #ifndef DERMA_PLUGIN_CORE_DEVICE_VIEW_H_
 #define DERMA_PLUGIN_CORE_DEVICE_VIEW_H_

@@ -1,5 +1,6 @@
 // RunRegistry: every run the service knows (active and ended), readable from any thread, with
-// watchers for progress. Devices publish immutable Run snapshots into it from their strands.
+// watchers for progress. Devices publish immutable Run snapshots into it from their strands,
+// each after the device's view (GetDevice) shows the change.
 // Layer: plugin/core. Thread-safe.
 //
 // Keeps at most `max_ended_runs` ended runs in memory (oldest forgotten first); the audit store
