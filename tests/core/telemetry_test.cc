@@ -197,6 +197,24 @@ TEST_F(DeviceTelemetryTest, SampleReportsOutputOnWhileRunning) {
   EXPECT_EQ(drain.entries[0].sample.kind, v1::DEVICE_KIND_MICRONEEDLING);
 }
 
+TEST_F(DeviceTelemetryTest, CommandSampleMayShareTheDeviceTimeOfTheTickBeforeIt) {
+  MakeDevice();
+  DriveTo(v1::DEVICE_STATE_RUNNING);
+  Run(absl::Milliseconds(10));
+  auto samples = fanout_.Subscribe({});
+  device_->Tick();  // the clock has not moved since the last tick
+  device_->Stop();
+  std::vector<Sample> made;
+  for (const TelemetryEntry& entry : samples->Drain(100).entries) {
+    if (entry.event == nullptr) made.push_back(entry.sample);
+  }
+  ASSERT_EQ(made.size(), 2u);
+  EXPECT_EQ(made[1].sequence, made[0].sequence + 1) << "sequence orders a device's samples";
+  EXPECT_EQ(made[1].device_time_us, made[0].device_time_us) << "telemetry.proto: may be equal";
+  EXPECT_TRUE(made[0].output_on);
+  EXPECT_FALSE(made[1].output_on);
+}
+
 TEST_F(DeviceTelemetryTest, ViewIncludesLatestSample) {
   MakeDevice();
   Run(absl::Milliseconds(30));
