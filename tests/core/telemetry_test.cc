@@ -200,10 +200,9 @@ TEST_F(DeviceTelemetryTest, SampleReportsOutputOnWhileRunning) {
 TEST_F(DeviceTelemetryTest, CommandSampleMayShareTheDeviceTimeOfTheTickBeforeIt) {
   MakeDevice();
   DriveTo(v1::DEVICE_STATE_RUNNING);
-  Run(absl::Milliseconds(10));
   auto samples = fanout_.Subscribe({});
-  device_->Tick();  // the clock has not moved since the last tick
-  device_->Stop();
+  Run(absl::Milliseconds(10));  // one tick
+  device_->Stop();              // at the tick's instant: the clock has not moved
   std::vector<Sample> made;
   for (const TelemetryEntry& entry : samples->Drain(100).entries) {
     if (entry.event == nullptr) made.push_back(entry.sample);
