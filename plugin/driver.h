@@ -27,6 +27,11 @@ struct DriverInfo {
   std::string serial_number;
   std::string firmware_version;
   bool simulated = false;
+  // True when no hook ever waits (no I/O, no sleeping; the simulator): the core may then run
+  // a command on the thread that received it while the device's strand is idle, saving a
+  // hand-off to an executor thread. False (the default, for real links) keeps every call on
+  // the executor's threads, so a slow instrument never holds a gRPC thread.
+  bool hooks_never_block = false;
   v1::Capabilities capabilities;
   v1::Settings default_settings;  // full settings of the kind, within capabilities
 };

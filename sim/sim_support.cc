@@ -58,6 +58,7 @@ DriverInfo MakeSimInfo(const config::v1::DeviceConfig& config, const std::string
       config.serial_number().empty() ? "SIM-" + config.id() : config.serial_number();
   info.firmware_version = "sim-1.0.0";
   info.simulated = true;
+  info.hooks_never_block = true;  // every hook is arithmetic on the model
   info.capabilities = capabilities;
   info.default_settings = defaults;
   return info;

@@ -48,6 +48,9 @@ class DeviceManager {
   // Runs `task` on the device's strand, behind queued work / ahead of it.
   void Post(uint32_t index, DeviceTask task);
   void PostUrgent(uint32_t index, DeviceTask task);
+  // For commands: runs `task` on the calling thread now if the device's driver hooks never
+  // block and its strand is idle (Strand::Dispatch), else as Post. Call it with no lock held.
+  void Dispatch(uint32_t index, DeviceTask task);
 
   // Posts a tick to every device; `done` runs once all have ticked.
   void TickAll(Done done);
@@ -79,7 +82,10 @@ class DeviceManager {
   struct Entry {
     Entry(Executor& executor, uint32_t index, std::string id, std::unique_ptr<Driver> driver,
           DeviceContext context)
-        : strand(executor), device(index, std::move(id), std::move(driver), context) {}
+        : inline_commands(driver->Info().hooks_never_block),
+          strand(executor),
+          device(index, std::move(id), std::move(driver), context) {}
+    const bool inline_commands;  // DriverInfo::hooks_never_block
     Strand strand;
     Device device;
   };

@@ -32,6 +32,12 @@ void ThreadPoolExecutor::ScheduleUrgent(Task task) {
   urgent_.push_back(std::move(task));
 }
 
+void ThreadPoolExecutor::ScheduleAll(std::vector<Task> tasks, bool urgent) {
+  absl::MutexLock lock(&mu_);
+  std::deque<Task>& lane = urgent ? urgent_ : queue_;
+  for (Task& task : tasks) lane.push_back(std::move(task));
+}
+
 void ThreadPoolExecutor::WorkerLoop(int nice) {
   if (nice > 0) {
     // On Linux a nice value belongs to the thread. Lowering one's own priority needs no
@@ -64,7 +70,7 @@ void ManualExecutor::Schedule(Task task) {
 
 void ManualExecutor::ScheduleUrgent(Task task) {
   absl::MutexLock lock(&mu_);
-  queue_.push_front(std::move(task));
+  urgent_.push_back(std::move(task));
 }
 
 size_t ManualExecutor::RunUntilIdle() {
@@ -73,36 +79,43 @@ size_t ManualExecutor::RunUntilIdle() {
     Task task;
     {
       absl::MutexLock lock(&mu_);
-      if (queue_.empty()) return ran;
-      task = std::move(queue_.front());
-      queue_.pop_front();
+      std::deque<Task>& lane = urgent_.empty() ? queue_ : urgent_;
+      if (lane.empty()) return ran;
+      task = std::move(lane.front());
+      lane.pop_front();
     }
     std::move(task)();
     ++ran;
   }
 }
 
-void Strand::Post(Task task) { Enqueue(std::move(task), /*urgent=*/false); }
-void Strand::PostUrgent(Task task) { Enqueue(std::move(task), /*urgent=*/true); }
+void Strand::Post(Task task) {
+  if (Task drain = Enqueue(std::move(task), /*urgent=*/false)) executor_.Schedule(std::move(drain));
+}
 
-void Strand::Enqueue(Task task, bool urgent) {
-  bool schedule_normal = false;
-  bool schedule_urgent = false;
-  {
-    absl::MutexLock lock(&mu_);
-    (urgent ? urgent_ : normal_).push_back(std::move(task));
-    if (running_) return;  // the running drain picks it up
-    if (urgent && !urgent_drain_pending_) {
-      // Even if a normal drain is queued, it may sit behind other strands' work.
-      urgent_drain_pending_ = true;
-      schedule_urgent = true;
-    } else if (pending_drains_ == 0) {
-      schedule_normal = true;
-    }
-    if (schedule_normal || schedule_urgent) ++pending_drains_;
+void Strand::PostUrgent(Task task) {
+  if (Task drain = Enqueue(std::move(task), /*urgent=*/true)) {
+    executor_.ScheduleUrgent(std::move(drain));
   }
-  if (schedule_urgent) executor_.ScheduleUrgent([this] { Drain(/*urgent=*/true); });
-  if (schedule_normal) executor_.Schedule([this] { Drain(/*urgent=*/false); });
+}
+
+void Strand::PostDeferred(Task task, bool urgent, std::vector<Task>& drains) {
+  if (Task drain = Enqueue(std::move(task), urgent)) drains.push_back(std::move(drain));
+}
+
+Task Strand::Enqueue(Task task, bool urgent) {
+  absl::MutexLock lock(&mu_);
+  (urgent ? urgent_ : normal_).push_back(std::move(task));
+  if (running_) return nullptr;  // the running drain picks it up
+  if (urgent && !urgent_drain_pending_) {
+    // Even if a normal drain is queued, it may sit behind other strands' work.
+    urgent_drain_pending_ = true;
+    ++pending_drains_;
+    return [this] { Drain(/*urgent=*/true); };
+  }
+  if (urgent || pending_drains_ > 0) return nullptr;
+  ++pending_drains_;
+  return [this] { Drain(/*urgent=*/false); };
 }
 
 // Runs a bounded batch so one busy device cannot starve the others, then yields the thread
@@ -131,6 +144,30 @@ void Strand::Drain(bool urgent) {
     }
     std::move(task)();
   }
+  StopRunning();
+}
+
+void Strand::Dispatch(Task task) {
+  bool run_here = false;
+  bool schedule = false;
+  {
+    absl::MutexLock lock(&mu_);
+    if (running_ || !urgent_.empty() || !normal_.empty()) {
+      normal_.push_back(std::move(task));
+      schedule = !running_ && pending_drains_ == 0;
+      if (schedule) ++pending_drains_;
+    } else {
+      running_ = true;  // a drain queued earlier sees this and leaves the strand to us
+      run_here = true;
+    }
+  }
+  if (schedule) executor_.Schedule([this] { Drain(/*urgent=*/false); });
+  if (!run_here) return;
+  std::move(task)();
+  StopRunning();
+}
+
+void Strand::StopRunning() {
   bool reschedule_urgent = false;
   {
     absl::MutexLock lock(&mu_);

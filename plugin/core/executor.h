@@ -29,6 +29,11 @@ class Executor {
   // Queues `task` ahead of every task queued with Schedule (behind other urgent ones): for
   // emergency stops, which must not wait behind a backlog of ticks. Thread-safe.
   virtual void ScheduleUrgent(Task task) { Schedule(std::move(task)); }
+  // Queues every task of `tasks`, in order, as Schedule (or ScheduleUrgent) would one by one;
+  // an executor may take its lock once for all of them. Thread-safe.
+  virtual void ScheduleAll(std::vector<Task> tasks, bool urgent) {
+    for (Task& task : tasks) urgent ? ScheduleUrgent(std::move(task)) : Schedule(std::move(task));
+  }
 };
 
 // A fixed pool of worker threads sharing one FIFO queue. Thread-safe. The destructor runs
@@ -45,6 +50,7 @@ class ThreadPoolExecutor : public Executor {
 
   void Schedule(Task task) override;
   void ScheduleUrgent(Task task) override;
+  void ScheduleAll(std::vector<Task> tasks, bool urgent) override;
   size_t thread_count() const { return threads_.size(); }
 
  private:
@@ -68,6 +74,7 @@ class ManualExecutor : public Executor {
 
  private:
   absl::Mutex mu_;
+  std::deque<Task> urgent_ ABSL_GUARDED_BY(mu_);
   std::deque<Task> queue_ ABSL_GUARDED_BY(mu_);
 };
 
@@ -75,6 +82,8 @@ class ManualExecutor : public Executor {
 // The executor must outlive the strand, and the strand must outlive every task it queued on
 // the executor: its own drain tasks may still run after the last posted task finished, so stop
 // the executor (ThreadPoolExecutor's destructor) or run it idle before destroying the strand.
+// Tasks run on the executor's threads, or on the caller's thread for Dispatch; either way never
+// two at once.
 class Strand {
  public:
   explicit Strand(Executor& executor) : executor_(executor) {}
@@ -83,15 +92,28 @@ class Strand {
 
   // Queues `task` behind every task already posted.
   void Post(Task task);
+  // As Post / PostUrgent, but a drain task the strand needs scheduled is appended to `drains`
+  // instead, for the caller to hand to Executor::ScheduleAll (with the same `urgent`) together
+  // with other strands' drains: one executor lock for a whole fleet. Schedule them promptly.
+  void PostDeferred(Task task, bool urgent, std::vector<Task>& drains);
+  // Runs `task` on the calling thread, before returning, if the strand is idle (no task
+  // running or queued; the strand is marked running meanwhile, so nothing else of it runs);
+  // otherwise queues it as Post does. Saves a hand-off to an executor thread for the common
+  // case of a command to an idle device. Call it with no lock held that a task may take.
+  void Dispatch(Task task);
   // Queues `task` ahead of every task in the normal lane (after other urgent tasks), and
   // schedules the strand on the executor's urgent queue, so it also runs ahead of other
   // strands' queued work.
   void PostUrgent(Task task);
 
  private:
-  void Enqueue(Task task, bool urgent);
+  // Queues `task`; returns the drain task to schedule (on the urgent queue if `urgent`), if any.
+  Task Enqueue(Task task, bool urgent);
   // One drain task: runs a batch of the strand's tasks unless another drain is running.
   void Drain(bool urgent);
+  // After running tasks: clears running_ and schedules a drain if tasks are left and none is
+  // queued to run them.
+  void StopRunning();
 
   Executor& executor_;
   absl::Mutex mu_;

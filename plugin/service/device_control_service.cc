@@ -136,7 +136,7 @@ grpc::ServerUnaryReactor* DeviceControlService::OnDevice(
   if (urgent) {
     devices_.PostUrgent(*index, std::move(task));
   } else {
-    devices_.Post(*index, std::move(task));
+    devices_.Dispatch(*index, std::move(task));
   }
   return reactor;
 }
@@ -406,7 +406,7 @@ grpc::ServerUnaryReactor* DeviceControlService::CancelRun(Context* context,
   absl::StatusOr<uint32_t> index = devices_.FindRunDevice(request->name());
   if (!index.ok()) return FinishCommand(context, call, "", index.status());
   Unary* reactor = context->DefaultReactor();
-  devices_.Post(*index, [reactor, &audit = audit_, call = std::move(call), request,
+  devices_.Dispatch(*index, [reactor, &audit = audit_, call = std::move(call), request,
                          response](Device& d) {
     absl::StatusOr<RunPtr> run = d.CancelRun(request->lease_id(), request->name());
     if (run.ok()) *response->mutable_run() = **run;

@@ -7,8 +7,10 @@
 #include <atomic>
 #include <memory>
 #include <string>
+#include <thread>
 #include <vector>
 
+#include "absl/strings/str_cat.h"
 #include "absl/synchronization/blocking_counter.h"
 #include "absl/synchronization/notification.h"
 #include "gmock/gmock.h"
@@ -198,6 +200,128 @@ TEST(StrandTest, ADrainCanRunAfterTheStrandsLastTask) {
   EXPECT_EQ(executor.RunUntilIdle(), 2u) << "the urgent drain runs both tasks, then the normal "
                                             "drain runs and finds nothing left";
   EXPECT_THAT(log, ::testing::ElementsAre("urgent", "normal"));
+}
+
+TEST(StrandDispatchTest, RunsOnTheCallingThreadWhenTheStrandIsIdle) {
+  ManualExecutor executor;
+  Strand strand(executor);
+  bool ran = false;
+  strand.Dispatch([&ran] { ran = true; });
+  EXPECT_TRUE(ran) << "an idle strand runs a dispatched task before Dispatch returns";
+  EXPECT_EQ(executor.RunUntilIdle(), 0u) << "nothing was left on the executor";
+}
+
+TEST(StrandDispatchTest, QueuesBehindWorkAlreadyPosted) {
+  ManualExecutor executor;
+  Strand strand(executor);
+  std::vector<std::string> log;
+  strand.Post([&log] { log.push_back("posted"); });
+  strand.Dispatch([&log] { log.push_back("dispatched"); });
+  EXPECT_TRUE(log.empty()) << "a strand with queued work must not run a dispatched task first";
+  executor.RunUntilIdle();
+  EXPECT_THAT(log, ElementsAre("posted", "dispatched"));
+}
+
+TEST(StrandDispatchTest, WorkPostedWhileRunningInlineRunsAfterItOnTheExecutor) {
+  ManualExecutor executor;
+  Strand strand(executor);
+  std::vector<std::string> log;
+  strand.Dispatch([&] {
+    log.push_back("inline");
+    strand.Post([&log] { log.push_back("normal"); });
+    strand.PostUrgent([&log] { log.push_back("urgent"); });
+    strand.Dispatch([&log] { log.push_back("nested dispatch"); });
+    EXPECT_EQ(log.size(), 1u) << "nothing else runs on the strand while a task runs inline";
+  });
+  EXPECT_THAT(log, ElementsAre("inline"));
+  executor.RunUntilIdle();
+  EXPECT_THAT(log, ElementsAre("inline", "urgent", "normal", "nested dispatch"));
+}
+
+// A drain of the strand still queued on the executor (its tasks already run by another drain)
+// while a task is dispatched inline: the inline run takes the strand, the drain finds nothing.
+TEST(StrandDispatchTest, AnInlineRunAndALeftoverDrainDoNotRunATaskTwice) {
+  ManualExecutor executor;
+  Strand strand(executor);
+  Strand other(executor);
+  std::vector<std::string> log;
+  strand.Post([&log] { log.push_back("normal"); });  // queues the strand's normal drain
+  other.PostUrgent([&] { strand.Dispatch([&log] { log.push_back("dispatched"); }); });
+  strand.PostUrgent([&log] { log.push_back("urgent"); });  // its drain runs both tasks first
+  EXPECT_EQ(executor.RunUntilIdle(), 3u);
+  EXPECT_THAT(log, ElementsAre("urgent", "normal", "dispatched"));
+}
+
+TEST(StrandDispatchTest, DispatchAndPostFromManyThreadsNeverOverlapAndAllRun) {
+  auto executor = std::make_unique<ThreadPoolExecutor>(2);
+  Strand strand(*executor);
+  constexpr int kThreads = 4;
+  constexpr int kPerThread = 5000;
+  std::atomic<int> inside{0};
+  std::atomic<bool> overlapped{false};
+  absl::BlockingCounter done(kThreads * kPerThread);
+  std::vector<std::vector<int>> order(kThreads);  // each caller's tasks, in the order they ran
+  std::vector<std::thread> callers;
+  for (int t = 0; t < kThreads; ++t) {
+    callers.emplace_back([&, t] {
+      for (int i = 0; i < kPerThread; ++i) {
+        Task task = [&, t, i] {
+          if (inside.fetch_add(1) != 0) overlapped = true;
+          order[t].push_back(i);  // strand-confined: no lock needed if tasks never overlap
+          inside.fetch_sub(1);
+          done.DecrementCount();
+        };
+        if (i % 3 == 0) {
+          strand.Post(std::move(task));
+        } else {
+          strand.Dispatch(std::move(task));
+        }
+      }
+    });
+  }
+  for (std::thread& caller : callers) caller.join();
+  done.Wait();
+  executor.reset();  // runs the strand's last drain and joins before the strand goes away
+  EXPECT_FALSE(overlapped);
+  for (int t = 0; t < kThreads; ++t) {
+    ASSERT_EQ(order[t].size(), static_cast<size_t>(kPerThread));
+    EXPECT_TRUE(std::is_sorted(order[t].begin(), order[t].end()))
+        << "one caller's tasks ran out of order";
+  }
+}
+
+TEST(StrandTest, DeferredPostsRunOnceTheirDrainsAreScheduledAsOneBatch) {
+  ManualExecutor executor;
+  std::vector<std::unique_ptr<Strand>> strands;
+  for (int i = 0; i < 3; ++i) strands.push_back(std::make_unique<Strand>(executor));
+  std::vector<std::string> log;
+  executor.Schedule([&log] { log.push_back("queued before"); });
+  std::vector<Task> drains;
+  for (int i = 0; i < 3; ++i) {
+    strands[i]->PostDeferred([&log, i] { log.push_back(absl::StrCat("urgent ", i)); },
+                             /*urgent=*/true, drains);
+  }
+  strands[0]->PostDeferred([&log] { log.push_back("urgent 0 again"); }, true, drains);
+  EXPECT_EQ(drains.size(), 3u) << "one drain per strand, however many tasks it got";
+  EXPECT_EQ(executor.RunUntilIdle(), 1u) << "nothing of the strands runs before its drain is "
+                                            "scheduled";
+  executor.ScheduleAll(std::move(drains), /*urgent=*/true);
+  executor.RunUntilIdle();
+  EXPECT_THAT(log, ElementsAre("queued before", "urgent 0", "urgent 0 again", "urgent 1",
+                               "urgent 2"));
+}
+
+TEST(ThreadPoolExecutorTest, ScheduleAllRunsEveryTaskOfTheBatch) {
+  std::atomic<int> ran{0};
+  {
+    ThreadPoolExecutor executor(2);
+    for (bool urgent : {false, true}) {
+      std::vector<Task> batch;
+      for (int i = 0; i < 500; ++i) batch.push_back([&] { ran.fetch_add(1); });
+      executor.ScheduleAll(std::move(batch), urgent);
+    }
+  }
+  EXPECT_EQ(ran.load(), 1000);
 }
 
 TEST(ThreadPoolExecutorTest, DestructorRunsEveryQueuedTask) {
