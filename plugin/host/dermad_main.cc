@@ -18,6 +18,7 @@
 #include "absl/flags/parse.h"
 #include "absl/flags/usage.h"
 #include "absl/strings/str_format.h"
+#include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
 #include "grpc/support/log.h"
 #include "grpcpp/ext/proto_server_reflection_plugin.h"
@@ -63,6 +64,9 @@ ABSL_FLAG(absl::Duration, audit_max_age, absl::InfiniteDuration(),
           "Prune audit records and runs older than this (e.g. 2160h = 90 days; inf = keep)");
 ABSL_FLAG(int64_t, audit_max_rows, 0,
           "Keep at most this many audit records and as many runs (0 = no limit)");
+ABSL_FLAG(bool, mutex_deadlock_detection, false,
+          "Check the lock order of every absl::Mutex (a debugging aid that costs CPU on every "
+          "lock; the test suites run with it on)");
 
 namespace {
 
@@ -146,6 +150,12 @@ int main(int argc, char** argv) {
   absl::SetProgramUsageMessage("dermad --config=FILE --listen=HOST:PORT: serve a derma fleet");
   absl::ParseCommandLine(argc, argv);
   if (!ApplyLogLevel()) return 2;
+  // Debian's abseil is built with the lock-order checker on. It is for tests, which keep it
+  // (and start dermad with --mutex_deadlock_detection); a production daemon does not pay
+  // for it on every lock.
+  if (!absl::GetFlag(FLAGS_mutex_deadlock_detection)) {
+    absl::SetMutexDeadlockDetectionMode(absl::OnDeadlockCycle::kIgnore);
+  }
   const std::string path = absl::GetFlag(FLAGS_config);
   absl::StatusOr<derma::config::v1::FleetConfig> config = derma::host::LoadFleetConfig(path);
   if (!config.ok()) {

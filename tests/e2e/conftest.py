@@ -39,8 +39,10 @@ class Dermad:
         if not any(arg.startswith(("--audit_db", "--noaudit", "--state_dir")) for arg in extra):
             self.state_dir = tempfile.mkdtemp(prefix="dermad-state-")
             extra = (*extra, f"--state_dir={self.state_dir}")
+        # The tests keep abseil's lock-order checker on (dermad turns it off by default).
         self.process = subprocess.Popen(
-            [os.environ["DERMAD"], "--config", config, "--listen", "127.0.0.1:0", *extra],
+            [os.environ["DERMAD"], "--config", config, "--listen", "127.0.0.1:0",
+             "--mutex_deadlock_detection", *extra],
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         line = self.process.stdout.readline()
         match = PORT_LINE.search(line)

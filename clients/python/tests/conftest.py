@@ -39,7 +39,8 @@ class Dermad:
         self.state_dir = tempfile.mkdtemp(prefix="dermad-state-")
         self.process = subprocess.Popen(
             [dermad_binary(), "--config", str(config), "--listen", "127.0.0.1:0",
-             "--metrics_listen=", "--log_level=error", f"--state_dir={self.state_dir}", *extra],
+             "--metrics_listen=", "--log_level=error", f"--state_dir={self.state_dir}",
+             "--mutex_deadlock_detection", *extra],  # lock-order checks on, as in every test
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         line = self.process.stdout.readline()
         match = PORT_LINE.search(line)
