@@ -278,8 +278,11 @@ void Device::ForceOff() {
 }
 
 void Device::SetState(v1::DeviceState next, const std::string& cause) {
+  const bool changed = next != state_;
   QueueStateChange(next, cause);
-  PublishView();
+  // Nothing to show when the state stays and no announcement waits (EmergencyStop on a stopped
+  // device: EmergencyStop(all) must not rebuild the views of a fleet that is already stopped).
+  if (changed || !unsent_events_.empty() || !unpublished_runs_.empty()) PublishView();
 }
 
 void Device::QueueStateChange(v1::DeviceState next, const std::string& cause) {
