@@ -5,6 +5,7 @@
 #include <vector>
 
 #include "absl/container/flat_hash_set.h"
+#include "tests/bench/echo.grpc.pb.h"
 
 namespace derma::bench {
 namespace {
@@ -39,15 +40,33 @@ absl::StatusOr<absl::Duration> TimeListDevices(LoadedFleet& fleet, size_t n) {
   return latency;
 }
 
+// Times `n` bare Echo calls, appending each latency to `out`.
+absl::Status TimeEchoes(Echo::Stub& echo, int n, std::vector<absl::Duration>& out) {
+  EchoMessage request;
+  request.set_payload("devices/pen-1");
+  for (int i = 0; i < n; ++i) {
+    grpc::ClientContext context;
+    SetDeadline(context);
+    EchoMessage response;
+    const auto start = std::chrono::steady_clock::now();
+    const grpc::Status status = echo.Echo(&context, request, &response);
+    out.push_back(absl::FromChrono(std::chrono::steady_clock::now() - start));
+    if (absl::Status s = CallStatus(status, "Echo"); !s.ok()) return s;
+  }
+  return absl::OkStatus();
+}
+
 }  // namespace
 
 absl::StatusOr<EstopResult> MeasureEmergencyStop(LoadedFleet& fleet, int calls,
-                                                 int restart_per_call) {
+                                                 int restart_per_call,
+                                                 const std::string& echo_address, int echo_calls) {
+  std::unique_ptr<Echo::Stub> echo = Echo::NewStub(NewChannel(echo_address));
   EstopResult result;
   result.calls = calls;
   const size_t n = fleet.names().size();
   result.restarted_per_call = static_cast<int>(std::min<size_t>(restart_per_call, n));
-  std::vector<absl::Duration> latencies, list_latencies;
+  std::vector<absl::Duration> latencies, list_latencies, echo_latencies;
   size_t next = 0;  // rotating start of the restarted subset
   for (int call = 0; call < calls; ++call) {
     if (call > 0) {
@@ -56,6 +75,7 @@ absl::StatusOr<EstopResult> MeasureEmergencyStop(LoadedFleet& fleet, int calls,
         if (absl::Status s = fleet.Restart(next); !s.ok()) return s;
       }
     }
+    if (absl::Status s = TimeEchoes(*echo, echo_calls, echo_latencies); !s.ok()) return s;
     grpc::ClientContext context;
     SetDeadline(context);
     v1::EmergencyStopRequest request;
@@ -75,6 +95,7 @@ absl::StatusOr<EstopResult> MeasureEmergencyStop(LoadedFleet& fleet, int calls,
   result.first = latencies.front();
   result.latency = ComputePercentiles(std::move(latencies));
   result.list_devices = ComputePercentiles(std::move(list_latencies));
+  if (!echo_latencies.empty()) result.echo_under_load = ComputePercentiles(std::move(echo_latencies));
   return result;
 }
 

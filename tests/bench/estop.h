@@ -4,6 +4,7 @@
 #define DERMA_TESTS_BENCH_ESTOP_H_
 
 #include <cstdint>
+#include <string>
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
@@ -17,6 +18,9 @@ struct EstopResult {
   // ListDevices of every device right after each stop: the same response (every Device, built,
   // encoded, sent and decoded) without the stop, to tell the two costs apart.
   Percentiles list_devices;
+  // A bare gRPC Echo (other server, same client) made between the stops, under the same load:
+  // what the machine itself gives any unary call while the streams saturate it.
+  Percentiles echo_under_load;
   absl::Duration first;  // the first call, when every device was RUNNING
   int calls = 0;
   int restarted_per_call = 0;    // devices RUNNING again before each later call
@@ -29,9 +33,11 @@ struct EstopResult {
 
 // Calls EmergencyStop(all_devices) `calls` times. Before each call after the first,
 // `restart_per_call` devices (a rotating subset) are reset and started again, so each call
-// stops running outputs. Errors only when an RPC fails.
+// stops running outputs; and before each call, `echo_calls` bare Echo calls to the server at
+// `echo_address`. Errors only when an RPC fails.
 absl::StatusOr<EstopResult> MeasureEmergencyStop(LoadedFleet& fleet, int calls,
-                                                 int restart_per_call);
+                                                 int restart_per_call,
+                                                 const std::string& echo_address, int echo_calls);
 
 }  // namespace derma::bench
 

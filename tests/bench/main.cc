@@ -14,14 +14,18 @@
 #include <iostream>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include "absl/flags/commandlineflag.h"
 #include "absl/flags/flag.h"
+#include "absl/algorithm/container.h"
+#include "absl/container/flat_hash_set.h"
 #include "absl/flags/parse.h"
 #include "absl/flags/usage.h"
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
 #include "absl/strings/string_view.h"
 #include "absl/synchronization/mutex.h"
 #include "tests/bench/big_fleet.h"
@@ -46,6 +50,14 @@ ABSL_FLAG(std::string, fleet, DERMA_BENCH_DEFAULT_FLEET,
           "Fleet config of the EmergencyStop and device-driven telemetry rows.");
 ABSL_FLAG(int, streams, 4, "Telemetry subscribers (and bare stream clients) of the 'many' rows.");
 ABSL_FLAG(int, estop_calls, 50, "EmergencyStop(all_devices) calls measured.");
+ABSL_FLAG(int, estop_echo_calls, 20,
+          "Bare Echo calls before each EmergencyStop(all_devices) call, under the same load.");
+ABSL_FLAG(std::vector<std::string>, sections,
+          std::vector<std::string>({"big", "audit", "loaded", "throughput", "scrape"}),
+          "Sections to run besides the unary latency rows, which always run (they are the "
+          "baseline): big (10,000 devices), audit (Configure with the audit trail), loaded "
+          "(EmergencyStop(all) and device-driven telemetry), throughput (StreamTelemetry vs a bare "
+          "stream), scrape (metrics).");
 ABSL_FLAG(int, estop_restart, 50, "Devices reset and started again before each later call.");
 ABSL_FLAG(double, device_window_s, 5, "Seconds the device-driven telemetry is counted.");
 ABSL_FLAG(int, synthetic_devices, 1000, "Devices of the virtual fleet synthetic samples use.");
@@ -53,9 +65,10 @@ ABSL_FLAG(int, producers, 1, "Threads publishing synthetic samples.");
 ABSL_FLAG(int, flow_window, 32768, "Samples producers may run ahead of the slowest subscriber.");
 ABSL_FLAG(int, batch_samples, 4096, "Samples per SampleBatch of the bare stream.");
 ABSL_FLAG(double, throughput_window_s, 3, "Seconds each throughput rate is measured.");
-ABSL_FLAG(bool, mutex_deadlock_detection, true,
-          "Leave absl::Mutex deadlock detection as the installed abseil sets it (Debian's is built "
-          "without NDEBUG: on). false measures derma with it off.");
+ABSL_FLAG(bool, mutex_deadlock_detection, false,
+          "Keep abseil's absl::Mutex lock-order checker on (Debian's abseil turns it on; dermad "
+          "turns it off unless --mutex_deadlock_detection, the test suites keep it on). false, "
+          "the default, measures derma as dermad runs.");
 ABSL_FLAG(bool, echo_interceptor, false,
           "Give the bare echo server derma's gRPC metrics interceptor too (diagnosis: how much of "
           "derma's unary ratios the interceptor accounts for).");
@@ -83,6 +96,8 @@ struct Settings {
   int streams;
   int estop_calls;
   int estop_restart;
+  int estop_echo_calls;
+  absl::flat_hash_set<std::string> sections;
   absl::Duration device_warmup;
   absl::Duration device_window;
   int synthetic_devices;
@@ -100,6 +115,8 @@ T Pick(const absl::Flag<T>& flag, T quick_value) {
   return quick_value;
 }
 
+constexpr absl::string_view kSections[] = {"big", "audit", "loaded", "throughput", "scrape"};
+
 absl::StatusOr<Settings> SettingsFromFlags() {
   Settings s;
   s.latency = {.calls = Pick(FLAGS_latency_calls, 200), .warmup = Pick(FLAGS_latency_warmup, 50)};
@@ -108,6 +125,16 @@ absl::StatusOr<Settings> SettingsFromFlags() {
   s.streams = absl::GetFlag(FLAGS_streams);
   s.estop_calls = Pick(FLAGS_estop_calls, 5);
   s.estop_restart = Pick(FLAGS_estop_restart, 10);
+  s.estop_echo_calls = Pick(FLAGS_estop_echo_calls, 5);
+  const std::vector<std::string> sections = absl::GetFlag(FLAGS_sections);
+  for (const std::string& section : sections) {
+    if (!absl::c_linear_search(kSections, section)) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("--sections: no section \"", section, "\" (known: ",
+                       absl::StrJoin(kSections, ", "), ")"));
+    }
+    s.sections.insert(section);
+  }
   s.device_warmup = absl::Seconds(absl::GetFlag(FLAGS_quick) ? 0.2 : 1);
   s.device_window = absl::Seconds(Pick(FLAGS_device_window_s, 0.5));
   s.synthetic_devices = absl::GetFlag(FLAGS_synthetic_devices);
@@ -117,7 +144,7 @@ absl::StatusOr<Settings> SettingsFromFlags() {
                  .window = absl::Seconds(Pick(FLAGS_throughput_window_s, 0.5))};
   s.batch_samples = absl::GetFlag(FLAGS_batch_samples);
   if (s.latency.calls < 1 || s.latency.warmup < 0 || s.latency_devices < 1 || s.streams < 1 ||
-      s.estop_calls < 1 || s.estop_restart < 0 || s.synthetic_devices < 1 ||
+      s.estop_calls < 1 || s.estop_restart < 0 || s.estop_echo_calls < 0 || s.synthetic_devices < 1 ||
       s.synthetic.producers < 1 || s.synthetic.flow_window < 256 || s.batch_samples < 1) {
     return absl::InvalidArgumentError("every count must be positive (flow_window ≥ 256)");
   }
@@ -163,7 +190,8 @@ struct LoadedFleetResults {
 };
 
 absl::StatusOr<LoadedFleetResults> MeasureLoadedFleet(const Settings& s,
-                                                      const config::v1::FleetConfig& config) {
+                                                      const config::v1::FleetConfig& config,
+                                                      const std::string& echo_address) {
   Progress(absl::StrCat("loading ", s.fleet, ": lease and start every device, open ", s.streams,
                         " telemetry streams"));
   PluginOptions options;
@@ -179,7 +207,8 @@ absl::StatusOr<LoadedFleetResults> MeasureLoadedFleet(const Settings& s,
   if (!telemetry.ok()) return telemetry.status();
   results.telemetry = *telemetry;
   Progress("EmergencyStop(all_devices)");
-  absl::StatusOr<EstopResult> estop = MeasureEmergencyStop(**fleet, s.estop_calls, s.estop_restart);
+  absl::StatusOr<EstopResult> estop = MeasureEmergencyStop(**fleet, s.estop_calls, s.estop_restart,
+                                                           echo_address, s.estop_echo_calls);
   if (!estop.ok()) return estop.status();
   results.estop = *estop;
   if (absl::Status status = (*fleet)->StopStreams(); !status.ok()) return status;
@@ -210,13 +239,15 @@ absl::Status MeasureAuditedConfigure(const Settings& s, const std::string& echo_
 absl::Status Run(const Settings& s, Report& report) {
   absl::StatusOr<config::v1::FleetConfig> fleet = LoadFleet(s.fleet);  // fail before measuring
   if (!fleet.ok()) return fleet.status();
-  // First, so the memory it adds is not hidden by heap the other sections freed.
   const bool quick = absl::GetFlag(FLAGS_quick);
-  Progress(absl::StrCat(quick ? 1000 : kBigFleetDevices, " devices in one process"));
-  absl::StatusOr<BigFleetResult> big =
-      MeasureBigFleet(quick ? 1000 : kBigFleetDevices, absl::Seconds(quick ? 1 : 3));
-  if (!big.ok()) return big.status();
-  report.AddBigFleet(*big);
+  // First, so the memory it adds is not hidden by heap the other sections freed.
+  if (s.sections.contains("big")) {
+    Progress(absl::StrCat(quick ? 1000 : kBigFleetDevices, " devices in one process"));
+    absl::StatusOr<BigFleetResult> big =
+        MeasureBigFleet(quick ? 1000 : kBigFleetDevices, absl::Seconds(quick ? 1 : 3));
+    if (!big.ok()) return big.status();
+    report.AddBigFleet(*big);
+  }
   Progress("starting the bare echo server");
   SyntheticSamples batch_source(MakeFleet(s.synthetic_devices, /*virtual_clock=*/true));
   absl::StatusOr<std::unique_ptr<EchoServer>> echo = EchoServer::Start(
@@ -232,20 +263,32 @@ absl::Status Run(const Settings& s, Report& report) {
     if (!latency.ok()) return latency.status();
     report.AddLatency(*latency);
   }
-  if (absl::Status status = MeasureAuditedConfigure(s, (*echo)->address(), report); !status.ok()) {
-    return status;
+  if (s.sections.contains("audit")) {
+    if (absl::Status status = MeasureAuditedConfigure(s, (*echo)->address(), report);
+        !status.ok()) {
+      return status;
+    }
   }
-  absl::StatusOr<LoadedFleetResults> loaded = MeasureLoadedFleet(s, *fleet);
-  if (!loaded.ok()) return loaded.status();
-  report.AddEstop(loaded->estop, loaded->devices, s.streams);
-  if (absl::Status status = MeasureThroughput(s, **echo, report); !status.ok()) return status;
-  report.AddDeviceTelemetry(loaded->telemetry, loaded->devices, loaded->sample_rate_hz);
-  Progress("metrics scrapes: 100, 1000, 10000 devices");
-  absl::StatusOr<std::vector<ScrapeResult>> scrapes =
-      MeasureScrapes(quick ? std::vector<int>{100} : std::vector<int>{100, 1000, 10000},
-                     quick ? 3 : absl::GetFlag(FLAGS_scrapes));
-  if (!scrapes.ok()) return scrapes.status();
-  report.AddScrapes(*scrapes);
+  absl::StatusOr<LoadedFleetResults> loaded;
+  if (s.sections.contains("loaded")) {
+    loaded = MeasureLoadedFleet(s, *fleet, (*echo)->address());
+    if (!loaded.ok()) return loaded.status();
+    report.AddEstop(loaded->estop, loaded->devices, s.streams);
+  }
+  if (s.sections.contains("throughput")) {
+    if (absl::Status status = MeasureThroughput(s, **echo, report); !status.ok()) return status;
+  }
+  if (loaded.ok()) {
+    report.AddDeviceTelemetry(loaded->telemetry, loaded->devices, loaded->sample_rate_hz);
+  }
+  if (s.sections.contains("scrape")) {
+    Progress("metrics scrapes: 100, 1000, 10000 devices");
+    absl::StatusOr<std::vector<ScrapeResult>> scrapes =
+        MeasureScrapes(quick ? std::vector<int>{100} : std::vector<int>{100, 1000, 10000},
+                       quick ? 3 : absl::GetFlag(FLAGS_scrapes));
+    if (!scrapes.ok()) return scrapes.status();
+    report.AddScrapes(*scrapes);
+  }
   return absl::OkStatus();
 }
 
@@ -267,8 +310,8 @@ int main(int argc, char** argv) {
   }
   std::cout << "derma_bench" << (absl::GetFlag(FLAGS_quick) ? " --quick" : "") << " on "
             << std::thread::hardware_concurrency() << " cores, loopback 127.0.0.1"
-            << (absl::GetFlag(FLAGS_mutex_deadlock_detection) ? ""
-                                                              : ", mutex deadlock detection off")
+            << (absl::GetFlag(FLAGS_mutex_deadlock_detection) ? ", mutex deadlock detection on"
+                                                              : "")
             << (absl::GetFlag(FLAGS_echo_interceptor) ? ", echo with derma's metrics interceptor"
                                                       : "")
             << "\n"

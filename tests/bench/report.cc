@@ -67,6 +67,14 @@ void Report::AddEstop(const EstopResult& estop, size_t devices, int streams) {
   table_.AddInfo(absl::StrCat(what, " 1st call"), VersusEcho(estop.first),
                  absl::StrCat("all ", devices, " dev RUNNING; response ",
                               estop.response_bytes / 1024, " KiB"));
+  if (estop.echo_under_load.count > 0) {
+    table_.AddInfo("bare gRPC echo p50 / p99, same load",
+                   absl::StrCat(FormatLatency(estop.echo_under_load.p50), " / ",
+                                FormatLatency(estop.echo_under_load.p99)),
+                   absl::StrFormat("%d calls between the stops; stop p99 = %s echo p99 here",
+                                   estop.echo_under_load.count,
+                                   FormatRatio(Ratio(estop.latency.p99, estop.echo_under_load.p99))));
+  }
   table_.AddInfo(absl::StrFormat("ListDevices(%d) p50 / p99, same load", devices),
                  absl::StrCat(FormatLatency(estop.list_devices.p50), " / ",
                               FormatLatency(estop.list_devices.p99)),
