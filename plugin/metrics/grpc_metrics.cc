@@ -1,6 +1,7 @@
 #include "plugin/metrics/grpc_metrics.h"
 
 #include <chrono>
+#include <utility>
 
 #include "absl/strings/string_view.h"
 #include "prometheus/gauge.h"
@@ -45,21 +46,20 @@ const prometheus::Histogram::BucketBoundaries& LatencyBuckets() {
 
 class MetricsInterceptor : public grpc::experimental::Interceptor {
  public:
-  MetricsInterceptor(GrpcMetrics& metrics, const char* method)
-      : metrics_(metrics), method_(method), start_(std::chrono::steady_clock::now()) {}
+  explicit MetricsInterceptor(GrpcMetrics::MethodSeries& series)
+      : series_(series), start_(std::chrono::steady_clock::now()) {}
 
   void Intercept(grpc::experimental::InterceptorBatchMethods* methods) override {
     if (methods->QueryInterceptionHookPoint(
             grpc::experimental::InterceptionHookPoints::PRE_SEND_STATUS)) {
       const std::chrono::duration<double> elapsed = std::chrono::steady_clock::now() - start_;
-      metrics_.Record(method_, methods->GetSendStatus().error_code(), elapsed.count());
+      series_.Record(methods->GetSendStatus().error_code(), elapsed.count());
     }
     methods->Proceed();
   }
 
  private:
-  GrpcMetrics& metrics_;
-  const std::string method_;
+  GrpcMetrics::MethodSeries& series_;
   const std::chrono::steady_clock::time_point start_;
 };
 
@@ -68,7 +68,7 @@ class MetricsInterceptorFactory : public grpc::experimental::ServerInterceptorFa
   explicit MetricsInterceptorFactory(GrpcMetrics& metrics) : metrics_(metrics) {}
   grpc::experimental::Interceptor* CreateServerInterceptor(
       grpc::experimental::ServerRpcInfo* info) override {
-    return new MetricsInterceptor(metrics_, info->method());
+    return new MetricsInterceptor(metrics_.ForMethod(info->method()));
   }
 
  private:
@@ -100,9 +100,39 @@ GrpcMetrics::MakeInterceptorFactory() {
   return std::make_unique<MetricsInterceptorFactory>(*this);
 }
 
-void GrpcMetrics::Record(const std::string& method, grpc::StatusCode code, double seconds) {
-  handled_.Add({{"method", method}, {"code", CodeName(code)}}).Increment();
-  handling_.Add({{"method", method}}, LatencyBuckets()).Observe(seconds);
+GrpcMetrics::MethodSeries& GrpcMetrics::ForMethod(absl::string_view method) {
+  {
+    absl::ReaderMutexLock lock(&mu_);
+    if (auto it = methods_.find(method); it != methods_.end()) return *it->second;
+  }
+  absl::MutexLock lock(&mu_);
+  std::unique_ptr<MethodSeries>& series = methods_[method];
+  if (series == nullptr) series.reset(new MethodSeries(*this, std::string(method)));
+  return *series;
+}
+
+GrpcMetrics::MethodSeries::MethodSeries(GrpcMetrics& metrics, std::string method)
+    : metrics_(metrics),
+      method_(std::move(method)),
+      handling_(metrics.handling_.Add({{"method", method_}}, LatencyBuckets())) {}
+
+void GrpcMetrics::MethodSeries::Record(grpc::StatusCode code, double seconds) {
+  const int raw = static_cast<int>(code);
+  const size_t index = raw >= 0 && raw < static_cast<int>(handled_.size())
+                           ? static_cast<size_t>(raw)
+                           : static_cast<size_t>(grpc::StatusCode::UNKNOWN);
+  prometheus::Counter* counter = handled_[index].load(std::memory_order_acquire);
+  if (counter == nullptr) {
+    absl::MutexLock lock(&metrics_.mu_);  // one series per code, even if two calls race here
+    counter = handled_[index].load(std::memory_order_relaxed);
+    if (counter == nullptr) {
+      counter = &metrics_.handled_.Add(
+          {{"method", method_}, {"code", CodeName(static_cast<grpc::StatusCode>(index))}});
+      handled_[index].store(counter, std::memory_order_release);
+    }
+  }
+  counter->Increment();
+  handling_.Observe(seconds);
 }
 
 }  // namespace derma::metrics
