@@ -18,7 +18,17 @@ Device::Device(uint32_t index, std::string id, std::unique_ptr<Driver> driver,
       driver_(std::move(driver)),
       context_(context),
       lease_(name_),
-      settings_(driver_->Info().default_settings) {}
+      settings_(driver_->Info().default_settings) {
+  const DriverInfo& info = driver_->Info();
+  v1::Device identity;
+  identity.set_name(name_);
+  identity.set_kind(info.kind);
+  identity.set_model(info.model);
+  identity.set_serial_number(info.serial_number);
+  identity.set_firmware_version(info.firmware_version);
+  identity.set_simulated(info.simulated);
+  view_.SetIdentity(std::move(identity));
+}
 
 void Device::Initialize() {
   view_.SetCapabilities(driver_->Info().capabilities);
@@ -321,13 +331,7 @@ void Device::QueueEvent(v1::DeviceEventType type, const std::string& message,
 
 void Device::PublishView() {
   const DriverInfo& info = driver_->Info();
-  auto device = std::make_shared<v1::Device>();
-  device->set_name(name_);
-  device->set_kind(info.kind);
-  device->set_model(info.model);
-  device->set_serial_number(info.serial_number);
-  device->set_firmware_version(info.firmware_version);
-  device->set_simulated(info.simulated);
+  auto device = std::make_shared<v1::Device>();  // the identity is in the view already
   device->set_state(state_);
   *device->mutable_settings() = settings_;
   if (active_fault_.has_value()) *device->mutable_active_fault() = *active_fault_;

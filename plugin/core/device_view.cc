@@ -14,6 +14,8 @@ void DeviceView::SetCapabilities(v1::Capabilities capabilities) {
   capabilities_ = std::move(capabilities);
 }
 
+void DeviceView::SetIdentity(v1::Device identity) { identity_ = std::move(identity); }
+
 void DeviceView::PublishSample(const Sample& sample) {
   absl::MutexLock lock(&mu_);
   latest_ = sample;
@@ -36,6 +38,7 @@ void DeviceView::ReadInto(v1::Device* out, uint64_t* last_event_sequence) const 
   }
   if (device == nullptr) return;
   *out = *device;
+  out->MergeFrom(identity_);
   *out->mutable_capabilities() = capabilities_;
   if (latest.sequence > 0) {
     SampleToProto(latest, out->mutable_latest_sample());

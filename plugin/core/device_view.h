@@ -22,8 +22,12 @@ class DeviceView {
  public:
   // Capabilities never change: set once, before the first Publish; Read() adds them.
   void SetCapabilities(v1::Capabilities capabilities);
-  // `device` has no latest_sample and no capabilities; Read() adds them. `last_event_sequence` is
-  // the sequence of the device's last event already reflected in `device`.
+  // The identity never changes either: name, kind, model, serial_number, firmware_version and
+  // simulated, set once before the view is shared; Read() adds them, so a publish of a change
+  // does not copy them again.
+  void SetIdentity(v1::Device identity);
+  // `device` has no identity, latest_sample or capabilities; Read() adds them.
+  // `last_event_sequence` is the sequence of the device's last event already reflected in `device`.
   void Publish(std::shared_ptr<const v1::Device> device, uint64_t last_event_sequence = 0);
   void PublishSample(const Sample& sample);
 
@@ -32,8 +36,10 @@ class DeviceView {
   v1::Device Read(uint64_t* last_event_sequence = nullptr) const;
   // Read() straight into `out` (e.g. a response on the call's arena: no extra copy).
   void ReadInto(v1::Device* out, uint64_t* last_event_sequence = nullptr) const;
-  // The last published device, without latest sample or capabilities.
+  // The last published device, without identity, latest sample or capabilities.
   std::shared_ptr<const v1::Device> device() const;
+  // Name, kind, model, serial_number, firmware_version and simulated.
+  const v1::Device& identity() const { return identity_; }
   // Latest sample; sequence 0 before the first.
   Sample latest_sample() const;
   v1::DeviceState state() const;
@@ -47,6 +53,7 @@ class DeviceView {
   std::shared_ptr<const v1::Device> device_ ABSL_GUARDED_BY(mu_);
   Sample latest_ ABSL_GUARDED_BY(mu_);
   v1::Capabilities capabilities_;  // written once before the view is shared
+  v1::Device identity_;            // written once before the view is shared
   DeviceCounters counters_;
   uint64_t last_event_sequence_ ABSL_GUARDED_BY(mu_) = 0;
 };

@@ -3,16 +3,16 @@
 // devices. SIGINT/SIGTERM: health NOT_SERVING, every output off, open streams end with
 // UNAVAILABLE (SHUTTING_DOWN), exit 0. Bad config or flags, or an audit database that cannot be
 // opened: a message naming the file (and line and field), exit code 2, nothing started.
+#include <sys/stat.h>
+
 #include <atomic>
+#include <cerrno>
 #include <csignal>
 #include <cstdio>
-#include <cerrno>
 #include <cstdlib>
 #include <cstring>
 #include <memory>
 #include <string>
-
-#include <sys/stat.h>
 
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"

@@ -133,15 +133,16 @@ std::vector<MetricFamily> FleetCollector::Collect() const {
     const DeviceView& view = devices_.view(i);
     const std::shared_ptr<const v1::Device> device = view.device();
     if (device == nullptr) continue;
+    const v1::Device& identity = view.identity();
     const Sample sample = view.latest_sample();
-    const ClientMetric::Label id{"device", device->name().substr(sizeof("devices/") - 1)};
-    const std::string kind = EnumLabel(v1::DeviceKind_Name(device->kind()), "DEVICE_KIND_");
+    const ClientMetric::Label id{"device", identity.name().substr(sizeof("devices/") - 1)};
+    const std::string kind = EnumLabel(v1::DeviceKind_Name(identity.kind()), "DEVICE_KIND_");
 
     out.Gauge("derma_device_info", "Device identity (value 1).", id, 1,
               {{"kind", kind},
-               {"model", device->model()},
-               {"serial", device->serial_number()},
-               {"firmware", device->firmware_version()}});
+               {"model", identity.model()},
+               {"serial", identity.serial_number()},
+               {"firmware", identity.firmware_version()}});
     out.Gauge("derma_device_up", "1 when the device's link is up (not OFFLINE).", id,
               device->state() == v1::DEVICE_STATE_OFFLINE ? 0 : 1);
     for (int state = 1; state < v1::DeviceState_ARRAYSIZE; ++state) {
@@ -156,17 +157,17 @@ std::vector<MetricFamily> FleetCollector::Collect() const {
     out.Gauge("derma_device_lease_held", "1 while a client holds the device's lease.", id,
               device->has_lease() ? 1 : 0);
     if (sample.sequence > 0) {
-      if (device->kind() == v1::DEVICE_KIND_MICRONEEDLING) CollectPen(sample, *device, id, out);
-      if (device->kind() == v1::DEVICE_KIND_MICROCURRENT) {
+      if (identity.kind() == v1::DEVICE_KIND_MICRONEEDLING) CollectPen(sample, *device, id, out);
+      if (identity.kind() == v1::DEVICE_KIND_MICROCURRENT) {
         CollectStimulator(sample, view.capabilities(), id, out);
       }
     }
     CollectCounters(view.counters(), id, out);
 
     const DeviceCounters::RunBuckets buckets = view.counters().run_buckets();
-    for (size_t b = 0; b < buckets.size(); ++b) run_buckets[device->kind()][b] += buckets[b];
-    run_sums[device->kind()] += view.counters().run_seconds_sum();
-    run_counts[device->kind()] += view.counters().runs();
+    for (size_t b = 0; b < buckets.size(); ++b) run_buckets[identity.kind()][b] += buckets[b];
+    run_sums[identity.kind()] += view.counters().run_seconds_sum();
+    run_counts[identity.kind()] += view.counters().runs();
   }
 
   MetricFamily& runs = out.Get("derma_run_duration_seconds",

@@ -51,9 +51,9 @@ void ReadStopped(const DeviceView& view, bool summary, v1::Device* out) {
   }
   const std::shared_ptr<const v1::Device> device = view.device();
   if (device == nullptr) return;
-  out->set_name(device->name());
-  out->set_kind(device->kind());
-  out->set_model(device->model());
+  out->set_name(view.identity().name());
+  out->set_kind(view.identity().kind());
+  out->set_model(view.identity().model());
   out->set_state(device->state());
   if (device->has_active_fault()) *out->mutable_active_fault() = device->active_fault();
   const Sample sample = view.latest_sample();
@@ -75,7 +75,7 @@ DeviceControlService::DeviceControlService(DeviceManager& devices, RunRegistry& 
       audit_(audit),
       options_(options) {
   for (uint32_t i = 0; i < devices_.size(); ++i) {
-    names_.push_back(devices_.view(i).device()->name());
+    names_.push_back(devices_.view(i).identity().name());
     by_name_.push_back(i);
   }
   // Devices are indexed in config order; ListDevices pages through them in name order.
@@ -101,8 +101,7 @@ grpc::ServerUnaryReactor* DeviceControlService::FinishCommand(Context* context,
 
 grpc::ServerUnaryReactor* DeviceControlService::Admit(Context* context, const char* method,
                                                       const google::protobuf::Message& request,
-                                                      v1::AuditEventKind kind,
-                                                      CallClass call_class,
+                                                      v1::AuditEventKind kind, CallClass call_class,
                                                       AuditedCall* call) const {
   return AdmitCall(auth_, audit_, context, method, request, kind, call_class, call);
 }
@@ -113,8 +112,8 @@ grpc::ServerUnaryReactor* DeviceControlService::Deny(
   return Admit(context, method, request, v1::AUDIT_EVENT_KIND_COMMAND, CallClass::kRead, &call);
 }
 
-absl::Status DeviceControlService::AuthorizeStream(
-    Context* context, const char* method, const google::protobuf::Message& request) const {
+absl::Status DeviceControlService::AuthorizeStream(Context* context, const char* method,
+                                                   const google::protobuf::Message& request) const {
   absl::StatusOr<auth::Principal> caller = auth_.Authorize(*context, method);
   if (caller.ok()) return absl::OkStatus();
   audit_.RecordRefused({method, "", v1::AUDIT_EVENT_KIND_AUTH_FAILURE, audit_.Summarize(request)},
@@ -252,13 +251,12 @@ grpc::ServerUnaryReactor* DeviceControlService::Start(Context* context,
                              v1::AUDIT_EVENT_KIND_COMMAND, CallClass::kCommand, &call)) {
     return refused;
   }
-  return OnDeviceUnlessShuttingDown(context, std::move(call), request->name(),
-                                    [request, response](Device& d) {
-                                      absl::Status status =
-                                          d.Start(request->lease_id(), request->request_id());
-                                      if (status.ok()) d.view().ReadInto(response->mutable_device());
-                                      return status;
-                                    });
+  return OnDeviceUnlessShuttingDown(
+      context, std::move(call), request->name(), [request, response](Device& d) {
+        absl::Status status = d.Start(request->lease_id(), request->request_id());
+        if (status.ok()) d.view().ReadInto(response->mutable_device());
+        return status;
+      });
 }
 
 grpc::ServerUnaryReactor* DeviceControlService::Pause(Context* context,
@@ -288,7 +286,8 @@ grpc::ServerUnaryReactor* DeviceControlService::Resume(Context* context,
   return OnDeviceUnlessShuttingDown(context, std::move(call), request->name(),
                                     [request, response](Device& d) {
                                       absl::Status status = d.Resume(request->lease_id());
-                                      if (status.ok()) d.view().ReadInto(response->mutable_device());
+                                      if (status.ok())
+                                        d.view().ReadInto(response->mutable_device());
                                       return status;
                                     });
 }
@@ -351,12 +350,12 @@ grpc::ServerUnaryReactor* DeviceControlService::ResetEmergencyStop(
                              v1::AUDIT_EVENT_KIND_ESTOP, CallClass::kCommand, &call)) {
     return refused;
   }
-  return OnDeviceUnlessShuttingDown(context, std::move(call), request->name(),
-                                    [request, response](Device& d) {
-                                      absl::Status status = d.ResetEmergencyStop(request->lease_id());
-                                      if (status.ok()) d.view().ReadInto(response->mutable_device());
-                                      return status;
-                                    });
+  return OnDeviceUnlessShuttingDown(
+      context, std::move(call), request->name(), [request, response](Device& d) {
+        absl::Status status = d.ResetEmergencyStop(request->lease_id());
+        if (status.ok()) d.view().ReadInto(response->mutable_device());
+        return status;
+      });
 }
 
 grpc::ServerUnaryReactor* DeviceControlService::ResetFault(Context* context,
@@ -370,7 +369,8 @@ grpc::ServerUnaryReactor* DeviceControlService::ResetFault(Context* context,
   return OnDeviceUnlessShuttingDown(context, std::move(call), request->name(),
                                     [request, response](Device& d) {
                                       absl::Status status = d.ResetFault(request->lease_id());
-                                      if (status.ok()) d.view().ReadInto(response->mutable_device());
+                                      if (status.ok())
+                                        d.view().ReadInto(response->mutable_device());
                                       return status;
                                     });
 }
@@ -384,15 +384,13 @@ grpc::ServerUnaryReactor* DeviceControlService::StartRun(Context* context,
     return refused;
   }
   if (shutting_down_) return FinishCommand(context, call, request->parent(), ShuttingDownError());
-  return OnDevice(context, std::move(call), request->parent(), "parent", false,
-                  [request, response](Device& d) {
-                    const std::vector<v1::RunStep> steps(request->steps().begin(),
-                                                         request->steps().end());
-                    absl::StatusOr<RunPtr> run =
-                        d.StartRun(request->lease_id(), steps, request->request_id());
-                    if (run.ok()) *response->mutable_run() = **run;
-                    return run.status();
-                  });
+  return OnDevice(
+      context, std::move(call), request->parent(), "parent", false, [request, response](Device& d) {
+        const std::vector<v1::RunStep> steps(request->steps().begin(), request->steps().end());
+        absl::StatusOr<RunPtr> run = d.StartRun(request->lease_id(), steps, request->request_id());
+        if (run.ok()) *response->mutable_run() = **run;
+        return run.status();
+      });
 }
 
 grpc::ServerUnaryReactor* DeviceControlService::CancelRun(Context* context,
@@ -406,12 +404,12 @@ grpc::ServerUnaryReactor* DeviceControlService::CancelRun(Context* context,
   absl::StatusOr<uint32_t> index = devices_.FindRunDevice(request->name());
   if (!index.ok()) return FinishCommand(context, call, "", index.status());
   Unary* reactor = context->DefaultReactor();
-  devices_.Dispatch(*index, [reactor, &audit = audit_, call = std::move(call), request,
-                         response](Device& d) {
-    absl::StatusOr<RunPtr> run = d.CancelRun(request->lease_id(), request->name());
-    if (run.ok()) *response->mutable_run() = **run;
-    audit.Finish(reactor, call, d.name(), run.status());
-  });
+  devices_.Dispatch(
+      *index, [reactor, &audit = audit_, call = std::move(call), request, response](Device& d) {
+        absl::StatusOr<RunPtr> run = d.CancelRun(request->lease_id(), request->name());
+        if (run.ok()) *response->mutable_run() = **run;
+        audit.Finish(reactor, call, d.name(), run.status());
+      });
   return reactor;
 }
 

@@ -95,7 +95,8 @@ absl::StatusOr<EstopResult> MeasureEmergencyStop(LoadedFleet& fleet, int calls,
   result.first = latencies.front();
   result.latency = ComputePercentiles(std::move(latencies));
   result.list_devices = ComputePercentiles(std::move(list_latencies));
-  if (!echo_latencies.empty()) result.echo_under_load = ComputePercentiles(std::move(echo_latencies));
+  if (!echo_latencies.empty())
+    result.echo_under_load = ComputePercentiles(std::move(echo_latencies));
   return result;
 }
 

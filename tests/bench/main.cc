@@ -16,10 +16,10 @@
 #include <thread>
 #include <vector>
 
-#include "absl/flags/commandlineflag.h"
-#include "absl/flags/flag.h"
 #include "absl/algorithm/container.h"
 #include "absl/container/flat_hash_set.h"
+#include "absl/flags/commandlineflag.h"
+#include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
 #include "absl/flags/usage.h"
 #include "absl/status/status.h"
@@ -129,9 +129,9 @@ absl::StatusOr<Settings> SettingsFromFlags() {
   const std::vector<std::string> sections = absl::GetFlag(FLAGS_sections);
   for (const std::string& section : sections) {
     if (!absl::c_linear_search(kSections, section)) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("--sections: no section \"", section, "\" (known: ",
-                       absl::StrJoin(kSections, ", "), ")"));
+      return absl::InvalidArgumentError(absl::StrCat("--sections: no section \"", section,
+                                                     "\" (known: ", absl::StrJoin(kSections, ", "),
+                                                     ")"));
     }
     s.sections.insert(section);
   }
@@ -144,8 +144,9 @@ absl::StatusOr<Settings> SettingsFromFlags() {
                  .window = absl::Seconds(Pick(FLAGS_throughput_window_s, 0.5))};
   s.batch_samples = absl::GetFlag(FLAGS_batch_samples);
   if (s.latency.calls < 1 || s.latency.warmup < 0 || s.latency_devices < 1 || s.streams < 1 ||
-      s.estop_calls < 1 || s.estop_restart < 0 || s.estop_echo_calls < 0 || s.synthetic_devices < 1 ||
-      s.synthetic.producers < 1 || s.synthetic.flow_window < 256 || s.batch_samples < 1) {
+      s.estop_calls < 1 || s.estop_restart < 0 || s.estop_echo_calls < 0 ||
+      s.synthetic_devices < 1 || s.synthetic.producers < 1 || s.synthetic.flow_window < 256 ||
+      s.batch_samples < 1) {
     return absl::InvalidArgumentError("every count must be positive (flow_window ≥ 256)");
   }
   return s;
@@ -196,7 +197,8 @@ absl::StatusOr<LoadedFleetResults> MeasureLoadedFleet(const Settings& s,
                         " telemetry streams"));
   PluginOptions options;
   options.stream_thread_nice = absl::GetFlag(FLAGS_stream_thread_nice);
-  absl::StatusOr<std::unique_ptr<LoadedFleet>> fleet = LoadedFleet::Start(config, s.streams, options);
+  absl::StatusOr<std::unique_ptr<LoadedFleet>> fleet =
+      LoadedFleet::Start(config, s.streams, options);
   if (!fleet.ok()) return fleet.status();
   LoadedFleetResults results;
   results.devices = (*fleet)->names().size();

@@ -50,9 +50,9 @@ void Report::AddBigFleet(const BigFleetResult& fleet) {
   table_.AddGoal(absl::StrCat(what, ": resident memory added"),
                  absl::StrCat(FormatInteger(fleet.rss_added_bytes >> 20), " MiB"), "≤ 500 MiB",
                  fleet.rss_added_bytes <= kBigFleetRssGoalBytes);
-  table_.AddInfo(absl::StrCat(what, ": CPU while ticking"),
-                 absl::StrFormat("%.2f cores at %.0f Hz per device", fleet.cores_used,
-                                 fleet.sample_rate_hz));
+  table_.AddInfo(
+      absl::StrCat(what, ": CPU while ticking"),
+      absl::StrFormat("%.2f cores at %.0f Hz per device", fleet.cores_used, fleet.sample_rate_hz));
 }
 
 void Report::AddEstop(const EstopResult& estop, size_t devices, int streams) {
@@ -68,12 +68,13 @@ void Report::AddEstop(const EstopResult& estop, size_t devices, int streams) {
                  absl::StrCat("all ", devices, " dev RUNNING; response ",
                               estop.response_bytes / 1024, " KiB"));
   if (estop.echo_under_load.count > 0) {
-    table_.AddInfo("bare gRPC echo p50 / p99, same load",
-                   absl::StrCat(FormatLatency(estop.echo_under_load.p50), " / ",
-                                FormatLatency(estop.echo_under_load.p99)),
-                   absl::StrFormat("%d calls between the stops; stop p99 = %s echo p99 here",
-                                   estop.echo_under_load.count,
-                                   FormatRatio(Ratio(estop.latency.p99, estop.echo_under_load.p99))));
+    table_.AddInfo(
+        "bare gRPC echo p50 / p99, same load",
+        absl::StrCat(FormatLatency(estop.echo_under_load.p50), " / ",
+                     FormatLatency(estop.echo_under_load.p99)),
+        absl::StrFormat("%d calls between the stops; stop p99 = %s echo p99 here",
+                        estop.echo_under_load.count,
+                        FormatRatio(Ratio(estop.latency.p99, estop.echo_under_load.p99))));
   }
   table_.AddInfo(absl::StrFormat("ListDevices(%d) p50 / p99, same load", devices),
                  absl::StrCat(FormatLatency(estop.list_devices.p50), " / ",
@@ -128,10 +129,10 @@ void Report::AddDeviceTelemetry(const DeviceTelemetryResult& telemetry, size_t d
                  telemetry.dropped == 0);
   table_.AddGoal(absl::StrCat(what, ": gaps not explained by drops"),
                  absl::StrCat(telemetry.unexplained_gaps), "0", telemetry.unexplained_gaps == 0);
-  table_.AddGoal(absl::StrCat(what, ": CPU"),
-                 absl::StrFormat("%.2f cores (whole process, its 4 readers included)",
-                                 telemetry.cores_used),
-                 "≤ 1 core", telemetry.cores_used <= 1.0);
+  table_.AddGoal(
+      absl::StrCat(what, ": CPU"),
+      absl::StrFormat("%.2f cores (whole process, its 4 readers included)", telemetry.cores_used),
+      "≤ 1 core", telemetry.cores_used <= 1.0);
 }
 
 void Report::AddScrapes(const std::vector<ScrapeResult>& scrapes) {

@@ -307,8 +307,8 @@ TEST(StrandTest, DeferredPostsRunOnceTheirDrainsAreScheduledAsOneBatch) {
                                             "scheduled";
   executor.ScheduleAll(std::move(drains), /*urgent=*/true);
   executor.RunUntilIdle();
-  EXPECT_THAT(log, ElementsAre("queued before", "urgent 0", "urgent 0 again", "urgent 1",
-                               "urgent 2"));
+  EXPECT_THAT(log,
+              ElementsAre("queued before", "urgent 0", "urgent 0 again", "urgent 1", "urgent 2"));
 }
 
 TEST(ThreadPoolExecutorTest, ScheduleAllRunsEveryTaskOfTheBatch) {

@@ -84,8 +84,8 @@ TEST(GrpcMetricsTest, CallsRecordedFromManyThreadsAreAllCounted) {
   for (int t = 0; t < kThreads; ++t) {
     threads.emplace_back([&metrics, &codes, t] {
       for (int i = 0; i < kCalls; ++i) {
-        const std::string method = i % 2 == 0 ? "/derma.v1.DeviceControl/GetDevice"
-                                              : "/derma.v1.DeviceControl/Configure";
+        const std::string method =
+            i % 2 == 0 ? "/derma.v1.DeviceControl/GetDevice" : "/derma.v1.DeviceControl/Configure";
         metrics.Record(method, codes[(i / 2 + t) % 3], 0.0001);
       }
     });
