@@ -53,9 +53,9 @@ ABSL_FLAG(double, rss_growth_percent, 10, "Allowed RSS growth: this percent of t
 ABSL_FLAG(double, rss_growth_mib, 20, "... plus this many MiB.");
 ABSL_FLAG(double, deadline_exceeded_per_100k, 1, "DEADLINE_EXCEEDED budget per 100,000 calls.");
 ABSL_FLAG(double, shutdown_timeout_s, 5, "dermad must exit 0 this soon after SIGTERM.");
-ABSL_FLAG(bool, strict_run_end_view, false,
-          "Fail when GetDevice still shows a run that WatchRun reported ended (a known "
-          "publication-order issue in the device core; reported either way).");
+ABSL_FLAG(bool, strict_run_end_view, true,
+          "Fail when GetDevice still shows a run that WatchRun reported ended (the device "
+          "publishes its view before it announces a change); false: reported only.");
 ABSL_FLAG(uint64_t, seed, 1, "Seed of every client's choices.");
 
 namespace {

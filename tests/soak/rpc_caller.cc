@@ -13,7 +13,14 @@ std::shared_ptr<grpc::Channel> MakeOwnChannel(const std::string& target, bool sm
     args.SetInt(GRPC_ARG_HTTP2_BDP_PROBE, 0);
     args.SetInt(GRPC_ARG_HTTP2_STREAM_LOOKAHEAD_BYTES, 64 << 10);
   }
-  return grpc::CreateCustomChannel(target, grpc::InsecureChannelCredentials(), args);
+  std::shared_ptr<grpc::Channel> channel =
+      grpc::CreateCustomChannel(target, grpc::InsecureChannelCredentials(), args);
+  // Connected before the client's first call: a first connection attempt that fails (seen once,
+  // "No such file or directory" from connect on a busy machine) is retried by the channel's
+  // backoff here, instead of failing every call fast until the backoff ends. If it never
+  // connects, the client's calls fail and are counted.
+  channel->WaitForConnected(absl::ToChronoTime(absl::Now() + absl::Seconds(10)));
+  return channel;
 }
 
 Verdict RpcCaller::Record(Rpc rpc, Expect expect, const std::string& device,

@@ -28,7 +28,8 @@ struct FleetDevice {
   double electrode_impedance_ohm = 0;  // stimulators: at start
 };
 
-// A channel of its own (no subchannel shared with other clients: one TCP connection each).
+// A channel of its own (no subchannel shared with other clients: one TCP connection each),
+// connected before it is returned (waiting up to 10 s).
 // `small_window` keeps HTTP/2 flow control at 64 KiB (no BDP probing), so a reader that stalls
 // is not hidden by megabytes of transport buffers: the server's queue fills and drops samples.
 std::shared_ptr<grpc::Channel> MakeOwnChannel(const std::string& target, bool small_window = false);

@@ -198,8 +198,8 @@ void DeviceSessions::CheckAfterRun(const FleetDevice& device, const v1::Run& end
                               " but WatchRun ended with ", ended.ShortDebugString()));
   }
   // The device must show the run's end too: IDLE and owned by no run. A view that catches up
-  // only later is counted (a known ordering issue, see CheckEnded's caller); one that never
-  // does within a second is a device stuck in a run.
+  // only later is counted (a failure unless --strict_run_end_view=false); one that never does
+  // within a second is a device stuck in a run.
   const absl::Time ended_seen = absl::Now();
   v1::GetDeviceRequest get_device;
   get_device.set_name(device.name);

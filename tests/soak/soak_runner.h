@@ -42,8 +42,8 @@ struct SoakOptions {
   double rss_growth_fraction = 0.10;
   uint64_t rss_growth_bytes = 20 << 20;
   // Fail when GetDevice, right after WatchRun reported a run's end, still shows the run (the
-  // device publishes the ended run before its own view; see README "Soak"). Off: reported only.
-  bool strict_run_end_view = false;
+  // device publishes its view before it announces a change). Off: reported only.
+  bool strict_run_end_view = true;
   double deadline_per_100k = 1;  // DEADLINE_EXCEEDED budget per 100,000 calls
   uint64_t seed = 1;
 };
