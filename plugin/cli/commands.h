@@ -6,14 +6,18 @@
 #include <string>
 #include <vector>
 
+#include "absl/time/time.h"
 #include "plugin/cli/cli_support.h"
 
 namespace derma::cli {
 
 struct Options {
   bool json = false;
-  double duration_s = 0;  // watch: stop after this long (0 = until Ctrl-C)
-  bool all = false;       // estop --all
+  double duration_s = 0;                        // watch: stop after this long (0 = until Ctrl-C)
+  bool all = false;                             // estop --all
+  std::string principal;                        // audit: only this principal's records
+  absl::Duration since = absl::ZeroDuration();  // audit: only records this recent (0 = all)
+  int limit = 100;                              // audit: most records printed
 };
 
 using Args = std::vector<std::string>;
@@ -29,6 +33,8 @@ int Reset(Connection& c, const Options& o, const Args& args);
 int RunProgram(Connection& c, const Options& o, const Args& args);
 int Runs(Connection& c, const Options& o, const Args& args);
 int Sim(Connection& c, const Options& o, const Args& args);
+// The audit trail, newest first (audit_command.cc).
+int Audit(Connection& c, const Options& o, const Args& args);
 
 // One line describing a device: name, model, state, output, settings, fault.
 std::string DeviceLine(const v1::Device& device);

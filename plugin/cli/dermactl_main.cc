@@ -9,6 +9,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_format.h"
+#include "absl/time/time.h"
 #include "plugin/cli/commands.h"
 
 namespace {
@@ -29,12 +30,17 @@ commands:
   run DEVICE PROGRAM_FILE       run a program (RunProgram, text format or JSON) with progress;
                                 Ctrl-C cancels the run
   runs [DEVICE]                 runs, newest first, with their dose ledgers
+  audit [DEVICE]                the audit trail, newest first: commands with their principal
+                                and outcome, device events (admin role when auth is on)
   sim fault DEVICE KIND         inject a simulator fault (e.g. over_temperature)
 
 options:
   --target=HOST:PORT   derma service (default 127.0.0.1:50051, or $DERMA_TARGET)
   --json               machine-readable output, one JSON object per line
   --duration_s=N       watch: stop after N seconds
+  --principal=NAME     audit: only this principal's records
+  --since=DURATION     audit: only records this recent, e.g. 90s, 15m, 2h
+  --limit=N            audit: at most N records (default 100)
   --help               this text
 
 DEVICE is "pen-1" or "devices/pen-1". Exit codes: 0 ok, 2 usage, 3 device or state error,
@@ -67,6 +73,19 @@ int main(int argc, char** argv) {
         absl::FPrintF(stderr, "dermactl: --duration_s needs a number of seconds ≥ 0\n");
         return kUsage;
       }
+    } else if (absl::StartsWith(arg, "--principal=")) {
+      options.principal = arg.substr(12);
+    } else if (absl::StartsWith(arg, "--since=")) {
+      if (!absl::ParseDuration(arg.substr(8), &options.since) ||
+          options.since < absl::ZeroDuration()) {
+        absl::FPrintF(stderr, "dermactl: --since needs a duration such as 90s, 15m or 2h\n");
+        return kUsage;
+      }
+    } else if (absl::StartsWith(arg, "--limit=")) {
+      if (!absl::SimpleAtoi(arg.substr(8), &options.limit) || options.limit < 1) {
+        absl::FPrintF(stderr, "dermactl: --limit needs a whole number ≥ 1\n");
+        return kUsage;
+      }
     } else if (absl::StartsWith(arg, "--")) {
       absl::FPrintF(stderr, "dermactl: unknown option %s (see dermactl --help)\n", arg);
       return kUsage;
@@ -95,6 +114,7 @@ int main(int argc, char** argv) {
   if (command == "run") return derma::cli::RunProgram(connection, options, args);
   if (command == "runs") return derma::cli::Runs(connection, options, args);
   if (command == "sim") return derma::cli::Sim(connection, options, args);
+  if (command == "audit") return derma::cli::Audit(connection, options, args);
   absl::FPrintF(stderr, "dermactl: unknown command \"%s\" (see dermactl --help)\n", command);
   return kUsage;
 }

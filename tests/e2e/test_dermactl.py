@@ -2,6 +2,7 @@
 3 device/state error, 4 connection error)."""
 import json
 import os
+import re
 import subprocess
 
 import pytest
@@ -23,7 +24,7 @@ def test_help_lists_every_command():
     result = subprocess.run([DERMACTL, "--help"], capture_output=True, text=True, timeout=10)
     assert result.returncode == 0
     for command in ["list", "get", "watch", "configure", "start", "stop", "estop", "reset",
-                    "run", "runs", "sim fault"]:
+                    "run", "runs", "sim fault", "audit"]:
         assert command in result.stdout
 
 
@@ -137,3 +138,32 @@ def test_watch_prints_lines_when_piped_and_json(dermad):
     kinds = [next(iter(json.loads(line))) for line in as_json.stdout.splitlines()]
     assert kinds[:2] == ["snapshot", "sync"]
     assert "batch" in kinds
+
+
+def test_audit_lists_commands_newest_first_with_filters(dermad):
+    assert ctl(dermad, "configure", "pen-1", "needle_depth_mm=1.0").returncode == 0
+    assert ctl(dermad, "start", "pen-1").returncode == 0
+    assert ctl(dermad, "stop", "pen-1").returncode == 0
+    assert ctl(dermad, "get", "pen-2").returncode == 0  # a read: not in the trail
+
+    text = ctl(dermad, "audit", "pen-1")
+    assert text.returncode == 0, text.stderr
+    lines = text.stdout.splitlines()
+    assert any(re.search(r" Configure +OK ", line) for line in lines), text.stdout
+    assert any(re.search(r" Stop +OK ", line) for line in lines), text.stdout
+    assert all("devices/pen-1" in line for line in lines), "only pen-1's records"
+
+    records = [json.loads(line) for line in ctl(dermad, "--json", "audit", "pen-1").stdout.splitlines()]
+    methods = [r.get("method", "") for r in records]
+    assert methods.index("/derma.v1.DeviceControl/Stop") < methods.index(
+        "/derma.v1.DeviceControl/Configure"), "newest first"
+    ids = [int(r["id"]) for r in records]
+    assert ids == sorted(ids, reverse=True), "in the order they were written, newest first"
+    assert not any(m.endswith("/GetDevice") for m in methods)
+
+    assert len(ctl(dermad, "audit", "--limit=2").stdout.splitlines()) == 2
+    assert ctl(dermad, "audit", "--principal=nobody-at-all").stdout == ""
+    assert len(ctl(dermad, "audit", "--since=1h").stdout.splitlines()) >= 3
+    assert ctl(dermad, "audit", "--since=later").returncode == 2
+    assert ctl(dermad, "audit", "--limit=0").returncode == 2
+    assert ctl(dermad, "audit", "pen-1", "pen-2").returncode == 2
