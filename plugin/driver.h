@@ -44,11 +44,11 @@ constexpr FaultMask FaultBit(v1::FaultKind kind) { return FaultMask{1} << static
 struct DriverReading {
   bool link_up = true;
   bool output_on = false;
-  FaultMask faults = 0;        // conditions present now (LINK_DROP is reported via link_up)
-  std::string fault_detail;    // human-readable detail of the faults, empty when none
-  PenReading pen;              // pens
-  v1::Cartridge cartridge;     // pens: installed cartridge
-  StimulatorReading stim;      // stimulators
+  FaultMask faults = 0;      // conditions present now (LINK_DROP is reported via link_up)
+  std::string fault_detail;  // human-readable detail of the faults, empty when none
+  PenReading pen;            // pens
+  v1::Cartridge cartridge;   // pens: installed cartridge
+  StimulatorReading stim;    // stimulators
 };
 
 class Driver {

@@ -98,8 +98,11 @@ absl::StatusOr<std::unique_ptr<DermadProcess>> DermadProcess::StartOnce(
 }
 
 absl::Status DermadProcess::Spawn(const DermadOptions& options) {
-  argv_ = {options.binary, absl::StrCat("--config=", options.config), "--listen=127.0.0.1:0",
-           absl::StrCat("--metrics_listen=127.0.0.1:", metrics_port_), "--log_level=error",
+  argv_ = {options.binary,
+           absl::StrCat("--config=", options.config),
+           "--listen=127.0.0.1:0",
+           absl::StrCat("--metrics_listen=127.0.0.1:", metrics_port_),
+           "--log_level=error",
            "--mutex_deadlock_detection"};  // lock-order checks on, as in every test
   argv_.insert(argv_.end(), options.extra.begin(), options.extra.end());
   std::vector<char*> args;
