@@ -148,21 +148,17 @@ void Strand::Drain(bool urgent) {
 }
 
 void Strand::Dispatch(Task task) {
-  bool run_here = false;
-  bool schedule = false;
+  bool idle = false;
   {
     absl::MutexLock lock(&mu_);
-    if (running_ || !urgent_.empty() || !normal_.empty()) {
-      normal_.push_back(std::move(task));
-      schedule = !running_ && pending_drains_ == 0;
-      if (schedule) ++pending_drains_;
-    } else {
-      running_ = true;  // a drain queued earlier sees this and leaves the strand to us
-      run_here = true;
-    }
+    idle = !running_ && urgent_.empty() && normal_.empty();
+    // A drain queued earlier then finds running_ set and leaves the strand to this call.
+    if (idle) running_ = true;
   }
-  if (schedule) executor_.Schedule([this] { Drain(/*urgent=*/false); });
-  if (!run_here) return;
+  if (!idle) {
+    Post(std::move(task));  // queues behind the work found, whatever changed since
+    return;
+  }
   std::move(task)();
   StopRunning();
 }

@@ -6,6 +6,7 @@
 #include <atomic>
 #include <memory>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "absl/synchronization/notification.h"
@@ -88,7 +89,10 @@ TEST_F(DeviceManagerTest, FindUnknownDeviceIsDeviceNotFound) {
 // not check) made the error's ErrorInfo and BadRequest unparsable, so it lost its reason.
 TEST_F(DeviceManagerTest, FindKeepsReasonAndFieldForANameThatIsNotUtf8) {
   AddDevices({"a"});
-  absl::StatusOr<uint32_t> malformed = manager_->Find("\xCB" "evices/a", "names[0]");
+  absl::StatusOr<uint32_t> malformed = manager_->Find(
+      "\xCB"
+      "evices/a",
+      "names[0]");
   EXPECT_THAT(malformed.status(), HasReason(v1::ERROR_REASON_INVALID_FIELD));
   EXPECT_THAT(ViolationsOf(malformed.status()),
               ElementsAre(AllOf(Field(&FieldViolation::field, "names[0]"),
@@ -145,6 +149,28 @@ TEST_F(DeviceManagerTest, CallReturnsTheResultFromTheStrand) {
   });
   ASSERT_TRUE(applied.ok()) << applied.status();
   EXPECT_EQ(applied->microneedling().needle_depth_mm(), 1.25);
+}
+
+// Dispatch runs a command on the calling thread only for drivers whose hooks never block.
+TEST_F(DeviceManagerTest, DispatchRunsInlineOnlyForDriversThatNeverBlock) {
+  DriverInfo never_blocks = FakePenInfo();
+  never_blocks.hooks_never_block = true;
+  DriverInfo may_block = FakePenInfo();
+  may_block.hooks_never_block = false;
+  AddDevices({"sim"}, never_blocks);
+  AddDevices({"real"}, may_block);
+  manager_->InitializeAll();
+  const std::thread::id caller = std::this_thread::get_id();
+  std::thread::id ran_sim, ran_real;
+  manager_->Dispatch(0, [&ran_sim](Device&) { ran_sim = std::this_thread::get_id(); });
+  EXPECT_EQ(ran_sim, caller) << "an idle device with a never-blocking driver runs it at once";
+  absl::Notification done;
+  manager_->Dispatch(1, [&ran_real, &done](Device&) {
+    ran_real = std::this_thread::get_id();
+    done.Notify();
+  });
+  done.WaitForNotification();
+  EXPECT_NE(ran_real, caller) << "a driver that may block keeps its calls on the executor";
 }
 
 TEST_F(DeviceManagerTest, TickAllTicksEveryDeviceThenCallsDoneOnce) {

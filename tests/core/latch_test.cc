@@ -26,6 +26,15 @@ TEST_F(LatchTest, EstopBlocksStartUntilReset) {
   EXPECT_TRUE(device_->Start(lease_, "").ok());
 }
 
+TEST_F(LatchTest, RepeatedEstopKeepsThePublishedViewOfTheStoppedDevice) {
+  device_->EmergencyStop();
+  const std::shared_ptr<const v1::Device> stopped = device_->view().device();
+  ASSERT_EQ(stopped->state(), v1::DEVICE_STATE_ESTOPPED);
+  device_->EmergencyStop();  // EmergencyStop(all) on a fleet already stopped: nothing changed
+  EXPECT_EQ(device_->view().device(), stopped) << "no view rebuilt when nothing changed";
+  EXPECT_FALSE(device_->view().latest_sample().output_on);
+}
+
 TEST_F(LatchTest, EstopResetKeepsAnEarlierFaultLatched) {
   DriveTo(v1::DEVICE_STATE_FAULT);  // over-temperature, still present
   device_->EmergencyStop();
