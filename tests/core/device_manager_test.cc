@@ -1,6 +1,7 @@
 // DeviceManager on a real ThreadPoolExecutor(2) with fake drivers: name resolution, setup,
 // fleet-wide tick / emergency stop / shutdown and the blocking Call helper. Waits use
-// absl::Notification, never sleeps.
+// absl::Notification, never sleeps; what depends on a strand being idle (Dispatch) runs on a
+// ManualExecutor instead.
 #include "plugin/core/device_manager.h"
 
 #include <atomic>
@@ -151,26 +152,41 @@ TEST_F(DeviceManagerTest, CallReturnsTheResultFromTheStrand) {
   EXPECT_EQ(applied->microneedling().needle_depth_mm(), 1.25);
 }
 
-// Dispatch runs a command on the calling thread only for drivers whose hooks never block.
-TEST_F(DeviceManagerTest, DispatchRunsInlineOnlyForDriversThatNeverBlock) {
+// Dispatch runs a command on the calling thread only for drivers whose hooks never block, and
+// only while the device's strand is idle. On a ManualExecutor nothing runs behind the test's
+// back, so "idle" is a fact here, not a hope about a thread pool (a pool's drain can still be
+// finishing after the task that notified the test).
+TEST(DeviceManagerDispatchTest, RunsInlineOnlyForAnIdleDeviceWhoseDriverNeverBlocks) {
+  ManualExecutor executor;
+  VirtualClock clock;
+  TelemetryFanout fanout;
+  RunRegistry runs;
+  DeviceManager manager(executor, DeviceContext{clock, fanout, runs});
   DriverInfo never_blocks = FakePenInfo();
   never_blocks.hooks_never_block = true;
   DriverInfo may_block = FakePenInfo();
   may_block.hooks_never_block = false;
-  AddDevices({"sim"}, never_blocks);
-  AddDevices({"real"}, may_block);
-  manager_->InitializeAll();
-  const std::thread::id caller = std::this_thread::get_id();
-  std::thread::id ran_sim, ran_real;
-  manager_->Dispatch(0, [&ran_sim](Device&) { ran_sim = std::this_thread::get_id(); });
-  EXPECT_EQ(ran_sim, caller) << "an idle device with a never-blocking driver runs it at once";
-  absl::Notification done;
-  manager_->Dispatch(1, [&ran_real, &done](Device&) {
-    ran_real = std::this_thread::get_id();
-    done.Notify();
-  });
-  done.WaitForNotification();
-  EXPECT_NE(ran_real, caller) << "a driver that may block keeps its calls on the executor";
+  ASSERT_TRUE(manager.AddDevice("sim", std::make_unique<FakeDriver>(never_blocks)).ok());
+  ASSERT_TRUE(manager.AddDevice("real", std::make_unique<FakeDriver>(may_block)).ok());
+  for (uint32_t i = 0; i < manager.size(); ++i) manager.Post(i, [](Device& d) { d.Initialize(); });
+  executor.RunUntilIdle();
+
+  bool ran_sim = false;
+  manager.Dispatch(0, [&ran_sim](Device&) { ran_sim = true; });
+  EXPECT_TRUE(ran_sim) << "an idle device with a never-blocking driver runs it at once";
+
+  bool ran_real = false;
+  manager.Dispatch(1, [&ran_real](Device&) { ran_real = true; });
+  EXPECT_FALSE(ran_real) << "a driver that may block keeps its calls on the executor";
+  executor.RunUntilIdle();
+  EXPECT_TRUE(ran_real);
+
+  std::vector<std::string> order;
+  manager.Post(0, [&order](Device&) { order.push_back("posted"); });
+  manager.Dispatch(0, [&order](Device&) { order.push_back("dispatched"); });
+  EXPECT_TRUE(order.empty()) << "a busy strand queues a dispatched command behind its work";
+  executor.RunUntilIdle();
+  EXPECT_THAT(order, ElementsAre("posted", "dispatched"));
 }
 
 TEST_F(DeviceManagerTest, TickAllTicksEveryDeviceThenCallsDoneOnce) {
