@@ -32,6 +32,9 @@ struct DriverInfo {
   // hand-off to an executor thread. False (the default, for real links) keeps every call on
   // the executor's threads, so a slow instrument never holds a gRPC thread.
   bool hooks_never_block = false;
+  // Limits, and (capabilities.regulation) how the delivered output follows the setpoints: the
+  // core holds the device to that trajectory (regulation check, programmed dose), so a driver
+  // declares what its instrument really does. grace_s 0 switches the check off.
   v1::Capabilities capabilities;
   v1::Settings default_settings;  // full settings of the kind, within capabilities
 };

@@ -21,20 +21,31 @@ void AddParam(v1::Capabilities* caps, const char* field, const char* unit, doubl
   p->set_default_value(default_value);
 }
 
-PenModel MakePen(const char* name, double depth_max, double rate_min, double rate_max) {
+// The regulation every simulated model declares (model_catalogue.h).
+v1::OutputRegulation SimRegulation(double stroke_rate_slew_hz_per_s) {
+  v1::OutputRegulation regulation;
+  regulation.set_stroke_rate_slew_hz_per_s(stroke_rate_slew_hz_per_s);
+  regulation.set_tolerance(0.1);
+  regulation.set_grace_s(0.2);
+  regulation.set_dose_tolerance(0.02);
+  return regulation;
+}
+
+PenModel MakePen(const char* name, double depth_max, double rate_min, double rate_max,
+                 double accel_hz_per_s) {
   PenModel m;
   m.name = name;
   AddParam(&m.capabilities, "needle_depth_mm", "mm", 0, depth_max, 0.05, 0.5);
   AddParam(&m.capabilities, "stroke_rate_hz", "Hz", rate_min, rate_max, 1, 100);
   AddParam(&m.capabilities, "session_limit_s", "s", 1, 3600, 1, 1200);
+  *m.capabilities.mutable_regulation() = SimRegulation(accel_hz_per_s);
   return m;
 }
 
 std::vector<PenModel> PenCatalogue() {
-  PenModel dp100 = MakePen("DP-100", 2.5, 50, 150);
-  PenModel dp300 = MakePen("DP-300", 3.0, 30, 160);
+  PenModel dp100 = MakePen("DP-100", 2.5, 50, 150, 500);
+  PenModel dp300 = MakePen("DP-300", 3.0, 30, 160, 800);
   dp300.temp_limit_c = 65;
-  dp300.accel_hz_per_s = 800;
   return {dp100, dp300};
 }
 
@@ -54,6 +65,7 @@ StimulatorModel MakeStimulator(const char* name, double current_max, double freq
   caps.add_supported_polarities(v1::POLARITY_POSITIVE);
   caps.add_supported_polarities(v1::POLARITY_NEGATIVE);
   caps.set_compliance_voltage_v(12);
+  *caps.mutable_regulation() = SimRegulation(0);
   return m;
 }
 

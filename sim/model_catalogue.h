@@ -7,6 +7,8 @@
 // Stimulators: MC-10 (default)  0–1000 µA, 0.3–1500 Hz, all four waveforms
 //              MC-5             0–500 µA,  0.5–1000 Hz, no SINE
 // Every model: session_limit_s 1–3600 s; stimulators ramp_s 0–10 s and 12 V compliance.
+// Regulation (Capabilities.regulation), every model: tolerance 10 %, grace 0.2 s, dose
+// tolerance 2 %; pens slew at their motor's ramp.
 #ifndef DERMA_SIM_MODEL_CATALOGUE_H_
 #define DERMA_SIM_MODEL_CATALOGUE_H_
 
@@ -23,7 +25,8 @@ namespace derma::sim {
 struct PenModel {
   std::string name;
   derma::v1::Capabilities capabilities;
-  double accel_hz_per_s = 500;      // linear motor ramp (up and down while powered)
+  // Linear motor ramp (up and down while powered): the capability the model declares.
+  double accel_hz_per_s() const { return capabilities.regulation().stroke_rate_slew_hz_per_s(); }
   double temp_limit_c = 60;         // OVER_TEMPERATURE above this
   double temp_hysteresis_c = 5;     // ... and clears below limit − hysteresis
   double idle_current_a = 0.1;      // motor current when powered, at 0 Hz

@@ -33,7 +33,7 @@ double PenPhysics::current_a() const {
 
 double PenPhysics::TimeToTarget() const {
   if (!powered_ || blocked_) return 0;
-  return std::abs(target_hz_ - rate_hz_) / model_.accel_hz_per_s;
+  return std::abs(ReachableHz() - rate_hz_) / model_.accel_hz_per_s();
 }
 
 void PenPhysics::Advance(double dt_s) {
@@ -42,7 +42,7 @@ void PenPhysics::Advance(double dt_s) {
     // One segment up to the end of the ramp (or the whole interval), then the constant part.
     double segment = ramp_s > 0 ? std::min(dt_s, ramp_s) : dt_s;
     AdvanceSegment(segment);
-    if (segment == ramp_s) rate_hz_ = target_hz_;  // land exactly on the setpoint
+    if (segment == ramp_s) rate_hz_ = ReachableHz();  // land exactly on the setpoint
     dt_s -= segment;
   }
 }
@@ -50,9 +50,10 @@ void PenPhysics::Advance(double dt_s) {
 void PenPhysics::AdvanceSegment(double dt_s) {
   const double current_before = current_a();
   if (powered_ && !blocked_) {
-    double accel = target_hz_ > rate_hz_   ? model_.accel_hz_per_s
-                   : target_hz_ < rate_hz_ ? -model_.accel_hz_per_s
-                                           : 0;
+    const double reachable = ReachableHz();
+    double accel = reachable > rate_hz_   ? model_.accel_hz_per_s()
+                   : reachable < rate_hz_ ? -model_.accel_hz_per_s()
+                                          : 0;
     phase_ += rate_hz_ * dt_s + 0.5 * accel * dt_s * dt_s;
     rate_hz_ += accel * dt_s;
   }

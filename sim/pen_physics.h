@@ -3,15 +3,15 @@
 //
 // Motor: while powered, the stroke rate moves linearly towards the setpoint at the model's
 // fixed acceleration (up, or down after a lower setpoint); power off (SetPowered(false)) drops it
-// to 0 at once. While blocked (stall or jam) it is 0 and the motor draws the stall current.
-// Strokes: the stroke phase is the exact integral of the rate; strokes() is its floor (with a
-// 1e-9 guard against rounding), so it is monotonic and exact for known ramps.
-// Thermal: first-order, T' = (T_amb + heat_c_per_a · I − T) / tau, ambient 25 °C, solved
-// exactly per segment with I averaged over the segment (segments split at the ramp end).
-// over_temperature() latches above the limit and clears below limit − hysteresis.
-// Forced heating (injected OVER_TEMPERATURE) holds T ≥ limit + 10 °C until released; the motor
-// then cools naturally (DP-100 at rest: 70 → 55 °C in 1.6 s).
-// Thread-compatible (a plain value).
+// to 0 at once. An injected underspeed makes it move towards half the setpoint instead. While
+// blocked (stall or jam) it is 0 and the motor draws the stall current. Strokes: the stroke phase
+// is the exact integral of the rate; strokes() is its floor (with a 1e-9 guard against rounding),
+// so it is monotonic and exact for known ramps. Thermal: first-order, T' = (T_amb + heat_c_per_a ·
+// I − T) / tau, ambient 25 °C, solved exactly per segment with I averaged over the segment
+// (segments split at the ramp end). over_temperature() latches above the limit and clears below
+// limit − hysteresis. Forced heating (injected OVER_TEMPERATURE) holds T ≥ limit + 10 °C until
+// released; the motor then cools naturally (DP-100 at rest: 70 → 55 °C in 1.6 s). Thread-compatible
+// (a plain value).
 #ifndef DERMA_SIM_PEN_PHYSICS_H_
 #define DERMA_SIM_PEN_PHYSICS_H_
 
@@ -23,6 +23,7 @@ namespace derma::sim {
 
 inline constexpr double kAmbientTemperatureC = 25;
 inline constexpr double kForcedOverTemperatureC = 10;  // above the limit while forced
+inline constexpr double kUnderspeedFraction = 0.5;     // of the setpoint, while underspeed
 
 class PenPhysics {
  public:
@@ -39,6 +40,9 @@ class PenPhysics {
   void SetBlocked(bool blocked);
   // Injected over-temperature: holds T ≥ limit + 10 °C while true.
   void SetForcedHot(bool hot);
+  // Injected underspeed (a worn motor): while true the motor tops out at
+  // kUnderspeedFraction × the setpoint, reached through the same ramp.
+  void SetUnderspeed(bool underspeed) { underspeed_ = underspeed; }
 
   bool powered() const { return powered_; }
   double rate_hz() const { return rate_hz_; }
@@ -49,6 +53,8 @@ class PenPhysics {
   const PenModel& model() const { return model_; }
 
  private:
+  // The rate the motor moves towards: the setpoint, or less while underspeed.
+  double ReachableHz() const { return underspeed_ ? kUnderspeedFraction * target_hz_ : target_hz_; }
   // Time until the rate reaches the setpoint (0 when it is there or cannot move).
   double TimeToTarget() const;
   // Advances motion and temperature by one segment in which the acceleration is constant.
@@ -60,6 +66,7 @@ class PenPhysics {
   bool blocked_ = false;
   bool forced_hot_ = false;
   bool over_temperature_ = false;
+  bool underspeed_ = false;
   double target_hz_ = 0;
   double rate_hz_ = 0;
   double phase_ = 0;  // integrated strokes

@@ -147,6 +147,9 @@ absl::Status SimPen::SetFault(v1::FaultKind kind, bool present, absl::Time now) 
     case v1::FAULT_KIND_OVER_TEMPERATURE:
       physics_.SetForcedHot(present);
       return absl::OkStatus();
+    case v1::FAULT_KIND_MOTOR_UNDERSPEED:  // reports nothing: derma's regulation check finds it
+      physics_.SetUnderspeed(present);
+      return absl::OkStatus();
     case v1::FAULT_KIND_LINK_DROP:
       SetLink(!present, now);
       return absl::OkStatus();

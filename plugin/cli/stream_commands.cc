@@ -215,9 +215,15 @@ int RunProgram(Connection& c, const Options& o, const Args& args) {
   } else {
     absl::PrintF("%s %s (%s)\n", run_name, v1::RunState_Name(last.state()),
                  v1::RunEndReason_Name(last.end_reason()));
-    absl::PrintF("ledger: strokes %d, charge %.1f uC, output on %.3f s\n",
-                 last.ledger().strokes_delivered(), last.ledger().charge_delivered_uc(),
-                 last.ledger().output_on_s());
+    const v1::DoseLedger& ledger = last.ledger();
+    absl::PrintF(
+        "ledger: strokes %d of %.1f programmed, charge %.1f of %.1f uC programmed, output on "
+        "%.3f s\n",
+        ledger.strokes_delivered(), ledger.strokes_programmed(), ledger.charge_delivered_uc(),
+        ledger.charge_programmed_uc(), ledger.output_on_s());
+    if (!last.end_message().empty() && last.state() != v1::RUN_STATE_SUCCEEDED) {
+      absl::PrintF("ended: %s\n", last.end_message());
+    }
   }
   return last.state() == v1::RUN_STATE_SUCCEEDED ? kOk : kDeviceError;
 }

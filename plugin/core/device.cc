@@ -18,8 +18,11 @@ Device::Device(uint32_t index, std::string id, std::unique_ptr<Driver> driver,
       driver_(std::move(driver)),
       context_(context),
       lease_(name_),
-      settings_(driver_->Info().default_settings) {
+      settings_(driver_->Info().default_settings),
+      trajectory_(driver_->Info().kind, driver_->Info().capabilities.regulation()),
+      regulation_(driver_->Info().capabilities.regulation()) {
   const DriverInfo& info = driver_->Info();
+  trajectory_.SetSettings(settings_);
   v1::Device identity;
   identity.set_name(name_);
   identity.set_kind(info.kind);
@@ -108,10 +111,16 @@ absl::StatusOr<v1::Settings> Device::Configure(const std::string& lease_id,
                      absl::StrCat(name_, " driver rejected validated settings: ", s.message()),
                      {{"device", name_}});
   }
-  settings_ = *applied;
+  CommitSettings(*applied);
   QueueEvent(v1::DEVICE_EVENT_TYPE_SETTINGS_APPLIED, "settings applied");
   PublishView();
   return applied;
+}
+
+void Device::CommitSettings(const v1::Settings& settings) {
+  settings_ = settings;
+  trajectory_.SetSettings(settings_);
+  regulation_.Restart();
 }
 
 absl::Status Device::CheckNoRun(const std::string& command) {

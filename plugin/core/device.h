@@ -32,6 +32,7 @@
 #include "plugin/core/clock.h"
 #include "plugin/core/device_view.h"
 #include "plugin/core/lease_table.h"
+#include "plugin/core/output_trajectory.h"
 #include "plugin/core/request_log.h"
 #include "plugin/core/run_registry.h"
 #include "plugin/core/settings_validator.h"
@@ -115,7 +116,7 @@ class Device {
     absl::Duration output_on;
     absl::Time last_published;
   };
-  enum class Deadline { kNone, kLease, kSession, kStep };
+  enum class Deadline { kNone, kLease, kSession, kStep, kRegulation };
 
   // Time and physics (device_runtime.cc).
   void AdvanceTo(absl::Time t);
@@ -129,6 +130,16 @@ class Device {
   void HandleLink(const DriverReading& reading, absl::Time t);
   void HandleFaults(FaultMask faults, const std::string& detail, absl::Time t);
   void FailDriver(const absl::Status& status, absl::Time t);
+  // The output's programmed dose over [time_, t] (0 unless RUNNING); turns the trajectory on or
+  // off with the state first.
+  ProgrammedDose AdvanceTrajectory(absl::Time t);
+  // The regulation check of one interval [time_, t] against the reading `next` taken at its
+  // end: the detail of the fault to raise once the shortfall has lasted the grace time.
+  std::optional<std::string> CheckRegulation(const DriverReading& next,
+                                             const ProgrammedDose& programmed, absl::Time t);
+  // The output could not follow its trajectory: output off, FAULT (MOTOR_UNDERSPEED or
+  // IMPEDANCE_SPIKE), the run ends FAULT.
+  void FaultRegulation(const std::string& detail, absl::Time t);
   // Leaving ESTOPPED or OFFLINE: to FAULT when a latching fault is recorded or present, else
   // IDLE.
   void LeaveLatch(const std::string& cause);
@@ -161,6 +172,9 @@ class Device {
   absl::Status CheckStartInterlocks(const v1::Settings& settings, const std::string& prefix);
   absl::Status SwitchOutput(bool on);
   ValidationContext MakeValidationContext() const;
+  // The settings in force from now on (the driver has applied them): the trajectory follows
+  // them and the regulation grace time starts afresh.
+  void CommitSettings(const v1::Settings& settings);
 
   // Runs (device_runs.cc).
   absl::Status ValidateProgram(const std::vector<v1::RunStep>& steps,
@@ -180,7 +194,11 @@ class Device {
   // Publishes the active run's progress now: on every call with `force`, else at most every
   // 100 ms of device time. Only for changes the view already shows.
   void PublishRun(bool force);
-  void AccountRun(absl::Duration on_time, uint64_t strokes, double charge_uc);
+  void AccountRun(absl::Duration on_time, uint64_t strokes, double charge_uc,
+                  const ProgrammedDose& programmed);
+  // Ends the run whose every step finished: COMPLETED when the delivered dose is within
+  // tolerance of the programmed one, else DOSE_OUT_OF_TOLERANCE.
+  void CompleteRun();
 
   const uint32_t index_;
   const std::string id_;
@@ -193,6 +211,8 @@ class Device {
 
   v1::DeviceState state_ = v1::DEVICE_STATE_OFFLINE;
   v1::Settings settings_;
+  OutputTrajectory trajectory_;  // the programmed output, for the ledger and regulation
+  RegulationMonitor regulation_;
   std::optional<v1::Fault> active_fault_;
   FaultMask known_faults_ = 0;
   bool estop_pending_ = false;              // EmergencyStop while OFFLINE: latch on reconnect

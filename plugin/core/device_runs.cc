@@ -1,5 +1,7 @@
 // The run engine of a Device: a treatment program is a list of steps (settings + duration)
 // executed with the output on; each run keeps an exact dose ledger.
+#include <cmath>
+#include <optional>
 #include <utility>
 
 #include "absl/random/random.h"
@@ -16,6 +18,26 @@ using google::protobuf::util::TimeUtil;
 
 google::protobuf::Timestamp ToTimestamp(absl::Time t) {
   return TimeUtil::MicrosecondsToTimestamp(absl::ToUnixMicros(t));
+}
+
+// The dose check of run.proto's DoseLedger: the difference it finds, if outside tolerance.
+std::optional<std::string> DoseOutOfTolerance(const v1::DoseLedger& ledger, double tolerance) {
+  constexpr double kStrokeSlack = 1;
+  constexpr double kChargeSlackUc = 0.01;
+  const double strokes = static_cast<double>(ledger.strokes_delivered());
+  if (std::abs(strokes - ledger.strokes_programmed()) >
+      tolerance * ledger.strokes_programmed() + kStrokeSlack) {
+    return absl::StrFormat("delivered %d strokes of %.1f programmed (tolerance %g %% + 1 stroke)",
+                           ledger.strokes_delivered(), ledger.strokes_programmed(),
+                           100 * tolerance);
+  }
+  const double charge = ledger.charge_delivered_uc();
+  if (std::abs(charge - ledger.charge_programmed_uc()) >
+      tolerance * ledger.charge_programmed_uc() + kChargeSlackUc) {
+    return absl::StrFormat("delivered %.2f µC of %.2f µC programmed (tolerance %g %% + 0.01 µC)",
+                           charge, ledger.charge_programmed_uc(), 100 * tolerance);
+  }
+  return std::nullopt;
 }
 
 std::string Fingerprint(const std::vector<v1::RunStep>& steps) {
@@ -109,7 +131,7 @@ void Device::BeginRun(const std::vector<v1::RunStep>& steps, std::vector<v1::Set
   run.set_holder(holder);
   run_ = std::move(active);
   run_settings_ = std::move(applied);
-  settings_ = run_settings_[0];
+  CommitSettings(run_settings_[0]);
   session_on_ = absl::ZeroDuration();
   QueueEvent(v1::DEVICE_EVENT_TYPE_RUN_STARTED, "run started", nullptr, run_->run.name());
   SetState(v1::DEVICE_STATE_RUNNING, "StartRun " + run_->run.name());
@@ -137,28 +159,42 @@ absl::StatusOr<RunPtr> Device::CancelRun(const std::string& lease_id, const std:
   return context_.runs.Get(run_name);
 }
 
-void Device::AccountRun(absl::Duration on_time, uint64_t strokes, double charge_uc) {
+void Device::AccountRun(absl::Duration on_time, uint64_t strokes, double charge_uc,
+                        const ProgrammedDose& programmed) {
   run_->output_on += on_time;
   run_->step_elapsed += on_time;
   v1::DoseLedger* ledger = run_->run.mutable_ledger();
   ledger->set_strokes_delivered(ledger->strokes_delivered() + strokes);
   ledger->set_charge_delivered_uc(ledger->charge_delivered_uc() + charge_uc);
+  ledger->set_strokes_programmed(ledger->strokes_programmed() + programmed.strokes);
+  ledger->set_charge_programmed_uc(ledger->charge_programmed_uc() + programmed.charge_uc);
+}
+
+void Device::CompleteRun() {
+  ForceOff();
+  const double tolerance = driver_->Info().capabilities.regulation().dose_tolerance();
+  const v1::DoseLedger& ledger = run_->run.ledger();
+  if (std::optional<std::string> off = DoseOutOfTolerance(ledger, tolerance); off.has_value()) {
+    EndRun(v1::RUN_END_REASON_DOSE_OUT_OF_TOLERANCE, *off, v1::DEVICE_STATE_IDLE,
+           "run ended: dose out of tolerance");
+    return;
+  }
+  EndRun(v1::RUN_END_REASON_COMPLETED, "every step finished", v1::DEVICE_STATE_IDLE,
+         "run completed");
 }
 
 void Device::AdvanceStep(absl::Time at) {
   v1::Run& run = run_->run;
   const uint32_t next = run.current_step() + 1;
   if (next >= static_cast<uint32_t>(run.steps_size())) {
-    ForceOff();
-    EndRun(v1::RUN_END_REASON_COMPLETED, "every step finished", v1::DEVICE_STATE_IDLE,
-           "run completed");
+    CompleteRun();
     return;
   }
   if (absl::Status s = driver_->Apply(run_settings_[next], at); !s.ok()) {
     FailDriver(s, at);
     return;
   }
-  settings_ = run_settings_[next];
+  CommitSettings(run_settings_[next]);
   run.set_current_step(next);
   run_->step_elapsed = absl::ZeroDuration();
   QueueEvent(v1::DEVICE_EVENT_TYPE_RUN_STEP,

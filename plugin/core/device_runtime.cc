@@ -4,6 +4,7 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
 #include "google/protobuf/util/time_util.h"
 #include "plugin/core/device.h"
 
@@ -67,6 +68,11 @@ Device::Deadline Device::NextDeadline(absl::Time limit, absl::Time* at) const {
       const absl::Duration step = absl::Seconds(run.steps(run.current_step()).duration_s());
       consider(time_ + std::max(absl::ZeroDuration(), step - run_->step_elapsed), Deadline::kStep);
     }
+    // A shortfall in progress is judged at the instant its grace time ends.
+    if (std::optional<absl::Time> trip = regulation_.TripTime();
+        trip.has_value() && *trip > time_) {
+      consider(*trip, Deadline::kRegulation);
+    }
   }
   return which;
 }
@@ -80,12 +86,14 @@ void Device::Integrate(absl::Time t) {
   }
   const absl::Duration dt = t - time_;
   if (state_ == v1::DEVICE_STATE_RUNNING && dt > absl::ZeroDuration()) session_on_ += dt;
+  const ProgrammedDose programmed = AdvanceTrajectory(t);
   if (run_.has_value()) {
     const bool on = state_ == v1::DEVICE_STATE_RUNNING;
     const uint64_t strokes = next->pen.strokes_total - reading_.pen.strokes_total;
     const double charge = next->stim.charge_delivered_uc - reading_.stim.charge_delivered_uc;
-    AccountRun(on ? dt : absl::ZeroDuration(), strokes, charge);
+    AccountRun(on ? dt : absl::ZeroDuration(), strokes, charge, programmed);
   }
+  const std::optional<std::string> shortfall = CheckRegulation(*next, programmed, t);
   reading_ = *std::move(next);
   time_ = t;
   if (driver_failed_) {
@@ -96,6 +104,54 @@ void Device::Integrate(absl::Time t) {
   }
   HandleLink(reading_, t);
   HandleFaults(reading_.faults, reading_.fault_detail, t);
+  // What the device reports itself comes first; a shortfall faults a device still RUNNING.
+  if (shortfall.has_value() && state_ == v1::DEVICE_STATE_RUNNING) FaultRegulation(*shortfall, t);
+}
+
+ProgrammedDose Device::AdvanceTrajectory(absl::Time t) {
+  const bool on = state_ == v1::DEVICE_STATE_RUNNING;
+  if (on != trajectory_.output_on()) {
+    trajectory_.SetOutput(on);
+    regulation_.Restart();
+  }
+  return trajectory_.Advance(t - time_);
+}
+
+std::optional<std::string> Device::CheckRegulation(const DriverReading& next,
+                                                   const ProgrammedDose& programmed, absl::Time t) {
+  if (!trajectory_.output_on() || t <= time_ || !regulation_.enabled()) return std::nullopt;
+  const bool pen = kind() == v1::DEVICE_KIND_MICRONEEDLING;
+  const double delivered = pen ? next.pen.stroke_rate_hz
+                               : next.stim.charge_delivered_uc - reading_.stim.charge_delivered_uc;
+  const double wanted = pen ? trajectory_.rate_hz() : programmed.charge_uc;
+  if (!regulation_.Observe(time_, t, delivered, wanted)) return std::nullopt;
+  const double tolerance_pct = 100 * regulation_.tolerance();
+  const double lasted_s = absl::ToDoubleSeconds(t - *regulation_.short_since());
+  if (pen) {
+    return absl::StrFormat(
+        "needle motor at %.1f Hz, programmed %.1f Hz: more than %g %% short for %.3f s", delivered,
+        wanted, tolerance_pct, lasted_s);
+  }
+  const double programmed_ua = trajectory_.amplitude_ua();
+  const double delivered_ua = wanted > 0 ? programmed_ua * delivered / wanted : 0;
+  const double ohms = next.stim.electrode_impedance_ohm;
+  return absl::StrFormat(
+      "delivered %.0f µA of %.0f µA programmed, more than %g %% short for %.3f s: electrode "
+      "impedance %.0f Ω needs %.1f V at %.0f µA, compliance %.1f V",
+      delivered_ua, programmed_ua, tolerance_pct, lasted_s, ohms, ohms * programmed_ua * 1e-6,
+      programmed_ua, driver_->Info().capabilities.compliance_voltage_v());
+}
+
+void Device::FaultRegulation(const std::string& detail, absl::Time t) {
+  ForceOff();
+  const v1::FaultKind kind = this->kind() == v1::DEVICE_KIND_MICRONEEDLING
+                                 ? v1::FAULT_KIND_MOTOR_UNDERSPEED
+                                 : v1::FAULT_KIND_IMPEDANCE_SPIKE;
+  view_.counters().CountFault(kind);
+  const v1::Fault fault = MakeFault(kind, detail, t);
+  QueueEvent(v1::DEVICE_EVENT_TYPE_FAULT_RAISED, fault.message(), &fault);
+  active_fault_ = fault;
+  EndRun(v1::RUN_END_REASON_FAULT, detail, v1::DEVICE_STATE_FAULT, "fault: " + detail);
 }
 
 void Device::HandleDeadline(Deadline which, absl::Time at) {
@@ -125,6 +181,7 @@ void Device::HandleDeadline(Deadline which, absl::Time at) {
     case Deadline::kStep:
       AdvanceStep(at);
       return;
+    case Deadline::kRegulation:  // Integrate(at) has judged it
     case Deadline::kNone:
       return;
   }

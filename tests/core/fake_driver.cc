@@ -17,6 +17,14 @@ v1::ParameterCapability Param(const char* field, const char* unit, double min, d
 
 }  // namespace
 
+v1::OutputRegulation FakeRegulation() {
+  v1::OutputRegulation regulation;  // no ramp: the fake follows its setpoints at once
+  regulation.set_tolerance(0.1);
+  regulation.set_grace_s(0.2);
+  regulation.set_dose_tolerance(0.02);
+  return regulation;
+}
+
 DriverInfo FakePenInfo() {
   DriverInfo info;
   info.kind = v1::DEVICE_KIND_MICRONEEDLING;
@@ -26,6 +34,7 @@ DriverInfo FakePenInfo() {
   *info.capabilities.add_parameters() = Param("needle_depth_mm", "mm", 0, 2.5, 0.05, 0.5);
   *info.capabilities.add_parameters() = Param("stroke_rate_hz", "Hz", 50, 150, 1, 100);
   *info.capabilities.add_parameters() = Param("session_limit_s", "s", 1, 3600, 1, 1200);
+  *info.capabilities.mutable_regulation() = FakeRegulation();
   v1::MicroneedlingSettings* s = info.default_settings.mutable_microneedling();
   s->set_needle_depth_mm(0.5);
   s->set_stroke_rate_hz(100);
@@ -49,6 +58,7 @@ DriverInfo FakeStimulatorInfo() {
   info.capabilities.add_supported_polarities(v1::POLARITY_POSITIVE);
   info.capabilities.add_supported_polarities(v1::POLARITY_NEGATIVE);
   info.capabilities.set_compliance_voltage_v(12);
+  *info.capabilities.mutable_regulation() = FakeRegulation();
   v1::MicrocurrentSettings* s = info.default_settings.mutable_microcurrent();
   s->set_current_ua(100);
   s->set_frequency_hz(10);
@@ -110,11 +120,13 @@ void FakeDriver::AdvanceTo(absl::Time now) {
   if (!output_on_) return;
   if (applied_.has_microneedling()) {
     const double before = std::floor(stroke_phase_);
-    stroke_phase_ += applied_.microneedling().stroke_rate_hz() * dt;
+    stroke_phase_ += delivery_fraction_ * applied_.microneedling().stroke_rate_hz() * dt;
     cartridge_.set_strokes_used(cartridge_.strokes_used() +
                                 static_cast<uint64_t>(std::floor(stroke_phase_) - before));
   } else if (applied_.has_microcurrent() && contact_) {
-    charge_uc_ += applied_.microcurrent().current_ua() * dt;
+    const double mean_abs_shape =
+        applied_.microcurrent().waveform() == v1::WAVEFORM_BIPHASIC_SQUARE ? 1 : 0.5;
+    charge_uc_ += delivery_fraction_ * mean_abs_shape * applied_.microcurrent().current_ua() * dt;
   }
 }
 
@@ -129,7 +141,8 @@ absl::StatusOr<DriverReading> FakeDriver::Read(absl::Time now) {
   if (faults_ != 0) r.fault_detail = "fake fault";
   if (applied_.has_microneedling()) {
     r.pen.needle_depth_mm = applied_.microneedling().needle_depth_mm();
-    r.pen.stroke_rate_hz = output_on_ ? applied_.microneedling().stroke_rate_hz() : 0;
+    r.pen.stroke_rate_hz =
+        output_on_ ? delivery_fraction_ * applied_.microneedling().stroke_rate_hz() : 0;
     r.pen.strokes_total = static_cast<uint64_t>(std::floor(stroke_phase_));
     r.pen.cartridge_strokes_used = cartridge_.strokes_used();
     r.cartridge = cartridge_;

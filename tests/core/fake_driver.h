@@ -1,7 +1,9 @@
 // FakeDriver: a scripted Driver for core unit tests. Output, faults, link, cartridge and
 // impedance are set directly by the test; counters advance linearly while the output is on
-// (strokes at the stroke-rate setting, charge at the current setting), so ledgers have exact
-// expected values. Like the simulator, a stimulator without contact reports
+// (strokes at the stroke-rate setting, charge at the current setting × the waveform's mean
+// |shape|; the fake infos declare no ramp), so ledgers have exact expected values.
+// set_delivery_fraction scales what the fake delivers (rate and counters), to model an output
+// that cannot follow its setpoint. Like the simulator, a stimulator without contact reports
 // FAULT_KIND_ELECTRODE_CONTACT_LOST. Not thread-safe (tests drive it from one thread).
 #ifndef DERMA_TESTS_CORE_FAKE_DRIVER_H_
 #define DERMA_TESTS_CORE_FAKE_DRIVER_H_
@@ -14,7 +16,9 @@
 
 namespace derma::testing {
 
-// Capabilities and defaults matching the contract's simulated models.
+// Capabilities and defaults matching the contract's simulated models; regulation as the
+// simulated models declare it (tolerance 10 %, grace 0.2 s, dose tolerance 2 %) without a ramp.
+v1::OutputRegulation FakeRegulation();
 DriverInfo FakePenInfo();
 DriverInfo FakeStimulatorInfo();
 
@@ -37,6 +41,7 @@ class FakeDriver : public Driver {
   void set_cartridge(v1::Cartridge cartridge) { cartridge_ = std::move(cartridge); }
   void set_fail_next_apply(bool fail) { fail_next_apply_ = fail; }
   void set_fail_reads(bool fail) { fail_reads_ = fail; }
+  void set_delivery_fraction(double fraction) { delivery_fraction_ = fraction; }
 
   bool output_on() const { return output_on_; }
   int force_off_count() const { return force_off_count_; }
@@ -59,6 +64,7 @@ class FakeDriver : public Driver {
   bool fail_reads_ = false;
   FaultMask faults_ = 0;
   double impedance_ohm_ = 5000;
+  double delivery_fraction_ = 1;
   double stroke_phase_ = 0;
   double charge_uc_ = 0;
   v1::Cartridge cartridge_;

@@ -56,6 +56,21 @@ TEST(SimModelCatalogueTest, StimulatorModelsHaveDifferentLimits) {
   EXPECT_EQ(mc5->capabilities.compliance_voltage_v(), 12);
 }
 
+TEST(SimModelCatalogueTest, EveryModelDeclaresItsRegulation) {
+  absl::StatusOr<PenModel> dp300 = ResolvePenModel(PenConfig("DP-300"));
+  ASSERT_TRUE(dp300.ok()) << dp300.status();
+  EXPECT_EQ(dp300->capabilities.regulation().stroke_rate_slew_hz_per_s(), 800);
+  EXPECT_EQ(dp300->accel_hz_per_s(), 800) << "the motor ramps as the capability says";
+  absl::StatusOr<StimulatorModel> mc5 = ResolveStimulatorModel(StimConfig("MC-5"));
+  ASSERT_TRUE(mc5.ok()) << mc5.status();
+  for (const v1::OutputRegulation& r :
+       {dp300->capabilities.regulation(), mc5->capabilities.regulation()}) {
+    EXPECT_EQ(r.tolerance(), 0.1);
+    EXPECT_EQ(r.grace_s(), 0.2);
+    EXPECT_EQ(r.dose_tolerance(), 0.02);
+  }
+}
+
 TEST(SimModelCatalogueTest, CapabilityFieldsAreSettingsFieldNames) {
   const auto* pen = v1::MicroneedlingSettings::descriptor();
   const auto* stim = v1::MicrocurrentSettings::descriptor();

@@ -64,6 +64,18 @@ TEST(SimPenTest, MotorStopsAtOnceWhenOutputTurnsOff) {
   EXPECT_EQ(MustRead(*pen, At(3)).pen.strokes_total, 110u);
 }
 
+TEST(SimPenTest, UnderspeedTopsOutAtHalfTheSetpointAndReportsNothing) {
+  auto pen = RunningPen(120);
+  ASSERT_TRUE(pen->InjectFault(v1::FAULT_KIND_MOTOR_UNDERSPEED, At(1)).ok());
+  // From 120 Hz down to 60 Hz at 500 Hz/s: 0.12 s.
+  EXPECT_NEAR(MustRead(*pen, At(1.06)).pen.stroke_rate_hz, 90, 1e-9);
+  const DriverReading r = MustRead(*pen, At(2));
+  EXPECT_DOUBLE_EQ(r.pen.stroke_rate_hz, 60);
+  EXPECT_EQ(r.faults, 0u) << "derma's regulation check finds it, not the device";
+  ASSERT_TRUE(pen->ClearFault(v1::FAULT_KIND_MOTOR_UNDERSPEED, At(2)).ok());
+  EXPECT_DOUBLE_EQ(MustRead(*pen, At(3)).pen.stroke_rate_hz, 120);
+}
+
 TEST(SimPenTest, MotorRampsDownLinearlyToLowerSetpoint) {
   auto pen = RunningPen(100);
   v1::Settings slower = pen->Info().default_settings;

@@ -38,17 +38,24 @@ def step_proto(kind: str, step: StepLike) -> run_pb2.RunStep:
 
 @dataclass(frozen=True)
 class Ledger:
-    """What a run delivered: needle strokes (pens), charge in µC (stimulators), output-on s."""
+    """What a run delivered (the device's counters: needle strokes of pens, charge in µC of
+    stimulators), its output-on seconds, and what its program asked for over that time
+    (strokes_programmed, charge_programmed_uc: run.proto's DoseLedger says how they are
+    computed and the tolerance within which a run ends COMPLETED)."""
     strokes_delivered: int
     charge_delivered_uc: float
     output_on_s: float
+    strokes_programmed: float = 0.0
+    charge_programmed_uc: float = 0.0
 
 
 @dataclass(frozen=True)
 class Run:
     """A run as the server reported it. state: "RUNNING", "PAUSED", "SUCCEEDED" or
     "ENDED_EARLY"; end_reason (once ended): "COMPLETED", "CANCELLED", "STOPPED",
-    "LEASE_EXPIRED", "FAULT", "EMERGENCY_STOP", "LINK_LOST", "SESSION_LIMIT" or "SHUTDOWN"."""
+    "LEASE_EXPIRED", "FAULT", "EMERGENCY_STOP", "LINK_LOST", "SESSION_LIMIT", "SHUTDOWN",
+    "INTERRUPTED" or "DOSE_OUT_OF_TOLERANCE" (every step finished, but the delivered dose is
+    outside the tolerance: state ENDED_EARLY)."""
     name: str
     device: str
     state: str
@@ -77,7 +84,8 @@ class Run:
             current_step=run.current_step, step_elapsed_s=run.step_elapsed_s,
             total_duration_s=run.total_duration_s,
             ledger=Ledger(run.ledger.strokes_delivered, run.ledger.charge_delivered_uc,
-                          run.ledger.output_on_s),
+                          run.ledger.output_on_s, run.ledger.strokes_programmed,
+                          run.ledger.charge_programmed_uc),
             steps=[{**settings_dict(s.settings), "duration_s": s.duration_s} for s in run.steps],
             start_time=to_datetime(run.start_time), end_time=to_datetime(run.end_time),
             end_message=run.end_message, proto=run)

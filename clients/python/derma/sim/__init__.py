@@ -2,9 +2,11 @@
 
 This is a package rather than derma/sim.py because the generated derma/sim/v1/ modules live
 inside it. Fault kinds are FaultKind names without the prefix: "ELECTRODE_CONTACT_LOST",
-"IMPEDANCE_SPIKE", "OVERCURRENT" (stimulators); "MOTOR_STALL", "OVER_TEMPERATURE",
-"CARTRIDGE_JAM" (pens); "LINK_DROP" (any). The device reacts on its next tick exactly as it
-would to real hardware; on a virtual clock that is the next advance_clock().
+"IMPEDANCE_SPIKE", "OVERCURRENT" (stimulators); "MOTOR_STALL", "MOTOR_UNDERSPEED",
+"OVER_TEMPERATURE", "CARTRIDGE_JAM" (pens); "LINK_DROP" (any). The device reacts on its next
+tick exactly as it would to real hardware; on a virtual clock that is the next advance_clock().
+"MOTOR_UNDERSPEED" makes the motor top out at half its stroke rate without reporting anything,
+so derma's regulation check faults the pen after the grace time (0.2 s of device time).
 """
 from __future__ import annotations
 

@@ -1,0 +1,182 @@
+// Dose truth in the core: a device whose delivered output falls short of its trajectory for the
+// regulation grace time faults with the output off (the run ends FAULT with the ledger of what
+// was delivered); shorter shortfalls, and grace times restarted by setting changes, do not; a
+// run's ledger carries the programmed dose beside the delivered one, and a run whose steps
+// finish outside the dose tolerance ends DOSE_OUT_OF_TOLERANCE. FakeDriver follows its
+// setpoints at once (no ramp), so programmed figures are rate × time.
+#include <algorithm>
+
+#include "gmock/gmock.h"
+#include "tests/core/device_fixture.h"
+
+namespace derma::testing {
+namespace {
+
+using ::testing::HasSubstr;
+
+v1::RunStep Step(const v1::Settings& settings, double seconds) {
+  v1::RunStep step;
+  *step.mutable_settings() = settings;
+  step.set_duration_s(seconds);
+  return step;
+}
+
+class RegulationTest : public DeviceFixture {
+ protected:
+  v1::Run RunNamed(const std::string& name) {
+    RunPtr run = runs_.Get(name);
+    EXPECT_NE(run, nullptr) << name;
+    return run == nullptr ? v1::Run() : *run;
+  }
+  std::string StartRun(std::vector<v1::RunStep> steps) {
+    absl::StatusOr<RunPtr> run = device_->StartRun(Lease(), steps, "");
+    EXPECT_TRUE(run.ok()) << run.status();
+    return run.ok() ? (*run)->name() : "";
+  }
+};
+
+TEST_F(RegulationTest, StimulatorShortOfItsCurrentForTheGraceTimeFaultsWithOutputOff) {
+  MakeDevice(FakeStimulatorInfo());
+  const std::string run = StartRun({Step(StimSettings(500), 10)});
+  Run(absl::Seconds(1));
+  driver_->set_delivery_fraction(0.12);  // ≈ 59 µA of 500 µA, as at 200 kΩ behind 12 V
+  Run(absl::Milliseconds(190));
+  EXPECT_EQ(device_->state(), v1::DEVICE_STATE_RUNNING) << "still within the 0.2 s grace";
+  Run(absl::Milliseconds(20));
+  EXPECT_EQ(device_->state(), v1::DEVICE_STATE_FAULT);
+  EXPECT_FALSE(driver_->output_on());
+  EXPECT_EQ(device_->view().Read().active_fault().kind(), v1::FAULT_KIND_IMPEDANCE_SPIKE);
+  EXPECT_THAT(device_->view().Read().active_fault().message(), HasSubstr("of 500 µA programmed"));
+  const v1::Run ended = RunNamed(run);
+  EXPECT_EQ(ended.state(), v1::RUN_STATE_ENDED_EARLY);
+  EXPECT_EQ(ended.end_reason(), v1::RUN_END_REASON_FAULT);
+  // Faulted exactly when the grace time ended (1.2 s of output on): 500 µC + 0.2 s × 60 µA.
+  EXPECT_DOUBLE_EQ(ended.ledger().output_on_s(), 1.2);
+  EXPECT_NEAR(ended.ledger().charge_delivered_uc(), 500 + 0.2 * 60, 1e-6);
+  EXPECT_NEAR(ended.ledger().charge_programmed_uc(), 600, 1e-6);
+}
+
+TEST_F(RegulationTest, PenShortOfItsStrokeRateFaultsMotorUnderspeed) {
+  MakeDevice(FakePenInfo());
+  DriveTo(v1::DEVICE_STATE_RUNNING);
+  driver_->set_delivery_fraction(0.6);
+  Run(absl::Milliseconds(250));
+  EXPECT_EQ(device_->state(), v1::DEVICE_STATE_FAULT);
+  EXPECT_FALSE(driver_->output_on());
+  const v1::Fault fault = device_->view().Read().active_fault();
+  EXPECT_EQ(fault.kind(), v1::FAULT_KIND_MOTOR_UNDERSPEED);
+  EXPECT_THAT(fault.message(), HasSubstr("60.0 Hz, programmed 100.0 Hz"));
+}
+
+TEST_F(RegulationTest, AShortfallShorterThanTheGraceTimeDoesNotFault) {
+  MakeDevice(FakeStimulatorInfo());
+  DriveTo(v1::DEVICE_STATE_RUNNING);
+  for (int i = 0; i < 5; ++i) {
+    driver_->set_delivery_fraction(0.2);
+    Run(absl::Milliseconds(150));
+    driver_->set_delivery_fraction(1);
+    Run(absl::Milliseconds(20));
+  }
+  EXPECT_EQ(device_->state(), v1::DEVICE_STATE_RUNNING);
+}
+
+TEST_F(RegulationTest, ASettingChangeRestartsTheGraceTime) {
+  MakeDevice(FakeStimulatorInfo());
+  DriveTo(v1::DEVICE_STATE_RUNNING);
+  driver_->set_delivery_fraction(0.2);
+  Run(absl::Milliseconds(150));
+  ASSERT_TRUE(device_->Configure(lease_, StimSettings(400), false).ok());
+  Run(absl::Milliseconds(150));
+  EXPECT_EQ(device_->state(), v1::DEVICE_STATE_RUNNING) << "0.3 s short, but 0.15 s per setting";
+  Run(absl::Milliseconds(60));
+  EXPECT_EQ(device_->state(), v1::DEVICE_STATE_FAULT);
+}
+
+TEST_F(RegulationTest, ResumeRestartsTheGraceTime) {
+  MakeDevice(FakePenInfo());
+  DriveTo(v1::DEVICE_STATE_RUNNING);
+  driver_->set_delivery_fraction(0.2);
+  Run(absl::Milliseconds(150));
+  ASSERT_TRUE(device_->Pause(lease_).ok());
+  Run(absl::Seconds(1));
+  ASSERT_TRUE(device_->Resume(lease_).ok());
+  Run(absl::Milliseconds(150));
+  EXPECT_EQ(device_->state(), v1::DEVICE_STATE_RUNNING);
+}
+
+TEST_F(RegulationTest, FaultIsJudgedAtTheEndOfTheGraceTimeEvenWithoutATick) {
+  MakeDevice(FakeStimulatorInfo());
+  DriveTo(v1::DEVICE_STATE_RUNNING);
+  Run(absl::Milliseconds(100));
+  driver_->set_delivery_fraction(0);
+  Run(absl::Milliseconds(10));  // the shortfall is seen from here (t = 0.1 s)
+  Run(absl::Seconds(5), /*tick=*/absl::Seconds(5));
+  ASSERT_EQ(device_->state(), v1::DEVICE_STATE_FAULT);
+  const v1::Fault fault = device_->view().Read().active_fault();
+  EXPECT_EQ(fault.detect_time().seconds() * 1000000 + fault.detect_time().nanos() / 1000,
+            absl::ToUnixMicros(clock_.Now() - absl::Seconds(5) - absl::Milliseconds(10) +
+                               absl::Milliseconds(200)))
+      << "detected 0.2 s after the shortfall began, not at the next tick 5 s later";
+}
+
+TEST_F(RegulationTest, ResetFaultAfterAShortfallReturnsToIdle) {
+  MakeDevice(FakePenInfo());
+  DriveTo(v1::DEVICE_STATE_RUNNING);
+  driver_->set_delivery_fraction(0.5);
+  Run(absl::Milliseconds(300));
+  ASSERT_EQ(device_->state(), v1::DEVICE_STATE_FAULT);
+  driver_->set_delivery_fraction(1);
+  EXPECT_TRUE(device_->ResetFault(lease_).ok());
+  EXPECT_EQ(device_->state(), v1::DEVICE_STATE_IDLE);
+}
+
+TEST_F(RegulationTest, LedgerCarriesTheProgrammedDoseBesideTheDelivered) {
+  MakeDevice(FakePenInfo());
+  const std::string run =
+      StartRun({Step(PenSettings(1.0, 100), 2), Step(PenSettings(1.0, 150), 3)});
+  Run(absl::Seconds(6));
+  const v1::Run ended = RunNamed(run);
+  EXPECT_EQ(ended.end_reason(), v1::RUN_END_REASON_COMPLETED);
+  EXPECT_DOUBLE_EQ(ended.ledger().strokes_programmed(), 650);
+  EXPECT_EQ(ended.ledger().strokes_delivered(), 650u);
+  EXPECT_EQ(ended.ledger().charge_programmed_uc(), 0);
+}
+
+TEST_F(RegulationTest, ProgrammedDoseCountsOnlyTheOutputOnTimeTheRunHad) {
+  MakeDevice(FakeStimulatorInfo());
+  const std::string run = StartRun({Step(StimSettings(200), 10)});
+  Run(absl::Seconds(2));
+  ASSERT_TRUE(device_->Pause(lease_).ok());
+  Run(absl::Seconds(3));
+  device_->Stop();
+  const v1::Run ended = RunNamed(run);
+  EXPECT_EQ(ended.end_reason(), v1::RUN_END_REASON_STOPPED);
+  EXPECT_DOUBLE_EQ(ended.ledger().output_on_s(), 2);
+  EXPECT_NEAR(ended.ledger().charge_programmed_uc(), 400, 1e-9);
+  EXPECT_NEAR(ended.ledger().charge_delivered_uc(), 400, 1e-9);
+}
+
+TEST_F(RegulationTest, StepsFinishedOutsideTheDoseToleranceEndDoseOutOfTolerance) {
+  MakeDevice(FakeStimulatorInfo());
+  const std::string run = StartRun({Step(StimSettings(500), 2)});
+  driver_->set_delivery_fraction(0.95);  // within the 10 % regulation, outside the 2 % dose
+  Run(absl::Seconds(3));
+  const v1::Run ended = RunNamed(run);
+  EXPECT_EQ(ended.state(), v1::RUN_STATE_ENDED_EARLY);
+  EXPECT_EQ(ended.end_reason(), v1::RUN_END_REASON_DOSE_OUT_OF_TOLERANCE);
+  EXPECT_THAT(ended.end_message(), HasSubstr("950.00 µC of 1000.00 µC programmed"));
+  EXPECT_EQ(device_->state(), v1::DEVICE_STATE_IDLE);
+  EXPECT_FALSE(driver_->output_on());
+}
+
+TEST_F(RegulationTest, StepsFinishedWithinTheDoseToleranceComplete) {
+  MakeDevice(FakeStimulatorInfo());
+  const std::string run = StartRun({Step(StimSettings(500), 2)});
+  driver_->set_delivery_fraction(0.99);
+  Run(absl::Seconds(3));
+  EXPECT_EQ(RunNamed(run).end_reason(), v1::RUN_END_REASON_COMPLETED);
+  EXPECT_EQ(RunNamed(run).state(), v1::RUN_STATE_SUCCEEDED);
+}
+
+}  // namespace
+}  // namespace derma::testing
