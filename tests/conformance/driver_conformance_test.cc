@@ -215,6 +215,10 @@ TEST_P(DriverConformanceTest, EveryFaultKindIsApplicableOrRejected) {
     DriverReading r = MustRead(At(k));
     if (kind == v1::FAULT_KIND_LINK_DROP) {
       EXPECT_FALSE(r.link_up);
+    } else if (kind == v1::FAULT_KIND_MOTOR_UNDERSPEED) {
+      // The one condition the device does not report: derma's regulation check finds it from
+      // the stroke rate (simulator.proto).
+      EXPECT_EQ(r.faults, 0u) << r.fault_detail;
     } else {
       EXPECT_NE(r.faults & FaultBit(kind), 0u);
       EXPECT_FALSE(r.fault_detail.empty());

@@ -13,12 +13,16 @@ struct FaultCase {
   const char* device;
   v1::FaultKind fault;
   v1::DeviceState safe_state;
+  // Device time within which the device must be safe: two sample periods for what the device
+  // reports, the regulation grace time (0.2 s) plus the motor's slowdown for MOTOR_UNDERSPEED.
+  double reaction_s = 0.02;
 };
 
 const FaultCase kCases[] = {
     {"devices/pen-1", v1::FAULT_KIND_MOTOR_STALL, v1::DEVICE_STATE_FAULT},
     {"devices/pen-1", v1::FAULT_KIND_OVER_TEMPERATURE, v1::DEVICE_STATE_FAULT},
     {"devices/pen-1", v1::FAULT_KIND_CARTRIDGE_JAM, v1::DEVICE_STATE_FAULT},
+    {"devices/pen-1", v1::FAULT_KIND_MOTOR_UNDERSPEED, v1::DEVICE_STATE_FAULT, 0.25},
     {"devices/pen-2", v1::FAULT_KIND_LINK_DROP, v1::DEVICE_STATE_OFFLINE},
     {"devices/stim-1", v1::FAULT_KIND_ELECTRODE_CONTACT_LOST, v1::DEVICE_STATE_PAUSED},
     {"devices/stim-1", v1::FAULT_KIND_IMPEDANCE_SPIKE, v1::DEVICE_STATE_FAULT},
@@ -34,15 +38,14 @@ TEST_P(SimFaultSafetyTest, RunningDeviceReachesSafeStateWithOutputOff) {
   const std::string lease = Lease(c.device);
   v1::RunStep step;
   step.set_duration_s(60);
-  ASSERT_TRUE(fleet_->devices()
-                  .Call(index, [&](Device& d) { return d.StartRun(lease, {step}, ""); })
-                  .ok());
+  ASSERT_TRUE(
+      fleet_->devices().Call(index, [&](Device& d) { return d.StartRun(lease, {step}, ""); }).ok());
   Advance(2.0);
   ASSERT_EQ(Get(c.device).state(), v1::DEVICE_STATE_RUNNING);
   ASSERT_TRUE(Get(c.device).latest_sample().output_on());
 
   ASSERT_TRUE(Inject(c.device, c.fault).ok());
-  Advance(0.02);  // two sample periods: the next tick must react
+  Advance(c.reaction_s);
 
   const v1::Device device = Get(c.device);
   EXPECT_EQ(device.state(), c.safe_state) << StateName(device.state());
