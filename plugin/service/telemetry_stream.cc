@@ -177,14 +177,24 @@ void TelemetryStream::Pump() {
   StartWrite(next);
 }
 
+// A drain whose entries the snapshots all reflect queues nothing: drain again, or no wakeup is
+// armed and the stream stalls.
 void TelemetryStream::Fill() {
-  if (subscription_->overflowed()) {
-    FinishLocked(ToGrpcStatus(
-        MakeError(absl::StatusCode::kResourceExhausted, v1::ERROR_REASON_STREAM_LIMIT,
-                  "the client read too slowly: the stream's event queue overflowed; reconnect")));
-    return;
+  while (outbox_.empty() && !finished_) {
+    if (subscription_->overflowed()) {
+      FinishLocked(ToGrpcStatus(
+          MakeError(absl::StatusCode::kResourceExhausted, v1::ERROR_REASON_STREAM_LIMIT,
+                    "the client read too slowly: the stream's event queue overflowed; reconnect")));
+      return;
+    }
+    TelemetryDrain drain = subscription_->Drain(kMaxEntriesPerDrain);
+    const bool rearmed = drain.entries.size() < kMaxEntriesPerDrain;
+    Encode(drain);
+    if (rearmed) return;
   }
-  TelemetryDrain drain = subscription_->Drain(kMaxEntriesPerDrain);
+}
+
+void TelemetryStream::Encode(TelemetryDrain& drain) {
   std::unique_ptr<Outgoing> batch;
   // The batch's entry per device: an array indexed by device (no hashing per sample), reset
   // through the list of devices touched.
