@@ -68,24 +68,52 @@ void TelemetrySubscription::OfferEvent(uint32_t device_index, EventPtr event) {
   Notify(armed);
 }
 
+// No O(n) work under mu_, which device strands take to offer: the queues are swapped out,
+// and merged, copied and freed outside it.
 TelemetryDrain TelemetrySubscription::Drain(size_t max_entries) {
   TelemetryDrain out;
-  absl::MutexLock lock(&mu_);
-  out.entries.reserve(std::min(max_entries, samples_.size() + events_.size()));
-  while (out.entries.size() < max_entries && (!samples_.empty() || !events_.empty())) {
+  absl::MutexLock consumer(&drain_mu_);
+  while (out.entries.size() < max_entries) {
+    if (taken_samples_.empty() && taken_events_.empty() && !TakeQueued(out.dropped)) break;
+    TakeInOrder(max_entries, out.entries);
+  }
+  return out;
+}
+
+bool TelemetrySubscription::TakeQueued(absl::flat_hash_map<uint32_t, uint64_t>& dropped) {
+  absl::flat_hash_map<uint32_t, uint64_t> taken_dropped;
+  {
+    absl::MutexLock lock(&mu_);
+    if (samples_.empty() && events_.empty()) {
+      wakeup_armed_ = true;  // nothing left: the next offer wakes the consumer
+      return false;
+    }
+    samples_.swap(taken_samples_);
+    events_.swap(taken_events_);
+    taken_dropped.swap(dropped_);
+  }
+  if (dropped.empty()) {
+    dropped.swap(taken_dropped);
+  } else {
+    for (const auto& [index, count] : taken_dropped) dropped[index] += count;
+  }
+  return true;
+}
+
+void TelemetrySubscription::TakeInOrder(size_t max_entries, std::vector<TelemetryEntry>& out) {
+  out.reserve(std::min(max_entries, out.size() + taken_samples_.size() + taken_events_.size()));
+  while (out.size() < max_entries && (!taken_samples_.empty() || !taken_events_.empty())) {
     const bool take_event =
-        !events_.empty() && (samples_.empty() || events_.front().order < samples_.front().order);
+        !taken_events_.empty() &&
+        (taken_samples_.empty() || taken_events_.front().order < taken_samples_.front().order);
     if (take_event) {
-      out.entries.push_back({Sample{}, std::move(events_.front().event)});
-      events_.pop_front();
+      out.push_back({Sample{}, std::move(taken_events_.front().event)});
+      taken_events_.pop_front();
     } else {
-      out.entries.push_back({samples_.front().sample, nullptr});
-      samples_.pop_front();
+      out.push_back({taken_samples_.front().sample, nullptr});
+      taken_samples_.pop_front();
     }
   }
-  out.dropped.swap(dropped_);
-  if (samples_.empty() && events_.empty()) wakeup_armed_ = true;
-  return out;
 }
 
 bool TelemetrySubscription::overflowed() const {

@@ -6,7 +6,9 @@
 // lost. Events (state changes, faults, run and lease events) are never dropped: they sit in a
 // separate queue; if even that overflows (a consumer stalled for minutes) the subscription is
 // marked `overflowed` and the stream must end with an error instead of losing an event
-// silently. Publishing never blocks on a consumer: it takes one short lock per subscription.
+// silently. Publishing never blocks on a consumer: it takes one short lock per subscription,
+// which a consumer holds only for O(1) work (a Drain swaps the queues out rather than copying
+// them), and calls a wakeup that only flags and schedules.
 #ifndef DERMA_PLUGIN_CORE_TELEMETRY_FANOUT_H_
 #define DERMA_PLUGIN_CORE_TELEMETRY_FANOUT_H_
 
@@ -36,7 +38,8 @@ struct TelemetryEntry {
 
 struct TelemetryDrain {
   std::vector<TelemetryEntry> entries;
-  // Samples dropped per device index since the previous drain.
+  // Samples dropped per device index that no earlier Drain reported. Each drop is reported
+  // once, by the Drain that returns the first entry published after it.
   absl::flat_hash_map<uint32_t, uint64_t> dropped;
 };
 
@@ -50,14 +53,30 @@ struct SubscriptionOptions {
 };
 
 // One consumer's queues. Thread-safe: devices offer from their strands, the consumer drains.
+//
+// Offers append to shared queues under a short lock. A Drain first serves the batch it took
+// earlier (the consumer's side, under a lock no strand takes); when that is empty it swaps the
+// shared queues out under the offer lock in O(1), then merges and copies outside it.
+//
+// Memory: a subscription pins at most `sample_capacity` samples and `event_capacity` events in
+// its shared queues, plus at most as many again in the batch Drain took and has not returned
+// yet: 2 × (sample_capacity + event_capacity) entries in all (events are shared pointers).
 class TelemetrySubscription {
  public:
   explicit TelemetrySubscription(SubscriptionOptions options);
 
-  // Called (without locks held) when an entry arrives and the consumer had drained
-  // everything. Edge-triggered: re-armed by a Drain that leaves the queue empty.
+  // Called on the offering device's strand when an entry arrives while the wakeup is armed,
+  // holding the lock that orders it against SetWakeup (and, from Publish, the fan-out's
+  // subscriber list shared). It must only flag and schedule (DESIGN.md, Threads): never take
+  // a lock that the consumer holds while it drains or encodes. Edge-triggered: armed at
+  // construction and by every Drain that returns fewer than `max_entries` entries (one that
+  // returns none included); the first entry offered after that fires and disarms it.
+  // SetWakeup(nullptr) returns once no wakeup is running.
   void SetWakeup(absl::AnyInvocable<void()> wakeup);
-  // Takes up to `max_entries` entries in publish order, plus the drop counts.
+  // Takes up to `max_entries` entries in publish order, plus the drop counts. A Drain that
+  // returns fewer than `max_entries` entries took everything queued and has re-armed the
+  // wakeup; one that returns exactly `max_entries` has not: the consumer must Drain again
+  // (entries that arrive meanwhile fire no wakeup). Thread-safe, though meant for one consumer.
   TelemetryDrain Drain(size_t max_entries);
   // True once the event queue overflowed; the consumer must end the stream.
   bool overflowed() const;
@@ -78,6 +97,13 @@ class TelemetrySubscription {
     EventPtr event;
   };
   void Notify(bool armed);
+  // Swaps the shared queues into the (empty) taken ones and adds their drop counts to
+  // `dropped`; if the shared queues are empty, re-arms the wakeup and returns false.
+  bool TakeQueued(absl::flat_hash_map<uint32_t, uint64_t>& dropped)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(drain_mu_);
+  // Moves entries from the taken queues into `out`, in publish order, up to `max_entries`.
+  void TakeInOrder(size_t max_entries, std::vector<TelemetryEntry>& out)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(drain_mu_);
 
   const SubscriptionOptions options_;
   std::vector<bool> wanted_;  // indexed by device; empty = every device
@@ -91,6 +117,11 @@ class TelemetrySubscription {
   bool overflowed_ ABSL_GUARDED_BY(mu_) = false;
   bool wakeup_armed_ ABSL_GUARDED_BY(mu_) = true;
   std::atomic<uint64_t>* fleet_dropped_ = nullptr;  // the fan-out's total, set at Subscribe
+  // The consumer's side: what Drain took from the shared queues and has not returned yet.
+  // Only Drain takes drain_mu_ (before mu_), never a device strand.
+  absl::Mutex drain_mu_ ABSL_ACQUIRED_BEFORE(mu_);
+  std::deque<QueuedSample> taken_samples_ ABSL_GUARDED_BY(drain_mu_);
+  std::deque<QueuedEvent> taken_events_ ABSL_GUARDED_BY(drain_mu_);
   friend class TelemetryFanout;
   absl::Mutex wakeup_mu_;
   absl::AnyInvocable<void()> wakeup_ ABSL_GUARDED_BY(wakeup_mu_);

@@ -77,13 +77,11 @@ absl::Status TelemetryStream::Subscribe(const v1::StreamTelemetryRequest& reques
     absl::MutexLock lock(&mu_);
     AddSnapshots(wanted);
   }
-  // The wakeup takes mu_ under the subscription's wakeup lock: never call in with mu_ held.
+  // Runs on a device strand: only flags and schedules, never takes mu_, which Pump holds while
+  // it encodes (DESIGN.md, Threads).
   std::weak_ptr<TelemetryStream> weak = weak_from_this();
   subscription_->SetWakeup([weak] {
-    if (std::shared_ptr<TelemetryStream> stream = weak.lock()) {
-      absl::MutexLock lock(&stream->mu_);
-      stream->SchedulePump();
-    }
+    if (std::shared_ptr<TelemetryStream> stream = weak.lock()) stream->SchedulePump();
   });
   return absl::OkStatus();
 }
@@ -148,8 +146,7 @@ void TelemetryStream::OnDone() {
 }
 
 void TelemetryStream::SchedulePump() {
-  if (pump_scheduled_ || finished_) return;
-  pump_scheduled_ = true;
+  if (pump_scheduled_.exchange(true)) return;
   deps_.executor.Schedule([self = shared_from_this()] { self->Pump(); });
 }
 
@@ -157,7 +154,10 @@ void TelemetryStream::Pump() {
   Response* next = nullptr;
   {
     absl::MutexLock lock(&mu_);
-    pump_scheduled_ = false;
+    // Cleared before Fill drains: a wakeup that comes after this schedules another pump, and
+    // one that came before it is drained by this one. An exchange, so it reads the wakeup's
+    // flag and sees everything offered before it.
+    pump_scheduled_.exchange(false);
     if (finished_ || writing_) return;
     if (finish_.has_value()) {
       FinishLocked(*finish_);
@@ -177,14 +177,25 @@ void TelemetryStream::Pump() {
   StartWrite(next);
 }
 
+// A drain whose entries the snapshots all reflect queues nothing: drain again, or no wakeup is
+// armed and the stream stalls.
 void TelemetryStream::Fill() {
-  if (subscription_->overflowed()) {
-    FinishLocked(ToGrpcStatus(
-        MakeError(absl::StatusCode::kResourceExhausted, v1::ERROR_REASON_STREAM_LIMIT,
-                  "the client read too slowly: the stream's event queue overflowed; reconnect")));
-    return;
+  while (outbox_.empty() && !finished_) {
+    if (subscription_->overflowed()) {
+      FinishLocked(ToGrpcStatus(
+          MakeError(absl::StatusCode::kResourceExhausted, v1::ERROR_REASON_STREAM_LIMIT,
+                    "the client read too slowly: the stream's event queue overflowed; reconnect")));
+      return;
+    }
+    TelemetryDrain drain = subscription_->Drain(kMaxEntriesPerDrain);
+    const bool rearmed = drain.entries.size() < kMaxEntriesPerDrain;
+    if (deps_.encode_hook) deps_.encode_hook(drain);
+    Encode(drain);
+    if (rearmed) return;
   }
-  TelemetryDrain drain = subscription_->Drain(kMaxEntriesPerDrain);
+}
+
+void TelemetryStream::Encode(TelemetryDrain& drain) {
   std::unique_ptr<Outgoing> batch;
   // The batch's entry per device: an array indexed by device (no hashing per sample), reset
   // through the list of devices touched.

@@ -2,13 +2,17 @@
 // SyncMarker, then live SampleBatch / DeviceEvent messages drained from its TelemetryFanout
 // subscription, and Heartbeats when idle. One write is in flight at a time; messages are built
 // on the stream executor, never on a device strand or a gRPC thread, so a slow client only
-// fills its own bounded queue (oldest samples dropped and counted, events kept).
+// fills its own bounded queue (oldest samples dropped and counted, events kept). The
+// subscription's wakeup, which runs on a device strand, only flags and schedules a pump: it
+// takes no lock of the stream, so a device never waits for a stream's encoding.
 // Layer: plugin/service. Thread-safe; owns itself from Begin until gRPC calls OnDone.
 #ifndef DERMA_PLUGIN_SERVICE_TELEMETRY_STREAM_H_
 #define DERMA_PLUGIN_SERVICE_TELEMETRY_STREAM_H_
 
+#include <atomic>
 #include <cstdint>
 #include <deque>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -35,6 +39,9 @@ struct StreamDeps {
   const std::vector<std::string>& names;  // device names by index
   size_t sample_capacity;
   absl::Duration heartbeat_interval;
+  // For tests only (empty in production): runs inside Fill after each Drain, before its
+  // entries are encoded, with the stream's lock held, so a test can hold a stream's encoding.
+  std::function<void(const TelemetryDrain&)> encode_hook = nullptr;
 };
 
 class TelemetryStream : public grpc::ServerWriteReactor<v1::StreamTelemetryResponse>,
@@ -76,10 +83,15 @@ class TelemetryStream : public grpc::ServerWriteReactor<v1::StreamTelemetryRespo
   void OnCancel() override;
   void OnDone() override;
 
+  // Schedules one Pump unless one is scheduled and has not started yet. Takes no lock: the
+  // subscription's wakeup calls it on a device strand. A pump of a finished stream does nothing.
   void SchedulePump();
   void Pump();
-  // Drains the subscription into outbox_ (batches, events in device order, drop counts).
+  // Drains the subscription into outbox_ until something is queued or a Drain re-armed the
+  // wakeup (one that returns a full batch does not, telemetry_fanout.h), or the stream ends.
   void Fill() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Appends one drain to outbox_ (batches, events in device order, drop counts).
+  void Encode(TelemetryDrain& drain) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void FinishLocked(const grpc::Status& status) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   const StreamDeps deps_;
@@ -88,12 +100,13 @@ class TelemetryStream : public grpc::ServerWriteReactor<v1::StreamTelemetryRespo
   std::vector<uint64_t> snapshot_sample_seq_;  // by device index: skip live samples ≤ this
   std::vector<uint64_t> snapshot_event_seq_;   // by device index: skip live events ≤ this
   std::vector<v1::DeviceSamples*> slots_;      // Fill's batch entry per device (null = none)
+  // Set by SchedulePump, cleared by the Pump it scheduled before that Pump drains.
+  std::atomic<bool> pump_scheduled_{false};
 
   absl::Mutex mu_;
   std::deque<std::unique_ptr<Outgoing>> outbox_ ABSL_GUARDED_BY(mu_);
   std::unique_ptr<Outgoing> in_flight_ ABSL_GUARDED_BY(mu_);
   bool writing_ ABSL_GUARDED_BY(mu_) = false;
-  bool pump_scheduled_ ABSL_GUARDED_BY(mu_) = false;
   std::optional<grpc::Status> finish_ ABSL_GUARDED_BY(mu_);  // finish once idle
   std::optional<grpc::Status> end_ ABSL_GUARDED_BY(mu_);     // finish once drained
   bool finished_ ABSL_GUARDED_BY(mu_) = false;
