@@ -75,8 +75,7 @@ class AuditTrailTest : public ServerFixture {
 TEST_F(AuditTrailTest, CommandRecordedWithPrincipalDeviceSummaryAndResultButNoLeaseId) {
   const std::string lease = Lease(kPen);
   ASSERT_THAT(Configure(kPen, lease, PenSettings(0.5, 100)), IsOk());
-  const v1::AuditEvent record =
-      Newest(ListAll(), "/derma.v1.DeviceControl/Configure");
+  const v1::AuditEvent record = Newest(ListAll(), "/derma.v1.DeviceControl/Configure");
   EXPECT_EQ(record.kind(), v1::AUDIT_EVENT_KIND_COMMAND);
   EXPECT_EQ(record.principal(), "local");  // no tokens file: every caller is "local"
   EXPECT_EQ(record.device(), kPen);
@@ -92,7 +91,8 @@ TEST_F(AuditTrailTest, RefusedCommandRecordedWithCodeAndReason) {
   request.set_name(kPen);
   request.set_lease_id("not-a-lease");
   v1::StartResponse response;
-  const grpc::Status status = Invoke(*control_, &v1::DeviceControl::Stub::Start, request, &response);
+  const grpc::Status status =
+      Invoke(*control_, &v1::DeviceControl::Stub::Start, request, &response);
   ASSERT_FALSE(status.ok());
   const v1::AuditEvent record = Newest(ListAll(), "/derma.v1.DeviceControl/Start");
   EXPECT_EQ(record.code(), static_cast<int>(status.error_code()));
@@ -241,8 +241,7 @@ TEST_F(AuditTrailTest, RunHistoryWithLedgerSurvivesARestart) {
   EXPECT_EQ(response.runs(0).state(), v1::RUN_STATE_SUCCEEDED);
   EXPECT_EQ(response.runs(0).ledger().strokes_delivered(), finished.ledger().strokes_delivered());
   EXPECT_GT(response.runs(0).ledger().strokes_delivered(), 0u);
-  EXPECT_EQ(GetRun(run.name()).ledger().strokes_delivered(),
-            finished.ledger().strokes_delivered());
+  EXPECT_EQ(GetRun(run.name()).ledger().strokes_delivered(), finished.ledger().strokes_delivered());
 }
 
 TEST_F(AuditTrailTest, RunActiveAtAGracefulStopIsRecordedEndedByShutdown) {
@@ -278,10 +277,55 @@ TEST_F(AuditTrailTest, RunNeverEndedByAPreviousProcessIsListedInterrupted) {
   EXPECT_TRUE(stored.has_end_time());
   bool recorded = false;
   for (const v1::AuditEvent& e : ListAll()) {
-    recorded |= e.kind() == v1::AUDIT_EVENT_KIND_RUN && absl::StrContains(e.detail(), "INTERRUPTED");
+    recorded |=
+        e.kind() == v1::AUDIT_EVENT_KIND_RUN && absl::StrContains(e.detail(), "INTERRUPTED");
   }
   EXPECT_TRUE(recorded);
   EXPECT_EQ(GetDevice(kPen).state(), v1::DEVICE_STATE_IDLE);  // outputs start off
+}
+
+// A killed process leaves the run as the trail last recorded it. On the virtual clock (device
+// time 2026-01-01, far from the server's wall time) the INTERRUPTED run ends at the last device
+// time recorded for it, while the record of the interruption carries the restart's server time.
+TEST_F(AuditTrailTest, InterruptedRunEndsAtItsLastRecordedDeviceTimeItsRecordAtServerTime) {
+  const std::string lease = Lease(kPen);
+  v1::Run run;
+  ASSERT_THAT(StartRun(kPen, lease, {Step(10, PenSettings(0.5, 100)), Step(60)}, &run), IsOk());
+  Advance(15);  // into the second step, which the trail records as it begins
+  v1::Run recorded;
+  {
+    absl::StatusOr<std::unique_ptr<AuditStore>> store = AuditStore::Open(db_path());
+    ASSERT_TRUE(store.ok()) << store.status();
+    absl::StatusOr<v1::Run> stored = (*store)->GetRun(run.name());
+    ASSERT_TRUE(stored.ok()) << stored.status();
+    recorded = *stored;
+  }
+  ASSERT_EQ(recorded.current_step(), 1u);
+  ASSERT_FALSE(recorded.has_end_time());
+  TearDown();  // a graceful stop would end it SHUTDOWN: put back what a SIGKILL leaves
+  {
+    absl::StatusOr<std::unique_ptr<AuditStore>> store = AuditStore::Open(db_path());
+    ASSERT_TRUE(store.ok()) << store.status();
+    ASSERT_TRUE((*store)->RecordRun(recorded).ok());
+  }
+  const int64_t restart_us = absl::ToUnixMicros(absl::Now());
+  SetUp();
+
+  const v1::Run ended = GetRun(run.name());
+  EXPECT_EQ(ended.end_reason(), v1::RUN_END_REASON_INTERRUPTED);
+  EXPECT_EQ(Micros(ended.start_time()), Micros(run.start_time()));
+  EXPECT_NEAR(Micros(ended.end_time()),
+              Micros(run.start_time()) + recorded.ledger().output_on_s() * 1e6, 1);
+  EXPECT_GE(Micros(ended.end_time()) - Micros(run.start_time()), 10'000'000);
+  EXPECT_LE(Micros(ended.end_time()) - Micros(run.start_time()), 15'000'000);
+  v1::AuditEvent interruption;
+  for (const v1::AuditEvent& e : ListAll()) {
+    if (e.kind() == v1::AUDIT_EVENT_KIND_RUN && absl::StrContains(e.detail(), "INTERRUPTED")) {
+      interruption = e;
+    }
+  }
+  ASSERT_GT(interruption.id(), 0);
+  EXPECT_GE(Micros(interruption.time()), restart_us);
 }
 
 TEST_F(AuditTrailTest, UnwritableTrailRefusesCommandsButStillStopsDevices) {
@@ -291,8 +335,7 @@ TEST_F(AuditTrailTest, UnwritableTrailRefusesCommandsButStillStopsDevices) {
 
   // Carried out, but not acknowledged as if recorded.
   const grpc::Status started = Start(kPen, lease);
-  EXPECT_THAT(started,
-              IsError(grpc::StatusCode::UNAVAILABLE, v1::ERROR_REASON_AUDIT_UNAVAILABLE));
+  EXPECT_THAT(started, IsError(grpc::StatusCode::UNAVAILABLE, v1::ERROR_REASON_AUDIT_UNAVAILABLE));
   EXPECT_EQ(MetadataOf(started)["command_carried_out"], "true");
   EXPECT_EQ(GetDevice(kPen).state(), v1::DEVICE_STATE_RUNNING);
 
@@ -319,7 +362,7 @@ TEST_F(AuditTrailTest, UnwritableTrailRefusesCommandsButStillStopsDevices) {
   EXPECT_TRUE(plugin_->audit_trail()->writable());
   EXPECT_THAT(Configure(kPen, lease, PenSettings(1.0, 100)),
               IsError(grpc::StatusCode::FAILED_PRECONDITION,
-                       v1::ERROR_REASON_ESTOP_LATCHED));  // refused by the device, not the trail
+                      v1::ERROR_REASON_ESTOP_LATCHED));  // refused by the device, not the trail
 }
 
 class NoAuditTrailTest : public ServerFixture {};
@@ -328,8 +371,7 @@ TEST_F(NoAuditTrailTest, ListAuditEventsSaysThereIsNoTrail) {
   v1::ListAuditEventsResponse response;
   EXPECT_THAT(Invoke(*control_, &v1::DeviceControl::Stub::ListAuditEvents,
                      v1::ListAuditEventsRequest(), &response),
-              IsError(grpc::StatusCode::FAILED_PRECONDITION,
-                       v1::ERROR_REASON_AUDIT_UNAVAILABLE));
+              IsError(grpc::StatusCode::FAILED_PRECONDITION, v1::ERROR_REASON_AUDIT_UNAVAILABLE));
 }
 
 // With a tokens file: refused calls are recorded, and the trail is for admins only.

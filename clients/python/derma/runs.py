@@ -48,7 +48,10 @@ class Ledger:
 class Run:
     """A run as the server reported it. state: "RUNNING", "PAUSED", "SUCCEEDED" or
     "ENDED_EARLY"; end_reason (once ended): "COMPLETED", "CANCELLED", "STOPPED",
-    "LEASE_EXPIRED", "FAULT", "EMERGENCY_STOP", "LINK_LOST", "SESSION_LIMIT" or "SHUTDOWN"."""
+    "LEASE_EXPIRED", "FAULT", "EMERGENCY_STOP", "LINK_LOST", "SESSION_LIMIT", "SHUTDOWN" or
+    "INTERRUPTED". start_time and end_time are device time (the fleet clock, which on a virtual
+    clock is far from the wall clock); an INTERRUPTED run ends at the last device time the
+    server recorded for it (start_time plus ledger.output_on_s)."""
     name: str
     device: str
     state: str
