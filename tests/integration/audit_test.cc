@@ -8,6 +8,7 @@
 
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <set>
 #include <string>
 
@@ -18,6 +19,7 @@
 #include "plugin/audit/audit_store.h"
 #include "plugin/audit/audit_trail.h"
 #include "plugin/auth/credentials_store.h"
+#include "plugin/auth/policy.h"
 #include "tests/audit/sqlite_write_lock.h"
 #include "tests/integration/server_fixture.h"
 
@@ -26,6 +28,15 @@ namespace {
 
 using ::testing::HasSubstr;
 using ::testing::Not;
+
+// One unary call, its response discarded.
+template <typename Stub, typename Request, typename Response>
+grpc::Status Send(Stub& stub,
+                  grpc::Status (Stub::*method)(grpc::ClientContext*, const Request&, Response*),
+                  const Request& request) {
+  Response response;
+  return Invoke(stub, method, request, &response);
+}
 
 // A fresh directory for one test's audit database (and tokens file).
 std::string TempDir() {
@@ -139,9 +150,102 @@ TEST_F(AuditTrailTest, FaultStateChangeLeaseExpiryAndEmergencyStopRecorded) {
   EXPECT_TRUE(has(v1::AUDIT_EVENT_KIND_ESTOP, "-> ESTOPPED"));
   // EmergencyStop on every device is one command record without a device.
   const v1::AuditEvent command = Newest(ListAll(), "/derma.v1.DeviceControl/EmergencyStop");
-  EXPECT_EQ(command.kind(), v1::AUDIT_EVENT_KIND_ESTOP);
+  EXPECT_EQ(command.kind(), v1::AUDIT_EVENT_KIND_COMMAND);
   EXPECT_EQ(command.device(), "");
   EXPECT_THAT(command.summary(), HasSubstr("all_devices: true"));
+}
+
+// Every call a client sends, to every mutating DeviceControl method and to the simulator, is one
+// COMMAND record naming its method (whatever it did: leases, emergency stops and runs too), while
+// what the devices raise on their own keeps its kind and names no method.
+TEST_F(AuditTrailTest, EveryCallAClientSendsIsACommandRecordWithItsMethod) {
+  using Stub = v1::DeviceControl::Stub;
+  const std::string lease = Lease(kPen);
+  v1::RenewLeaseRequest renew;
+  renew.set_name(kPen);
+  renew.set_lease_id(lease);
+  renew.set_ttl_s(60);
+  ASSERT_THAT(Send(*control_, &Stub::RenewLease, renew), IsOk());
+  ASSERT_THAT(Configure(kPen, lease, PenSettings(0.5, 100)), IsOk());
+  ASSERT_THAT(Start(kPen, lease), IsOk());
+  v1::PauseRequest pause;
+  pause.set_name(kPen);
+  pause.set_lease_id(lease);
+  ASSERT_THAT(Send(*control_, &Stub::Pause, pause), IsOk());
+  v1::ResumeRequest resume;
+  resume.set_name(kPen);
+  resume.set_lease_id(lease);
+  ASSERT_THAT(Send(*control_, &Stub::Resume, resume), IsOk());
+  v1::StopRequest stop;
+  stop.set_name(kPen);
+  ASSERT_THAT(Send(*control_, &Stub::Stop, stop), IsOk());
+  v1::EmergencyStopRequest estop;
+  estop.set_name(kPen);
+  ASSERT_THAT(Send(*control_, &Stub::EmergencyStop, estop), IsOk());
+  v1::ResetEmergencyStopRequest reset_estop;
+  reset_estop.set_name(kPen);
+  reset_estop.set_lease_id(lease);
+  ASSERT_THAT(Send(*control_, &Stub::ResetEmergencyStop, reset_estop), IsOk());
+  v1::ResetFaultRequest reset_fault;  // refused (no fault), and still a command record
+  reset_fault.set_name(kPen);
+  reset_fault.set_lease_id(lease);
+  ASSERT_FALSE(Send(*control_, &Stub::ResetFault, reset_fault).ok());
+  v1::Run run;
+  ASSERT_THAT(StartRun(kPen, lease, {Step(10, PenSettings(0.5, 100))}, &run), IsOk());
+  Advance(1);
+  v1::CancelRunRequest cancel;
+  cancel.set_name(run.name());
+  cancel.set_lease_id(lease);
+  ASSERT_THAT(Send(*control_, &Stub::CancelRun, cancel), IsOk());
+  v1::EmergencyStopRequest estop_all;
+  estop_all.set_all_devices(true);
+  ASSERT_THAT(Send(*control_, &Stub::EmergencyStop, estop_all), IsOk());
+  v1::ReleaseLeaseRequest release;
+  release.set_name(kPen);
+  release.set_lease_id(lease);
+  ASSERT_THAT(Send(*control_, &Stub::ReleaseLease, release), IsOk());
+
+  const std::set<std::string> sent = {
+      "/derma.v1.DeviceControl/AcquireLease",  "/derma.v1.DeviceControl/RenewLease",
+      "/derma.v1.DeviceControl/ReleaseLease",  "/derma.v1.DeviceControl/Configure",
+      "/derma.v1.DeviceControl/Start",         "/derma.v1.DeviceControl/Pause",
+      "/derma.v1.DeviceControl/Resume",        "/derma.v1.DeviceControl/Stop",
+      "/derma.v1.DeviceControl/EmergencyStop", "/derma.v1.DeviceControl/ResetEmergencyStop",
+      "/derma.v1.DeviceControl/ResetFault",    "/derma.v1.DeviceControl/StartRun",
+      "/derma.v1.DeviceControl/CancelRun",     "/derma.sim.v1.Simulator/AdvanceClock"};
+  // The test sends every DeviceControl method that is not a read.
+  const std::set<std::string> reads = {
+      "/derma.v1.DeviceControl/ListDevices",    "/derma.v1.DeviceControl/GetDevice",
+      "/derma.v1.DeviceControl/GetRun",         "/derma.v1.DeviceControl/ListRuns",
+      "/derma.v1.DeviceControl/WatchRun",       "/derma.v1.DeviceControl/StreamTelemetry",
+      "/derma.v1.DeviceControl/ListAuditEvents"};
+  for (const std::string& method : auth::KnownMethods()) {
+    if (absl::StartsWith(method, "/derma.v1.DeviceControl/") && !reads.contains(method)) {
+      EXPECT_TRUE(sent.contains(method)) << method << " is not sent by this test";
+    }
+  }
+
+  v1::ListAuditEventsRequest request;
+  request.set_page_size(1000);
+  const std::vector<v1::AuditEvent> events = List(request);
+  std::map<std::string, int> commands;  // method → records
+  bool run_started = false, estopped = false;
+  for (const v1::AuditEvent& e : events) {
+    if (e.method().empty()) {
+      EXPECT_NE(e.kind(), v1::AUDIT_EVENT_KIND_COMMAND) << e.ShortDebugString();
+      run_started |= e.kind() == v1::AUDIT_EVENT_KIND_RUN && e.summary() == "RUN_STARTED";
+      estopped |=
+          e.kind() == v1::AUDIT_EVENT_KIND_ESTOP && absl::StrContains(e.detail(), "-> ESTOPPED");
+      continue;
+    }
+    EXPECT_EQ(e.kind(), v1::AUDIT_EVENT_KIND_COMMAND) << e.ShortDebugString();
+    EXPECT_EQ(e.principal(), "local") << e.method();
+    ++commands[e.method()];
+  }
+  for (const std::string& method : sent) EXPECT_GE(commands[method], 1) << method;
+  EXPECT_EQ(commands["/derma.v1.DeviceControl/EmergencyStop"], 2);
+  EXPECT_TRUE(run_started);
+  EXPECT_TRUE(estopped);
 }
 
 TEST_F(AuditTrailTest, DeviceEventsAreWrittenBeforeTheCommandThatCausedThem) {
