@@ -1,17 +1,21 @@
 #include "plugin/audit/audit_store.h"
 
 #include <algorithm>
+#include <cmath>
 #include <limits>
 #include <utility>
 
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "google/protobuf/util/time_util.h"
 #include "plugin/audit/audit_schema.h"
 #include "plugin/core/errors.h"
 
 namespace derma {
 namespace {
+
+using google::protobuf::util::TimeUtil;
 
 constexpr absl::string_view kInsertEvent =
     "INSERT INTO events (time_us, principal, device, kind, method, summary, code, reason, detail)"
@@ -46,6 +50,15 @@ absl::Status CheckRun(const v1::Run& run) {
 
 int64_t ToMicros(const google::protobuf::Timestamp& t) {
   return t.seconds() * 1000000 + t.nanos() / 1000;
+}
+
+// The last device time the stored run shows it active: its start plus the output-on time of
+// its last recorded ledger. The run stores no later device time of its own (and nothing of
+// time spent paused), so this is never later than the run's true last device time.
+int64_t LastRecordedDeviceMicros(const v1::Run& run) {
+  const double on_s = run.ledger().output_on_s();
+  const int64_t on_us = std::isfinite(on_s) && on_s > 0 ? std::llround(on_s * 1e6) : 0;
+  return ToMicros(run.start_time()) + on_us;
 }
 
 std::string WithoutPrefix(std::string name, absl::string_view prefix) {
@@ -203,7 +216,7 @@ absl::Status AuditStore::Commit(const std::vector<AuditEvent>& events,
   return status;
 }
 
-absl::StatusOr<std::vector<v1::Run>> AuditStore::EndInterruptedRuns(absl::Time now) {
+absl::StatusOr<std::vector<v1::Run>> AuditStore::EndInterruptedRuns() {
   std::vector<v1::Run> interrupted;
   {
     absl::MutexLock lock(&mu_);
@@ -220,12 +233,11 @@ absl::StatusOr<std::vector<v1::Run>> AuditStore::EndInterruptedRuns(absl::Time n
       }
     }
   }
-  const int64_t now_us = absl::ToUnixMicros(now);
   for (v1::Run& run : interrupted) {
     run.set_state(v1::RUN_STATE_ENDED_EARLY);
     run.set_end_reason(v1::RUN_END_REASON_INTERRUPTED);
-    run.mutable_end_time()->set_seconds(now_us / 1000000);
-    run.mutable_end_time()->set_nanos(static_cast<int32_t>(now_us % 1000000) * 1000);
+    // Device time, as start_time: the restart's wall time may be months from a virtual clock.
+    *run.mutable_end_time() = TimeUtil::MicrosecondsToTimestamp(LastRecordedDeviceMicros(run));
     run.set_end_message(
         "the service stopped without shutting down while the run was active; the ledger is the "
         "last one recorded");

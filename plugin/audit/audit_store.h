@@ -87,8 +87,11 @@ class AuditStore {
   absl::Status Commit(const std::vector<AuditEvent>& events, const std::vector<v1::Run>& runs)
       ABSL_LOCKS_EXCLUDED(mu_);
   // Ends every stored run that never ended (the service died while it was active) with
-  // ENDED_EARLY / INTERRUPTED at `now`, and returns them. Called once at start-up.
-  absl::StatusOr<std::vector<v1::Run>> EndInterruptedRuns(absl::Time now) ABSL_LOCKS_EXCLUDED(mu_);
+  // ENDED_EARLY / INTERRUPTED, and returns them. Its end_time is device time, like its
+  // start_time: the last device time its record shows, start_time plus the output_on_s of its
+  // last recorded ledger (start_time when nothing was recorded after the start). Called once at
+  // start-up.
+  absl::StatusOr<std::vector<v1::Run>> EndInterruptedRuns() ABSL_LOCKS_EXCLUDED(mu_);
   // Runs of `device` ("devices/{id}", or "" for every device), newest start first (ties: the
   // one recorded first comes last), skipping `offset`, at most `limit`.
   absl::StatusOr<std::vector<v1::Run>> ListRuns(const std::string& device, int64_t offset,

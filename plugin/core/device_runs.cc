@@ -77,13 +77,16 @@ absl::Status Device::ValidateProgram(const std::vector<v1::RunStep>& steps,
     applied->push_back(current);
   }
   if (violations.empty()) return absl::OkStatus();
+  // The first failing step's settings error decides code, reason and metadata, so an interlock
+  // refusal says what Configure's says (needle_length_mm, impedance_ohm, …) for any step.
   const v1::ErrorReason reason = first.ok() ? v1::ERROR_REASON_INVALID_FIELD : ReasonOf(first);
   const absl::StatusCode code = first.ok() ? absl::StatusCode::kInvalidArgument : first.code();
+  const ErrorMetadata metadata = first.ok() ? ErrorMetadata{{"device", name_}} : MetadataOf(first);
   std::string message = absl::StrCat("invalid program for ", name_, ": ");
   for (size_t i = 0; i < violations.size(); ++i) {
     absl::StrAppend(&message, i ? "; " : "", violations[i].field, ": ", violations[i].description);
   }
-  return MakeError(code, reason, message, {{"device", name_}}, violations);
+  return MakeError(code, reason, message, metadata, violations);
 }
 
 absl::StatusOr<RunPtr> Device::StartRun(const std::string& lease_id,

@@ -40,7 +40,12 @@ absl::StatusOr<v1::Settings> ValidateSettings(const ValidationContext& context,
                                               const std::string& field_prefix = "settings");
 
 // Checks the interlocks of complete settings (also used by Start and Resume, whose cartridge
-// and impedance may have changed since Configure).
+// and impedance may have changed since Configure). The one place the interlock errors are
+// built, so Configure, Start, Resume and every StartRun step refuse alike:
+// INTERLOCK_DEPTH_EXCEEDS_NEEDLE with metadata device, needle_length_mm;
+// INTERLOCK_COMPLIANCE (only when `impedance_known`) with metadata device, impedance_ohm,
+// compliance_voltage_v, max_current_ua; each with one BadRequest naming the field under
+// `field_prefix`.
 absl::Status CheckInterlocks(const ValidationContext& context, const v1::Settings& settings,
                              const std::string& field_prefix = "settings");
 

@@ -30,13 +30,14 @@ absl::StatusOr<std::unique_ptr<AuditStore>> OpenAuditStore(const PluginOptions& 
   absl::StatusOr<std::unique_ptr<AuditStore>> store =
       AuditStore::Open(options.audit_db, options.audit_retention);
   if (!store.ok()) return store.status();
-  const absl::Time now = absl::Now();
-  absl::StatusOr<std::vector<v1::Run>> interrupted = (*store)->EndInterruptedRuns(now);
+  absl::StatusOr<std::vector<v1::Run>> interrupted = (*store)->EndInterruptedRuns();
   if (!interrupted.ok()) {
-    return absl::FailedPreconditionError(absl::StrCat("audit store ", options.audit_db,
-                                                      ": cannot end interrupted runs: ",
-                                                      interrupted.status().message()));
+    return absl::FailedPreconditionError(
+        absl::StrCat("audit store ", options.audit_db,
+                     ": cannot end interrupted runs: ", interrupted.status().message()));
   }
+  // Audit records carry server time (the run's end_time is device time).
+  const absl::Time now = absl::Now();
   std::vector<AuditEvent> records;
   for (const v1::Run& run : *interrupted) {
     AuditEvent& record = records.emplace_back();
@@ -44,12 +45,12 @@ absl::StatusOr<std::unique_ptr<AuditStore>> OpenAuditStore(const PluginOptions& 
     record.device = run.device();
     record.kind = v1::AUDIT_EVENT_KIND_RUN;
     record.summary = "RUN_ENDED";
-    record.detail = absl::StrCat("run ended ", run.name(), ": INTERRUPTED (", run.end_message(),
-                                 ")");
+    record.detail =
+        absl::StrCat("run ended ", run.name(), ": INTERRUPTED (", run.end_message(), ")");
   }
   if (absl::Status s = (*store)->AppendBatch(records); !s.ok()) {
-    return absl::FailedPreconditionError(absl::StrCat("audit store ", options.audit_db, ": ",
-                                                      s.message()));
+    return absl::FailedPreconditionError(
+        absl::StrCat("audit store ", options.audit_db, ": ", s.message()));
   }
   return store;
 }
@@ -83,8 +84,8 @@ absl::StatusOr<std::unique_ptr<Plugin>> Plugin::Create(const config::v1::FleetCo
         AuditTrailOptions{.prune_interval = options.audit_prune_interval});
   }
   plugin->call_audit_ = std::make_unique<service::CallAudit>(plugin->audit_trail_.get());
-  plugin->stream_executor_ = std::make_unique<ThreadPoolExecutor>(kStreamThreads,
-                                                                  options.stream_thread_nice);
+  plugin->stream_executor_ =
+      std::make_unique<ThreadPoolExecutor>(kStreamThreads, options.stream_thread_nice);
   plugin->streams_ = std::make_unique<service::StreamRegistry>(options.max_streams);
   plugin->authorizer_ = std::make_unique<auth::Authorizer>(std::move(credentials));
   host::Fleet& f = *plugin->fleet_;
@@ -92,9 +93,8 @@ absl::StatusOr<std::unique_ptr<Plugin>> Plugin::Create(const config::v1::FleetCo
       f.devices(), f.runs(), f.telemetry(), *plugin->streams_, *plugin->stream_executor_,
       *plugin->authorizer_, *plugin->call_audit_,
       service::DeviceControlOptions{options.stream_sample_capacity, options.heartbeat_interval});
-  plugin->simulator_ =
-      std::make_unique<service::SimulatorService>(f.simulator(), *plugin->authorizer_,
-                                                  *plugin->call_audit_);
+  plugin->simulator_ = std::make_unique<service::SimulatorService>(
+      f.simulator(), *plugin->authorizer_, *plugin->call_audit_);
   if (options.health_service) plugin->health_ = std::make_unique<service::HealthService>();
   plugin->collector_ = std::make_shared<metrics::FleetCollector>(
       f.devices(), f.telemetry(), plugin->authorizer_.get(), plugin->audit_trail_.get());
@@ -150,7 +150,7 @@ void Plugin::Shutdown() {
   shut_down_ = true;
   if (health_ != nullptr) health_->SetServing(false);
   device_control_->BeginShutdown();
-  fleet_->Shutdown();  // every output off, runs end with SHUTDOWN
+  fleet_->Shutdown();                                  // every output off, runs end with SHUTDOWN
   if (audit_trail_ != nullptr) audit_trail_->Flush();  // ...and all of that is on disk
   streams_->ShutdownAll();
   stop_heartbeats_.Notify();

@@ -48,13 +48,13 @@ std::string CallAudit::Summarize(const google::protobuf::Message& request) const
   return text;
 }
 
-AuditEvent CallAudit::MakeRecord(const AuditedCall& call, const std::string& device,
-                                 const absl::Status& status) const {
+AuditEvent CallAudit::MakeRecord(const AuditedCall& call, v1::AuditEventKind kind,
+                                 const std::string& device, const absl::Status& status) const {
   AuditEvent record;
   record.time_us = absl::ToUnixMicros(absl::Now());
   record.principal = call.principal;
   record.device = device;
-  record.kind = call.kind;
+  record.kind = kind;
   record.method = call.method;
   record.summary = call.summary;
   record.code = static_cast<int>(status.code());
@@ -71,26 +71,25 @@ void CallAudit::Finish(grpc::ServerUnaryReactor* reactor, const AuditedCall& cal
     reactor->Finish(ToGrpcStatus(status));
     return;
   }
-  AuditEvent record = MakeRecord(call, device, status);
-  trail_->Record(std::move(record),
-                 [reactor, method = std::string(call.method),
-                  status = std::move(status)](absl::Status written) {
-                   // A failed command changed nothing: its own error says more than the
-                   // trail's. A command that took effect is not acknowledged unrecorded.
-                   if (written.ok() || !status.ok()) {
-                     reactor->Finish(ToGrpcStatus(status));
-                     return;
-                   }
-                   reactor->Finish(ToGrpcStatus(MakeError(
-                       absl::StatusCode::kUnavailable, v1::ERROR_REASON_AUDIT_UNAVAILABLE,
-                       absl::StrCat(method,
-                                    " was carried out but its audit record could not be "
-                                    "written: ",
-                                    written.message(),
-                                    ". Until the audit trail is writable again only Stop, "
-                                    "EmergencyStop, Pause, CancelRun and ReleaseLease run."),
-                       {{"command_carried_out", "true"}})));
-                 });
+  AuditEvent record = MakeRecord(call, v1::AUDIT_EVENT_KIND_COMMAND, device, status);
+  trail_->Record(std::move(record), [reactor, method = std::string(call.method),
+                                     status = std::move(status)](absl::Status written) {
+    // A failed command changed nothing: its own error says more than the trail's. A command
+    // that took effect is not acknowledged unrecorded.
+    if (written.ok() || !status.ok()) {
+      reactor->Finish(ToGrpcStatus(status));
+      return;
+    }
+    reactor->Finish(ToGrpcStatus(
+        MakeError(absl::StatusCode::kUnavailable, v1::ERROR_REASON_AUDIT_UNAVAILABLE,
+                  absl::StrCat(method,
+                               " was carried out but its audit record could not be "
+                               "written: ",
+                               written.message(),
+                               ". Until the audit trail is writable again only Stop, "
+                               "EmergencyStop, Pause, CancelRun and ReleaseLease run."),
+                  {{"command_carried_out", "true"}})));
+  });
 }
 
 void CallAudit::FinishRefused(grpc::ServerUnaryReactor* reactor, const AuditedCall& call,
@@ -100,18 +99,16 @@ void CallAudit::FinishRefused(grpc::ServerUnaryReactor* reactor, const AuditedCa
     return;
   }
   AuditedCall refused = call;
-  refused.kind = v1::AUDIT_EVENT_KIND_AUTH_FAILURE;
   if (refused.principal.empty()) refused.principal = MetadataOf(refusal)["principal"];
-  trail_->Record(MakeRecord(refused, "", refusal),
+  trail_->Record(MakeRecord(refused, v1::AUDIT_EVENT_KIND_AUTH_FAILURE, "", refusal),
                  [reactor, refusal](absl::Status) { reactor->Finish(ToGrpcStatus(refusal)); });
 }
 
 void CallAudit::RecordRefused(const AuditedCall& call, const absl::Status& refusal) const {
   if (trail_ == nullptr) return;
   AuditedCall refused = call;
-  refused.kind = v1::AUDIT_EVENT_KIND_AUTH_FAILURE;
   if (refused.principal.empty()) refused.principal = MetadataOf(refusal)["principal"];
-  trail_->Record(MakeRecord(refused, "", refusal), nullptr);
+  trail_->Record(MakeRecord(refused, v1::AUDIT_EVENT_KIND_AUTH_FAILURE, "", refusal), nullptr);
 }
 
 absl::Status CallAudit::CheckWritable() const {
@@ -124,11 +121,9 @@ absl::Status CallAudit::CheckWritable() const {
 
 grpc::ServerUnaryReactor* AdmitCall(const auth::Authorizer& auth, const CallAudit& audit,
                                     grpc::CallbackServerContext* context, const char* method,
-                                    const google::protobuf::Message& request,
-                                    v1::AuditEventKind kind, CallClass call_class,
+                                    const google::protobuf::Message& request, CallClass call_class,
                                     AuditedCall* call) {
   call->method = method;
-  call->kind = kind;
   absl::StatusOr<auth::Principal> caller = auth.Authorize(*context, method);
   if (caller.ok()) call->principal = caller->name;
   if (!caller.ok() || call_class != CallClass::kRead) call->summary = audit.Summarize(request);

@@ -1,7 +1,10 @@
 // CallAudit: the service's side of the audit trail. Builds the record of a call (principal,
 // method, device, a request summary without lease ids, the result) and finishes the call only
 // once that record is durable, so a client never sees a command acknowledged that the trail
-// could lose. Without an audit trail it finishes at once. Layer: plugin/service. Thread-safe.
+// could lose. Without an audit trail it finishes at once. Every call a client sends is recorded
+// with kind COMMAND, whatever its method (leases, emergency stops and runs included), or
+// AUTH_FAILURE when refused; this is the one place those kinds are chosen (what devices raise
+// on their own keeps its kinds: audit_device_events.cc). Layer: plugin/service. Thread-safe.
 #ifndef DERMA_PLUGIN_SERVICE_CALL_AUDIT_H_
 #define DERMA_PLUGIN_SERVICE_CALL_AUDIT_H_
 
@@ -10,8 +13,8 @@
 #include "absl/status/status.h"
 #include "derma/v1/audit.pb.h"
 #include "google/protobuf/message.h"
-#include "grpcpp/support/server_callback.h"
 #include "grpcpp/server_context.h"
+#include "grpcpp/support/server_callback.h"
 #include "plugin/audit/audit_trail.h"
 #include "plugin/auth/authorizer.h"
 
@@ -28,7 +31,6 @@ enum class CallClass {
 struct AuditedCall {
   const char* method = "";
   std::string principal;
-  v1::AuditEventKind kind = v1::AUDIT_EVENT_KIND_COMMAND;
   std::string summary;  // the request, without lease ids, at most kMaxSummaryBytes
 };
 
@@ -46,9 +48,10 @@ class CallAudit {
   // kMaxSummaryBytes. Empty without a trail (nothing will read it).
   std::string Summarize(const google::protobuf::Message& request) const;
 
-  // Finishes `reactor` with `status` once the call's record is durable. When the record cannot
-  // be written, a successful call finishes with UNAVAILABLE (AUDIT_UNAVAILABLE, metadata
-  // command_carried_out=true) instead; a failed one, which changed nothing, with its own error.
+  // Finishes `reactor` with `status` once the call's record (kind COMMAND) is durable. When the
+  // record cannot be written, a successful call finishes with UNAVAILABLE (AUDIT_UNAVAILABLE,
+  // metadata command_carried_out=true) instead; a failed one, which changed nothing, with its
+  // own error.
   void Finish(grpc::ServerUnaryReactor* reactor, const AuditedCall& call, const std::string& device,
               absl::Status status) const;
   // Records a refused call (kind AUTH_FAILURE) and then finishes it with `refusal`, whatever
@@ -62,19 +65,18 @@ class CallAudit {
   absl::Status CheckWritable() const;
 
  private:
-  AuditEvent MakeRecord(const AuditedCall& call, const std::string& device,
+  AuditEvent MakeRecord(const AuditedCall& call, v1::AuditEventKind kind, const std::string& device,
                         const absl::Status& status) const;
 
   AuditTrail* const trail_;
 };
 
-// Authorizes a call to `method` and fills `call` (principal, kind, request summary). When the
-// caller may not call it, or (kCommand) the trail cannot be written, records the refusal,
-// finishes the call and returns its reactor; nullptr when the call may go on.
+// Authorizes a call to `method` and fills `call` (principal, request summary). When the caller
+// may not call it, or (kCommand) the trail cannot be written, records the refusal, finishes the
+// call and returns its reactor; nullptr when the call may go on.
 grpc::ServerUnaryReactor* AdmitCall(const auth::Authorizer& auth, const CallAudit& audit,
                                     grpc::CallbackServerContext* context, const char* method,
-                                    const google::protobuf::Message& request,
-                                    v1::AuditEventKind kind, CallClass call_class,
+                                    const google::protobuf::Message& request, CallClass call_class,
                                     AuditedCall* call);
 
 }  // namespace derma::service

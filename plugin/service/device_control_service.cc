@@ -101,23 +101,22 @@ grpc::ServerUnaryReactor* DeviceControlService::FinishCommand(Context* context,
 
 grpc::ServerUnaryReactor* DeviceControlService::Admit(Context* context, const char* method,
                                                       const google::protobuf::Message& request,
-                                                      v1::AuditEventKind kind, CallClass call_class,
+                                                      CallClass call_class,
                                                       AuditedCall* call) const {
-  return AdmitCall(auth_, audit_, context, method, request, kind, call_class, call);
+  return AdmitCall(auth_, audit_, context, method, request, call_class, call);
 }
 
 grpc::ServerUnaryReactor* DeviceControlService::Deny(
     Context* context, const char* method, const google::protobuf::Message& request) const {
   AuditedCall call;
-  return Admit(context, method, request, v1::AUDIT_EVENT_KIND_COMMAND, CallClass::kRead, &call);
+  return Admit(context, method, request, CallClass::kRead, &call);
 }
 
 absl::Status DeviceControlService::AuthorizeStream(Context* context, const char* method,
                                                    const google::protobuf::Message& request) const {
   absl::StatusOr<auth::Principal> caller = auth_.Authorize(*context, method);
   if (caller.ok()) return absl::OkStatus();
-  audit_.RecordRefused({method, "", v1::AUDIT_EVENT_KIND_AUTH_FAILURE, audit_.Summarize(request)},
-                       caller.status());
+  audit_.RecordRefused({method, "", audit_.Summarize(request)}, caller.status());
   return caller.status();
 }
 
@@ -183,7 +182,7 @@ grpc::ServerUnaryReactor* DeviceControlService::AcquireLease(Context* context,
                                                              v1::AcquireLeaseResponse* response) {
   AuditedCall call;
   if (Unary* refused = Admit(context, "/derma.v1.DeviceControl/AcquireLease", *request,
-                             v1::AUDIT_EVENT_KIND_LEASE, CallClass::kCommand, &call)) {
+                             CallClass::kCommand, &call)) {
     return refused;
   }
   return OnDeviceUnlessShuttingDown(
@@ -200,7 +199,7 @@ grpc::ServerUnaryReactor* DeviceControlService::RenewLease(Context* context,
                                                            v1::RenewLeaseResponse* response) {
   AuditedCall call;
   if (Unary* refused = Admit(context, "/derma.v1.DeviceControl/RenewLease", *request,
-                             v1::AUDIT_EVENT_KIND_LEASE, CallClass::kCommand, &call)) {
+                             CallClass::kCommand, &call)) {
     return refused;
   }
   return OnDevice(context, std::move(call), request->name(), "name", false,
@@ -217,7 +216,7 @@ grpc::ServerUnaryReactor* DeviceControlService::ReleaseLease(Context* context,
                                                              v1::ReleaseLeaseResponse*) {
   AuditedCall call;
   if (Unary* refused = Admit(context, "/derma.v1.DeviceControl/ReleaseLease", *request,
-                             v1::AUDIT_EVENT_KIND_LEASE, CallClass::kSafety, &call)) {
+                             CallClass::kSafety, &call)) {
     return refused;
   }
   return OnDevice(context, std::move(call), request->name(), "name", false,
@@ -229,7 +228,7 @@ grpc::ServerUnaryReactor* DeviceControlService::Configure(Context* context,
                                                           v1::ConfigureResponse* response) {
   AuditedCall call;
   if (Unary* refused = Admit(context, "/derma.v1.DeviceControl/Configure", *request,
-                             v1::AUDIT_EVENT_KIND_COMMAND, CallClass::kCommand, &call)) {
+                             CallClass::kCommand, &call)) {
     return refused;
   }
   return OnDeviceUnlessShuttingDown(
@@ -247,8 +246,8 @@ grpc::ServerUnaryReactor* DeviceControlService::Start(Context* context,
                                                       const v1::StartRequest* request,
                                                       v1::StartResponse* response) {
   AuditedCall call;
-  if (Unary* refused = Admit(context, "/derma.v1.DeviceControl/Start", *request,
-                             v1::AUDIT_EVENT_KIND_COMMAND, CallClass::kCommand, &call)) {
+  if (Unary* refused =
+          Admit(context, "/derma.v1.DeviceControl/Start", *request, CallClass::kCommand, &call)) {
     return refused;
   }
   return OnDeviceUnlessShuttingDown(
@@ -263,8 +262,8 @@ grpc::ServerUnaryReactor* DeviceControlService::Pause(Context* context,
                                                       const v1::PauseRequest* request,
                                                       v1::PauseResponse* response) {
   AuditedCall call;
-  if (Unary* refused = Admit(context, "/derma.v1.DeviceControl/Pause", *request,
-                             v1::AUDIT_EVENT_KIND_COMMAND, CallClass::kSafety, &call)) {
+  if (Unary* refused =
+          Admit(context, "/derma.v1.DeviceControl/Pause", *request, CallClass::kSafety, &call)) {
     return refused;
   }
   return OnDevice(context, std::move(call), request->name(), "name", false,
@@ -279,8 +278,8 @@ grpc::ServerUnaryReactor* DeviceControlService::Resume(Context* context,
                                                        const v1::ResumeRequest* request,
                                                        v1::ResumeResponse* response) {
   AuditedCall call;
-  if (Unary* refused = Admit(context, "/derma.v1.DeviceControl/Resume", *request,
-                             v1::AUDIT_EVENT_KIND_COMMAND, CallClass::kCommand, &call)) {
+  if (Unary* refused =
+          Admit(context, "/derma.v1.DeviceControl/Resume", *request, CallClass::kCommand, &call)) {
     return refused;
   }
   return OnDeviceUnlessShuttingDown(context, std::move(call), request->name(),
@@ -296,8 +295,8 @@ grpc::ServerUnaryReactor* DeviceControlService::Stop(Context* context,
                                                      const v1::StopRequest* request,
                                                      v1::StopResponse* response) {
   AuditedCall call;
-  if (Unary* refused = Admit(context, "/derma.v1.DeviceControl/Stop", *request,
-                             v1::AUDIT_EVENT_KIND_COMMAND, CallClass::kSafety, &call)) {
+  if (Unary* refused =
+          Admit(context, "/derma.v1.DeviceControl/Stop", *request, CallClass::kSafety, &call)) {
     return refused;
   }
   return OnDevice(context, std::move(call), request->name(), "name", false, [response](Device& d) {
@@ -312,7 +311,7 @@ grpc::ServerUnaryReactor* DeviceControlService::EmergencyStop(
     v1::EmergencyStopResponse* response) {
   AuditedCall call;
   if (Unary* refused = Admit(context, "/derma.v1.DeviceControl/EmergencyStop", *request,
-                             v1::AUDIT_EVENT_KIND_ESTOP, CallClass::kSafety, &call)) {
+                             CallClass::kSafety, &call)) {
     return refused;
   }
   const bool summary = request->view() == v1::STOP_RESPONSE_VIEW_SUMMARY;
@@ -347,7 +346,7 @@ grpc::ServerUnaryReactor* DeviceControlService::ResetEmergencyStop(
     v1::ResetEmergencyStopResponse* response) {
   AuditedCall call;
   if (Unary* refused = Admit(context, "/derma.v1.DeviceControl/ResetEmergencyStop", *request,
-                             v1::AUDIT_EVENT_KIND_ESTOP, CallClass::kCommand, &call)) {
+                             CallClass::kCommand, &call)) {
     return refused;
   }
   return OnDeviceUnlessShuttingDown(
@@ -363,7 +362,7 @@ grpc::ServerUnaryReactor* DeviceControlService::ResetFault(Context* context,
                                                            v1::ResetFaultResponse* response) {
   AuditedCall call;
   if (Unary* refused = Admit(context, "/derma.v1.DeviceControl/ResetFault", *request,
-                             v1::AUDIT_EVENT_KIND_COMMAND, CallClass::kCommand, &call)) {
+                             CallClass::kCommand, &call)) {
     return refused;
   }
   return OnDeviceUnlessShuttingDown(context, std::move(call), request->name(),
@@ -380,7 +379,7 @@ grpc::ServerUnaryReactor* DeviceControlService::StartRun(Context* context,
                                                          v1::StartRunResponse* response) {
   AuditedCall call;
   if (Unary* refused = Admit(context, "/derma.v1.DeviceControl/StartRun", *request,
-                             v1::AUDIT_EVENT_KIND_RUN, CallClass::kCommand, &call)) {
+                             CallClass::kCommand, &call)) {
     return refused;
   }
   if (shutting_down_) return FinishCommand(context, call, request->parent(), ShuttingDownError());
@@ -398,7 +397,7 @@ grpc::ServerUnaryReactor* DeviceControlService::CancelRun(Context* context,
                                                           v1::CancelRunResponse* response) {
   AuditedCall call;
   if (Unary* refused = Admit(context, "/derma.v1.DeviceControl/CancelRun", *request,
-                             v1::AUDIT_EVENT_KIND_RUN, CallClass::kSafety, &call)) {
+                             CallClass::kSafety, &call)) {
     return refused;
   }
   absl::StatusOr<uint32_t> index = devices_.FindRunDevice(request->name());

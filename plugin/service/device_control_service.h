@@ -100,10 +100,9 @@ class DeviceControlService final : public v1::DeviceControl::CallbackService {
   static Unary* FinishNow(Context* context, const absl::Status& status);
   // AdmitCall (call_audit.h) with this service's authorizer and audit.
   Unary* Admit(Context* context, const char* method, const google::protobuf::Message& request,
-               v1::AuditEventKind kind, CallClass call_class, AuditedCall* call) const;
+               CallClass call_class, AuditedCall* call) const;
   // A read: nullptr when the caller may call `method`, else the finished (refused) call.
-  Unary* Deny(Context* context, const char* method,
-              const google::protobuf::Message& request) const;
+  Unary* Deny(Context* context, const char* method, const google::protobuf::Message& request) const;
   // A stream's authorization: OK, or the refusal (recorded in the trail).
   absl::Status AuthorizeStream(Context* context, const char* method,
                                const google::protobuf::Message& request) const;

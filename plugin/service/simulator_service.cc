@@ -9,8 +9,7 @@ namespace derma::service {
 grpc::ServerUnaryReactor* SimulatorService::Admit(Context* context, const char* method,
                                                   const google::protobuf::Message& request,
                                                   AuditedCall* call) const {
-  return AdmitCall(auth_, audit_, context, method, request, v1::AUDIT_EVENT_KIND_COMMAND,
-                   CallClass::kCommand, call);
+  return AdmitCall(auth_, audit_, context, method, request, CallClass::kCommand, call);
 }
 
 host::StatusCallback SimulatorService::Finisher(Unary* reactor, AuditedCall call,

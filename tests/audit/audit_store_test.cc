@@ -319,6 +319,48 @@ TEST_F(AuditStoreTest, RunHistorySurvivesReopen) {
   EXPECT_TRUE(store->GetRun("devices/a/runs/1").ok());
 }
 
+// A run the service never ended, recorded on a virtual clock months before the restart: its
+// end is the last device time its record shows (start plus the output-on time of its ledger),
+// in the clock of its start, not the restart's wall time.
+TEST_F(AuditStoreTest, InterruptedRunEndsAtTheLastDeviceTimeRecordedForIt) {
+  constexpr int64_t kVirtualStartS = kT0 / 1000000 + 30;  // a virtual clock's early minutes
+  {
+    auto store = OpenStore();
+    ASSERT_NE(store, nullptr);
+    v1::Run stepped = MakeRun("devices/pen-1", "1", kVirtualStartS, 0);
+    stepped.set_current_step(1);
+    stepped.mutable_ledger()->set_output_on_s(90.25);  // recorded as its second step began
+    ASSERT_TRUE(store->RecordRun(stepped).ok());
+    ASSERT_TRUE(store->RecordRun(MakeRun("devices/stim-1", "2", kVirtualStartS + 5, 0)).ok());
+    ASSERT_TRUE(
+        store->RecordRun(MakeRun("devices/pen-1", "3", kVirtualStartS - 20, kVirtualStartS - 10))
+            .ok());
+  }
+  auto store = OpenStore();
+  ASSERT_NE(store, nullptr);
+  absl::StatusOr<std::vector<v1::Run>> ended = store->EndInterruptedRuns();
+  ASSERT_TRUE(ended.ok()) << ended.status();
+  ASSERT_THAT(NamesOf(*ended), ElementsAre("devices/pen-1/runs/1", "devices/stim-1/runs/2"));
+
+  absl::StatusOr<v1::Run> stepped = store->GetRun("devices/pen-1/runs/1");
+  ASSERT_TRUE(stepped.ok()) << stepped.status();
+  EXPECT_EQ(stepped->state(), v1::RUN_STATE_ENDED_EARLY);
+  EXPECT_EQ(stepped->end_reason(), v1::RUN_END_REASON_INTERRUPTED);
+  EXPECT_EQ(stepped->end_time().seconds(), kVirtualStartS + 90);
+  EXPECT_EQ(stepped->end_time().nanos(), 250000000);
+  EXPECT_EQ(stepped->ledger().output_on_s(), 90.25);
+  // Nothing recorded after its start: it ends where it started.
+  absl::StatusOr<v1::Run> started = store->GetRun("devices/stim-1/runs/2");
+  ASSERT_TRUE(started.ok()) << started.status();
+  EXPECT_EQ(started->end_reason(), v1::RUN_END_REASON_INTERRUPTED);
+  EXPECT_EQ(started->end_time().seconds(), kVirtualStartS + 5);
+  EXPECT_EQ(started->end_time().nanos(), 0);
+  // A run that ended keeps its end.
+  EXPECT_EQ(store->GetRun("devices/pen-1/runs/3")->end_time().seconds(), kVirtualStartS - 10);
+  // Ended once: a second start-up finds nothing to end.
+  EXPECT_THAT(*store->EndInterruptedRuns(), IsEmpty());
+}
+
 TEST_F(AuditStoreTest, AppendedEventIsInTheWalAndSurvivesReopen) {
   auto store = OpenStore();
   ASSERT_NE(store, nullptr);

@@ -1,7 +1,8 @@
 """Durability of the audit trail: clients drive dermad as fast as it answers, dermad is killed
 with SIGKILL at a random moment, restarted on the same database, and every command a client
 saw acknowledged must be in the trail, in the order it was acknowledged. A run active at the
-kill is listed INTERRUPTED after the restart, with its device idle and its output off.
+kill is listed INTERRUPTED after the restart, ending at the last device time recorded for it,
+with its device idle and its output off.
 Repeated KILLS times; the figures are printed (run with -s)."""
 import os
 import random
@@ -128,6 +129,7 @@ def test_every_acknowledged_command_survives_sigkill():
             for t in threads:
                 t.start()
             time.sleep(rng.uniform(0.2, 1.5))
+            killed_at = time.time()
             server.process.send_signal(signal.SIGKILL)
             server.process.wait(timeout=10)
             stop.set()
@@ -147,6 +149,13 @@ def test_every_acknowledged_command_survives_sigkill():
             # The run dermad was running when it died: ended INTERRUPTED, output off.
             run = stub.GetRun(pb.GetRunRequest(name=run_name), timeout=5).run
             assert run.end_reason == run_pb2.RUN_END_REASON_INTERRUPTED, run
+            # It ends at the last device time recorded for it (device time is wall time on this
+            # fleet's clock): start_time plus its ledger's output-on time, before the kill, never
+            # the restart's time.
+            start_s = run.start_time.ToNanoseconds() / 1e9
+            end_s = run.end_time.ToNanoseconds() / 1e9
+            assert start_s <= end_s <= killed_at, (start_s, end_s, killed_at)
+            assert abs(end_s - start_s - run.ledger.output_on_s) < 1e-5, run
             device = stub.GetDevice(pb.GetDeviceRequest(name=RUNNING), timeout=5).device
             assert device.state == device_pb2.DEVICE_STATE_IDLE
             assert not device.latest_sample.output_on

@@ -8,6 +8,7 @@
 
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <set>
 #include <string>
 
@@ -18,6 +19,7 @@
 #include "plugin/audit/audit_store.h"
 #include "plugin/audit/audit_trail.h"
 #include "plugin/auth/credentials_store.h"
+#include "plugin/auth/policy.h"
 #include "tests/audit/sqlite_write_lock.h"
 #include "tests/integration/server_fixture.h"
 
@@ -26,6 +28,15 @@ namespace {
 
 using ::testing::HasSubstr;
 using ::testing::Not;
+
+// One unary call, its response discarded.
+template <typename Stub, typename Request, typename Response>
+grpc::Status Send(Stub& stub,
+                  grpc::Status (Stub::*method)(grpc::ClientContext*, const Request&, Response*),
+                  const Request& request) {
+  Response response;
+  return Invoke(stub, method, request, &response);
+}
 
 // A fresh directory for one test's audit database (and tokens file).
 std::string TempDir() {
@@ -75,8 +86,7 @@ class AuditTrailTest : public ServerFixture {
 TEST_F(AuditTrailTest, CommandRecordedWithPrincipalDeviceSummaryAndResultButNoLeaseId) {
   const std::string lease = Lease(kPen);
   ASSERT_THAT(Configure(kPen, lease, PenSettings(0.5, 100)), IsOk());
-  const v1::AuditEvent record =
-      Newest(ListAll(), "/derma.v1.DeviceControl/Configure");
+  const v1::AuditEvent record = Newest(ListAll(), "/derma.v1.DeviceControl/Configure");
   EXPECT_EQ(record.kind(), v1::AUDIT_EVENT_KIND_COMMAND);
   EXPECT_EQ(record.principal(), "local");  // no tokens file: every caller is "local"
   EXPECT_EQ(record.device(), kPen);
@@ -92,7 +102,8 @@ TEST_F(AuditTrailTest, RefusedCommandRecordedWithCodeAndReason) {
   request.set_name(kPen);
   request.set_lease_id("not-a-lease");
   v1::StartResponse response;
-  const grpc::Status status = Invoke(*control_, &v1::DeviceControl::Stub::Start, request, &response);
+  const grpc::Status status =
+      Invoke(*control_, &v1::DeviceControl::Stub::Start, request, &response);
   ASSERT_FALSE(status.ok());
   const v1::AuditEvent record = Newest(ListAll(), "/derma.v1.DeviceControl/Start");
   EXPECT_EQ(record.code(), static_cast<int>(status.error_code()));
@@ -139,9 +150,102 @@ TEST_F(AuditTrailTest, FaultStateChangeLeaseExpiryAndEmergencyStopRecorded) {
   EXPECT_TRUE(has(v1::AUDIT_EVENT_KIND_ESTOP, "-> ESTOPPED"));
   // EmergencyStop on every device is one command record without a device.
   const v1::AuditEvent command = Newest(ListAll(), "/derma.v1.DeviceControl/EmergencyStop");
-  EXPECT_EQ(command.kind(), v1::AUDIT_EVENT_KIND_ESTOP);
+  EXPECT_EQ(command.kind(), v1::AUDIT_EVENT_KIND_COMMAND);
   EXPECT_EQ(command.device(), "");
   EXPECT_THAT(command.summary(), HasSubstr("all_devices: true"));
+}
+
+// Every call a client sends, to every mutating DeviceControl method and to the simulator, is one
+// COMMAND record naming its method (whatever it did: leases, emergency stops and runs too), while
+// what the devices raise on their own keeps its kind and names no method.
+TEST_F(AuditTrailTest, EveryCallAClientSendsIsACommandRecordWithItsMethod) {
+  using Stub = v1::DeviceControl::Stub;
+  const std::string lease = Lease(kPen);
+  v1::RenewLeaseRequest renew;
+  renew.set_name(kPen);
+  renew.set_lease_id(lease);
+  renew.set_ttl_s(60);
+  ASSERT_THAT(Send(*control_, &Stub::RenewLease, renew), IsOk());
+  ASSERT_THAT(Configure(kPen, lease, PenSettings(0.5, 100)), IsOk());
+  ASSERT_THAT(Start(kPen, lease), IsOk());
+  v1::PauseRequest pause;
+  pause.set_name(kPen);
+  pause.set_lease_id(lease);
+  ASSERT_THAT(Send(*control_, &Stub::Pause, pause), IsOk());
+  v1::ResumeRequest resume;
+  resume.set_name(kPen);
+  resume.set_lease_id(lease);
+  ASSERT_THAT(Send(*control_, &Stub::Resume, resume), IsOk());
+  v1::StopRequest stop;
+  stop.set_name(kPen);
+  ASSERT_THAT(Send(*control_, &Stub::Stop, stop), IsOk());
+  v1::EmergencyStopRequest estop;
+  estop.set_name(kPen);
+  ASSERT_THAT(Send(*control_, &Stub::EmergencyStop, estop), IsOk());
+  v1::ResetEmergencyStopRequest reset_estop;
+  reset_estop.set_name(kPen);
+  reset_estop.set_lease_id(lease);
+  ASSERT_THAT(Send(*control_, &Stub::ResetEmergencyStop, reset_estop), IsOk());
+  v1::ResetFaultRequest reset_fault;  // refused (no fault), and still a command record
+  reset_fault.set_name(kPen);
+  reset_fault.set_lease_id(lease);
+  ASSERT_FALSE(Send(*control_, &Stub::ResetFault, reset_fault).ok());
+  v1::Run run;
+  ASSERT_THAT(StartRun(kPen, lease, {Step(10, PenSettings(0.5, 100))}, &run), IsOk());
+  Advance(1);
+  v1::CancelRunRequest cancel;
+  cancel.set_name(run.name());
+  cancel.set_lease_id(lease);
+  ASSERT_THAT(Send(*control_, &Stub::CancelRun, cancel), IsOk());
+  v1::EmergencyStopRequest estop_all;
+  estop_all.set_all_devices(true);
+  ASSERT_THAT(Send(*control_, &Stub::EmergencyStop, estop_all), IsOk());
+  v1::ReleaseLeaseRequest release;
+  release.set_name(kPen);
+  release.set_lease_id(lease);
+  ASSERT_THAT(Send(*control_, &Stub::ReleaseLease, release), IsOk());
+
+  const std::set<std::string> sent = {
+      "/derma.v1.DeviceControl/AcquireLease",  "/derma.v1.DeviceControl/RenewLease",
+      "/derma.v1.DeviceControl/ReleaseLease",  "/derma.v1.DeviceControl/Configure",
+      "/derma.v1.DeviceControl/Start",         "/derma.v1.DeviceControl/Pause",
+      "/derma.v1.DeviceControl/Resume",        "/derma.v1.DeviceControl/Stop",
+      "/derma.v1.DeviceControl/EmergencyStop", "/derma.v1.DeviceControl/ResetEmergencyStop",
+      "/derma.v1.DeviceControl/ResetFault",    "/derma.v1.DeviceControl/StartRun",
+      "/derma.v1.DeviceControl/CancelRun",     "/derma.sim.v1.Simulator/AdvanceClock"};
+  // The test sends every DeviceControl method that is not a read.
+  const std::set<std::string> reads = {
+      "/derma.v1.DeviceControl/ListDevices",    "/derma.v1.DeviceControl/GetDevice",
+      "/derma.v1.DeviceControl/GetRun",         "/derma.v1.DeviceControl/ListRuns",
+      "/derma.v1.DeviceControl/WatchRun",       "/derma.v1.DeviceControl/StreamTelemetry",
+      "/derma.v1.DeviceControl/ListAuditEvents"};
+  for (const std::string& method : auth::KnownMethods()) {
+    if (absl::StartsWith(method, "/derma.v1.DeviceControl/") && !reads.contains(method)) {
+      EXPECT_TRUE(sent.contains(method)) << method << " is not sent by this test";
+    }
+  }
+
+  v1::ListAuditEventsRequest request;
+  request.set_page_size(1000);
+  const std::vector<v1::AuditEvent> events = List(request);
+  std::map<std::string, int> commands;  // method → records
+  bool run_started = false, estopped = false;
+  for (const v1::AuditEvent& e : events) {
+    if (e.method().empty()) {
+      EXPECT_NE(e.kind(), v1::AUDIT_EVENT_KIND_COMMAND) << e.ShortDebugString();
+      run_started |= e.kind() == v1::AUDIT_EVENT_KIND_RUN && e.summary() == "RUN_STARTED";
+      estopped |=
+          e.kind() == v1::AUDIT_EVENT_KIND_ESTOP && absl::StrContains(e.detail(), "-> ESTOPPED");
+      continue;
+    }
+    EXPECT_EQ(e.kind(), v1::AUDIT_EVENT_KIND_COMMAND) << e.ShortDebugString();
+    EXPECT_EQ(e.principal(), "local") << e.method();
+    ++commands[e.method()];
+  }
+  for (const std::string& method : sent) EXPECT_GE(commands[method], 1) << method;
+  EXPECT_EQ(commands["/derma.v1.DeviceControl/EmergencyStop"], 2);
+  EXPECT_TRUE(run_started);
+  EXPECT_TRUE(estopped);
 }
 
 TEST_F(AuditTrailTest, DeviceEventsAreWrittenBeforeTheCommandThatCausedThem) {
@@ -241,8 +345,7 @@ TEST_F(AuditTrailTest, RunHistoryWithLedgerSurvivesARestart) {
   EXPECT_EQ(response.runs(0).state(), v1::RUN_STATE_SUCCEEDED);
   EXPECT_EQ(response.runs(0).ledger().strokes_delivered(), finished.ledger().strokes_delivered());
   EXPECT_GT(response.runs(0).ledger().strokes_delivered(), 0u);
-  EXPECT_EQ(GetRun(run.name()).ledger().strokes_delivered(),
-            finished.ledger().strokes_delivered());
+  EXPECT_EQ(GetRun(run.name()).ledger().strokes_delivered(), finished.ledger().strokes_delivered());
 }
 
 TEST_F(AuditTrailTest, RunActiveAtAGracefulStopIsRecordedEndedByShutdown) {
@@ -278,10 +381,55 @@ TEST_F(AuditTrailTest, RunNeverEndedByAPreviousProcessIsListedInterrupted) {
   EXPECT_TRUE(stored.has_end_time());
   bool recorded = false;
   for (const v1::AuditEvent& e : ListAll()) {
-    recorded |= e.kind() == v1::AUDIT_EVENT_KIND_RUN && absl::StrContains(e.detail(), "INTERRUPTED");
+    recorded |=
+        e.kind() == v1::AUDIT_EVENT_KIND_RUN && absl::StrContains(e.detail(), "INTERRUPTED");
   }
   EXPECT_TRUE(recorded);
   EXPECT_EQ(GetDevice(kPen).state(), v1::DEVICE_STATE_IDLE);  // outputs start off
+}
+
+// A killed process leaves the run as the trail last recorded it. On the virtual clock (device
+// time 2026-01-01, far from the server's wall time) the INTERRUPTED run ends at the last device
+// time recorded for it, while the record of the interruption carries the restart's server time.
+TEST_F(AuditTrailTest, InterruptedRunEndsAtItsLastRecordedDeviceTimeItsRecordAtServerTime) {
+  const std::string lease = Lease(kPen);
+  v1::Run run;
+  ASSERT_THAT(StartRun(kPen, lease, {Step(10, PenSettings(0.5, 100)), Step(60)}, &run), IsOk());
+  Advance(15);  // into the second step, which the trail records as it begins
+  v1::Run recorded;
+  {
+    absl::StatusOr<std::unique_ptr<AuditStore>> store = AuditStore::Open(db_path());
+    ASSERT_TRUE(store.ok()) << store.status();
+    absl::StatusOr<v1::Run> stored = (*store)->GetRun(run.name());
+    ASSERT_TRUE(stored.ok()) << stored.status();
+    recorded = *stored;
+  }
+  ASSERT_EQ(recorded.current_step(), 1u);
+  ASSERT_FALSE(recorded.has_end_time());
+  TearDown();  // a graceful stop would end it SHUTDOWN: put back what a SIGKILL leaves
+  {
+    absl::StatusOr<std::unique_ptr<AuditStore>> store = AuditStore::Open(db_path());
+    ASSERT_TRUE(store.ok()) << store.status();
+    ASSERT_TRUE((*store)->RecordRun(recorded).ok());
+  }
+  const int64_t restart_us = absl::ToUnixMicros(absl::Now());
+  SetUp();
+
+  const v1::Run ended = GetRun(run.name());
+  EXPECT_EQ(ended.end_reason(), v1::RUN_END_REASON_INTERRUPTED);
+  EXPECT_EQ(Micros(ended.start_time()), Micros(run.start_time()));
+  EXPECT_NEAR(Micros(ended.end_time()),
+              Micros(run.start_time()) + recorded.ledger().output_on_s() * 1e6, 1);
+  EXPECT_GE(Micros(ended.end_time()) - Micros(run.start_time()), 10'000'000);
+  EXPECT_LE(Micros(ended.end_time()) - Micros(run.start_time()), 15'000'000);
+  v1::AuditEvent interruption;
+  for (const v1::AuditEvent& e : ListAll()) {
+    if (e.kind() == v1::AUDIT_EVENT_KIND_RUN && absl::StrContains(e.detail(), "INTERRUPTED")) {
+      interruption = e;
+    }
+  }
+  ASSERT_GT(interruption.id(), 0);
+  EXPECT_GE(Micros(interruption.time()), restart_us);
 }
 
 TEST_F(AuditTrailTest, UnwritableTrailRefusesCommandsButStillStopsDevices) {
@@ -291,8 +439,7 @@ TEST_F(AuditTrailTest, UnwritableTrailRefusesCommandsButStillStopsDevices) {
 
   // Carried out, but not acknowledged as if recorded.
   const grpc::Status started = Start(kPen, lease);
-  EXPECT_THAT(started,
-              IsError(grpc::StatusCode::UNAVAILABLE, v1::ERROR_REASON_AUDIT_UNAVAILABLE));
+  EXPECT_THAT(started, IsError(grpc::StatusCode::UNAVAILABLE, v1::ERROR_REASON_AUDIT_UNAVAILABLE));
   EXPECT_EQ(MetadataOf(started)["command_carried_out"], "true");
   EXPECT_EQ(GetDevice(kPen).state(), v1::DEVICE_STATE_RUNNING);
 
@@ -319,7 +466,7 @@ TEST_F(AuditTrailTest, UnwritableTrailRefusesCommandsButStillStopsDevices) {
   EXPECT_TRUE(plugin_->audit_trail()->writable());
   EXPECT_THAT(Configure(kPen, lease, PenSettings(1.0, 100)),
               IsError(grpc::StatusCode::FAILED_PRECONDITION,
-                       v1::ERROR_REASON_ESTOP_LATCHED));  // refused by the device, not the trail
+                      v1::ERROR_REASON_ESTOP_LATCHED));  // refused by the device, not the trail
 }
 
 class NoAuditTrailTest : public ServerFixture {};
@@ -328,8 +475,7 @@ TEST_F(NoAuditTrailTest, ListAuditEventsSaysThereIsNoTrail) {
   v1::ListAuditEventsResponse response;
   EXPECT_THAT(Invoke(*control_, &v1::DeviceControl::Stub::ListAuditEvents,
                      v1::ListAuditEventsRequest(), &response),
-              IsError(grpc::StatusCode::FAILED_PRECONDITION,
-                       v1::ERROR_REASON_AUDIT_UNAVAILABLE));
+              IsError(grpc::StatusCode::FAILED_PRECONDITION, v1::ERROR_REASON_AUDIT_UNAVAILABLE));
 }
 
 // With a tokens file: refused calls are recorded, and the trail is for admins only.

@@ -8,12 +8,14 @@
 //                   Read/Apply/SetOutput return an unexpected error); covered by the core tests
 //                   with a fake driver.
 //   NOT_SIMULATED — every device of a fleet is simulated today (the only backend).
+#include "absl/strings/str_cat.h"
 #include "tests/integration/server_fixture.h"
 
 namespace derma::testing {
 namespace {
 
 using ::testing::Contains;
+using ::testing::ElementsAre;
 using ::testing::Key;
 using ::testing::Pair;
 using ::testing::UnorderedElementsAre;
@@ -123,6 +125,59 @@ TEST_F(ErrorReasonTest, InterlockComplianceUsesTheMeasuredImpedance) {
   EXPECT_THAT(MetadataOf(status), Contains(Key("impedance_ohm")));
   EXPECT_THAT(MetadataOf(status), Contains(Pair("compliance_voltage_v", "12")));
   EXPECT_THAT(MetadataOf(status), Contains(Key("max_current_ua")));
+}
+
+// StartRun validates every step as Configure validates settings: an interlock refusal in any
+// step has Configure's code, reason and metadata, and names that step's field.
+TEST_F(ErrorReasonTest, StartRunDepthInterlockInAnyStepCarriesConfiguresMetadata) {
+  const std::string lease = Lease(kPenShort);
+  const grpc::Status configure = Configure(kPenShort, lease, PenSettings(1.5, 100));
+  ASSERT_THAT(configure, IsError(StatusCode::FAILED_PRECONDITION,
+                                 v1::ERROR_REASON_INTERLOCK_DEPTH_EXCEEDS_NEEDLE));
+  ASSERT_THAT(MetadataOf(configure), Contains(Pair("needle_length_mm", "1")));
+  for (const int bad : {0, 2}) {
+    std::vector<v1::RunStep> steps(3, Step(10, PenSettings(0.5, 100)));
+    steps[bad] = Step(10, PenSettings(1.5, 100));
+    v1::Run run;
+    const grpc::Status status = StartRun(kPenShort, lease, steps, &run);
+    EXPECT_THAT(status, IsError(StatusCode::FAILED_PRECONDITION,
+                                v1::ERROR_REASON_INTERLOCK_DEPTH_EXCEEDS_NEEDLE))
+        << "step " << bad;
+    EXPECT_EQ(MetadataOf(status), MetadataOf(configure)) << "step " << bad;
+    EXPECT_THAT(
+        ViolatedFieldsOf(status),
+        ElementsAre(absl::StrCat("steps[", bad, "].settings.microneedling.needle_depth_mm")));
+  }
+  EXPECT_EQ(GetDevice(kPenShort).state(), v1::DEVICE_STATE_IDLE);
+}
+
+TEST_F(ErrorReasonTest, StartRunComplianceInterlockInAnyStepCarriesConfiguresMetadata) {
+  const std::string lease = Lease(kStim2);
+  sim::v1::SetElectrodeImpedanceRequest request;
+  request.set_name(kStim2);
+  request.set_impedance_ohm(40000);  // 12 V / 40 kΩ = 300 µA
+  sim::v1::SetElectrodeImpedanceResponse response;
+  ASSERT_THAT(Invoke(*simulator_, &SimStub::SetElectrodeImpedance, request, &response), IsOk());
+  Advance(0.05);
+  const grpc::Status configure = Configure(kStim2, lease, StimSettings(450));
+  ASSERT_THAT(configure,
+              IsError(StatusCode::FAILED_PRECONDITION, v1::ERROR_REASON_INTERLOCK_COMPLIANCE));
+  ASSERT_THAT(MetadataOf(configure), Contains(Pair("compliance_voltage_v", "12")));
+  ASSERT_THAT(MetadataOf(configure), Contains(Key("impedance_ohm")));
+  ASSERT_THAT(MetadataOf(configure), Contains(Key("max_current_ua")));
+  for (const int bad : {0, 2}) {
+    std::vector<v1::RunStep> steps(3, Step(10, StimSettings(200)));
+    steps[bad] = Step(10, StimSettings(450));
+    v1::Run run;
+    const grpc::Status status = StartRun(kStim2, lease, steps, &run);
+    EXPECT_THAT(status,
+                IsError(StatusCode::FAILED_PRECONDITION, v1::ERROR_REASON_INTERLOCK_COMPLIANCE))
+        << "step " << bad;
+    EXPECT_EQ(MetadataOf(status), MetadataOf(configure)) << "step " << bad;
+    EXPECT_THAT(ViolatedFieldsOf(status),
+                ElementsAre(absl::StrCat("steps[", bad, "].settings.microcurrent.current_ua")));
+  }
+  EXPECT_EQ(GetDevice(kStim2).state(), v1::DEVICE_STATE_IDLE);
 }
 
 TEST_F(ErrorReasonTest, IllegalTransitionNamesCurrentAndRequiredStates) {

@@ -11,10 +11,12 @@ from derma.v1 import audit_pb2
 
 @dataclass(frozen=True)
 class AuditRecord:
-    """One record: a command (with its principal, request summary and result), a state change,
-    fault, lease event, emergency stop, run event, or a refused call."""
+    """One record: a call a client sent (kind "COMMAND", with its principal, method, request
+    summary and result: leases, emergency stops and runs included), a refused call
+    ("AUTH_FAILURE"), or an event a device raised on its own ("STATE_CHANGE", "FAULT", "LEASE"
+    for a lease expiry, "ESTOP" for entering or leaving ESTOPPED, "RUN"; no method)."""
     id: int
-    time: Optional[datetime.datetime]
+    time: Optional[datetime.datetime]  # server time (the server's wall clock), not device time
     kind: str         # "COMMAND", "STATE_CHANGE", "FAULT", "LEASE", "ESTOP", "RUN", "AUTH_FAILURE"
     principal: str    # "" for events the device raised on its own, or unauthenticated callers
     device: str       # "devices/{id}", or "" (e.g. EmergencyStop on every device)

@@ -131,8 +131,9 @@ class Client:
                      until: Optional[datetime.datetime] = None,
                      limit: Optional[int] = None) -> list[AuditRecord]:
         """The audit trail, newest first (admin role): records of one device and/or principal,
-        at or after `since` and before `until` (timezone-aware datetimes), at most `limit` (None:
-        all). AuditUnavailable when the server keeps no audit trail."""
+        at or after `since` and before `until` (timezone-aware datetimes of server time, the
+        records' `time`, not device time), at most `limit` (None: all). AuditUnavailable when the
+        server keeps no audit trail."""
         request = audit_pb2.ListAuditEventsRequest(device=device_name(device) if device else "",
                                                    principal=principal or "")
         if since is not None:

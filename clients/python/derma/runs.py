@@ -55,7 +55,9 @@ class Run:
     "ENDED_EARLY"; end_reason (once ended): "COMPLETED", "CANCELLED", "STOPPED",
     "LEASE_EXPIRED", "FAULT", "EMERGENCY_STOP", "LINK_LOST", "SESSION_LIMIT", "SHUTDOWN",
     "INTERRUPTED" or "DOSE_OUT_OF_TOLERANCE" (every step finished, but the delivered dose is
-    outside the tolerance: state ENDED_EARLY)."""
+    outside the tolerance: state ENDED_EARLY). start_time and end_time are device time (the
+    fleet clock, which on a virtual clock is far from the wall clock); an INTERRUPTED run ends
+    at the last device time the server recorded for it (start_time plus ledger.output_on_s)."""
     name: str
     device: str
     state: str

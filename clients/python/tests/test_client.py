@@ -116,7 +116,7 @@ def test_audit_events_lists_commands_newest_first_with_filters(client) -> None:
     assert records and all(r.device == "devices/pen-1" for r in records)
     command = next(r for r in records if r.method.endswith("/EmergencyStop"))
     assert (command.kind, command.principal, command.code, command.reason) == (
-        "ESTOP", "local", 0, "")
+        "COMMAND", "local", 0, "")
     assert any(r.kind == "ESTOP" and "-> ESTOPPED" in r.detail for r in records)
     newest = client.audit_events(limit=1)
     assert len(newest) == 1 and newest[0].method.endswith("/Stop")
