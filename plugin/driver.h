@@ -10,6 +10,7 @@
 #define DERMA_PLUGIN_DRIVER_H_
 
 #include <cstdint>
+#include <numbers>
 #include <string>
 
 #include "absl/status/status.h"
@@ -38,6 +39,21 @@ struct DriverInfo {
   v1::Capabilities capabilities;
   v1::Settings default_settings;  // full settings of the kind, within capabilities
 };
+
+// The mean of |shape| over one period of a stimulator waveform, as the Waveform enum defines
+// the shapes: a charge counter advances at amplitude × this. BIPHASIC_SQUARE 1,
+// MONOPHASIC_SQUARE and ALTERNATING_POLARITY 0.5 (50 % duty), SINE 2/π.
+inline double WaveformMeanAbsShape(v1::Waveform waveform) {
+  switch (waveform) {
+    case v1::WAVEFORM_MONOPHASIC_SQUARE:
+    case v1::WAVEFORM_ALTERNATING_POLARITY:
+      return 0.5;
+    case v1::WAVEFORM_SINE:
+      return 2 / std::numbers::pi;
+    default:
+      return 1;
+  }
+}
 
 // Bit set over v1::FaultKind: bit (1 << kind) is set while that condition is present.
 using FaultMask = uint32_t;

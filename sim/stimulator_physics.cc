@@ -88,17 +88,7 @@ double StimulatorPhysics::RampIntegral(double from_s, double to_s) const {
   return antiderivative(to_s) - antiderivative(from_s);
 }
 
-double StimulatorPhysics::MeanAbsShape() const {
-  switch (waveform_) {
-    case v1::WAVEFORM_MONOPHASIC_SQUARE:
-    case v1::WAVEFORM_ALTERNATING_POLARITY:
-      return 0.5;
-    case v1::WAVEFORM_SINE:
-      return 2 / std::numbers::pi;
-    default:
-      return 1;
-  }
-}
+double StimulatorPhysics::MeanAbsShape() const { return WaveformMeanAbsShape(waveform_); }
 
 double StimulatorPhysics::InstantaneousUa() const {
   const double t = on_elapsed_s_;

@@ -22,6 +22,7 @@
 #define DERMA_SIM_STIMULATOR_PHYSICS_H_
 
 #include "derma/v1/device.pb.h"
+#include "plugin/driver.h"
 #include "sim/model_catalogue.h"
 
 namespace derma::sim {

@@ -156,7 +156,7 @@ void AuditTrail::DrainDeviceEvents(std::vector<AuditEvent>& events, std::vector<
       events.push_back(AuditEventFromDeviceEvent(*entry.event, now));
       if (!entry.event->run().empty()) runs_to_record_.emplace_back(entry.event->run(), 0);
     }
-    if (drain.entries.size() < kDrainChunk) break;
+    if (!drain.more) break;
   }
   // The newest snapshot of each run named since the last commit, once per commit.
   std::sort(runs_to_record_.begin(), runs_to_record_.end(),
@@ -183,8 +183,7 @@ void AuditTrail::DrainDeviceEvents(std::vector<AuditEvent>& events, std::vector<
     loss.time_us = absl::ToUnixMicros(now);
     loss.kind = v1::AUDIT_EVENT_KIND_STATE_CHANGE;
     loss.code = static_cast<int>(absl::StatusCode::kDataLoss);
-    loss.detail = absl::StrCat("the audit trail fell behind by more than ",
-                               options_.event_capacity,
+    loss.detail = absl::StrCat("the audit trail fell behind by more than ", options_.event_capacity,
                                " device events; events between this record and the previous "
                                "one may be missing");
     events.push_back(std::move(loss));

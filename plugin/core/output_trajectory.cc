@@ -2,25 +2,8 @@
 
 #include <algorithm>
 #include <cmath>
-#include <numbers>
 
 namespace derma {
-namespace {
-
-// The mean of |shape| over a period, as the Waveform enum defines the shapes.
-double MeanAbsShape(v1::Waveform waveform) {
-  switch (waveform) {
-    case v1::WAVEFORM_MONOPHASIC_SQUARE:
-    case v1::WAVEFORM_ALTERNATING_POLARITY:
-      return 0.5;
-    case v1::WAVEFORM_SINE:
-      return 2 / std::numbers::pi;
-    default:
-      return 1;
-  }
-}
-
-}  // namespace
 
 OutputTrajectory::OutputTrajectory(v1::DeviceKind kind, const v1::OutputRegulation& regulation)
     : kind_(kind), slew_hz_per_s_(std::max(0.0, regulation.stroke_rate_slew_hz_per_s())) {}
@@ -31,7 +14,7 @@ void OutputTrajectory::SetSettings(const v1::Settings& settings) {
     const v1::MicrocurrentSettings& s = settings.microcurrent();
     current_ua_ = s.current_ua();
     ramp_s_ = s.ramp_s();
-    mean_abs_shape_ = MeanAbsShape(s.waveform());
+    mean_abs_shape_ = WaveformMeanAbsShape(s.waveform());
   }
   if (on_ && slew_hz_per_s_ <= 0) rate_hz_ = target_hz_;
 }

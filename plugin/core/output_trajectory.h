@@ -15,6 +15,7 @@
 
 #include "absl/time/time.h"
 #include "derma/v1/device.pb.h"
+#include "plugin/driver.h"
 
 namespace derma {
 

@@ -73,31 +73,38 @@ void TelemetrySubscription::OfferEvent(uint32_t device_index, EventPtr event) {
 TelemetryDrain TelemetrySubscription::Drain(size_t max_entries) {
   TelemetryDrain out;
   absl::MutexLock consumer(&drain_mu_);
-  while (out.entries.size() < max_entries) {
-    if (taken_samples_.empty() && taken_events_.empty() && !TakeQueued(out.dropped)) break;
+  while (true) {
+    if (out.entries.size() >= max_entries) {
+      out.more = true;
+      break;
+    }
+    if (taken_samples_.empty() && taken_events_.empty()) {
+      const Take take = TakeQueued(/*first=*/out.entries.empty(), out.dropped);
+      if (take == Take::kNothing) break;  // re-armed
+      if (take == Take::kDropsWait) {
+        out.more = true;
+        break;
+      }
+    }
     TakeInOrder(max_entries, out.entries);
   }
   return out;
 }
 
-bool TelemetrySubscription::TakeQueued(absl::flat_hash_map<uint32_t, uint64_t>& dropped) {
-  absl::flat_hash_map<uint32_t, uint64_t> taken_dropped;
-  {
-    absl::MutexLock lock(&mu_);
-    if (samples_.empty() && events_.empty()) {
-      wakeup_armed_ = true;  // nothing left: the next offer wakes the consumer
-      return false;
-    }
-    samples_.swap(taken_samples_);
-    events_.swap(taken_events_);
-    taken_dropped.swap(dropped_);
+TelemetrySubscription::Take TelemetrySubscription::TakeQueued(
+    bool first, absl::flat_hash_map<uint32_t, uint64_t>& dropped) {
+  absl::MutexLock lock(&mu_);
+  if (samples_.empty() && events_.empty()) {
+    wakeup_armed_ = true;  // nothing left: the next offer wakes the consumer
+    return Take::kNothing;
   }
-  if (dropped.empty()) {
-    dropped.swap(taken_dropped);
-  } else {
-    for (const auto& [index, count] : taken_dropped) dropped[index] += count;
-  }
-  return true;
+  // Drops precede every entry now queued: they go out with the first entries of a Drain, so a
+  // consumer never puts them before entries of the batch it took earlier.
+  if (!first && !dropped_.empty()) return Take::kDropsWait;
+  samples_.swap(taken_samples_);
+  events_.swap(taken_events_);
+  if (first) dropped.swap(dropped_);  // else dropped_ is empty
+  return Take::kTaken;
 }
 
 void TelemetrySubscription::TakeInOrder(size_t max_entries, std::vector<TelemetryEntry>& out) {

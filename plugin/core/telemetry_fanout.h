@@ -39,8 +39,12 @@ struct TelemetryEntry {
 struct TelemetryDrain {
   std::vector<TelemetryEntry> entries;
   // Samples dropped per device index that no earlier Drain reported. Each drop is reported
-  // once, by the Drain that returns the first entry published after it.
+  // once, by the Drain whose first entries are the first published after it (never by one
+  // that also returns entries published before it).
   absl::flat_hash_map<uint32_t, uint64_t> dropped;
+  // True when this Drain did not re-arm the wakeup: it stopped at max_entries, or before
+  // entries that follow drops (they start the next Drain). The consumer must Drain again.
+  bool more = false;
 };
 
 struct SubscriptionOptions {
@@ -69,14 +73,15 @@ class TelemetrySubscription {
   // holding the lock that orders it against SetWakeup (and, from Publish, the fan-out's
   // subscriber list shared). It must only flag and schedule (DESIGN.md, Threads): never take
   // a lock that the consumer holds while it drains or encodes. Edge-triggered: armed at
-  // construction and by every Drain that returns fewer than `max_entries` entries (one that
-  // returns none included); the first entry offered after that fires and disarms it.
+  // construction and by every Drain that returns with `more` false (one that returns nothing
+  // included); the first entry offered after that fires and disarms it.
   // SetWakeup(nullptr) returns once no wakeup is running.
   void SetWakeup(absl::AnyInvocable<void()> wakeup);
-  // Takes up to `max_entries` entries in publish order, plus the drop counts. A Drain that
-  // returns fewer than `max_entries` entries took everything queued and has re-armed the
-  // wakeup; one that returns exactly `max_entries` has not: the consumer must Drain again
-  // (entries that arrive meanwhile fire no wakeup). Thread-safe, though meant for one consumer.
+  // Takes up to `max_entries` entries in publish order, plus the drop counts. A Drain whose
+  // `more` is false took everything queued and has re-armed the wakeup; one whose `more` is
+  // true has not (it stopped at `max_entries`, or before entries that follow drops): the
+  // consumer must Drain again (entries that arrive meanwhile fire no wakeup). Thread-safe,
+  // though meant for one consumer.
   TelemetryDrain Drain(size_t max_entries);
   // True once the event queue overflowed; the consumer must end the stream.
   bool overflowed() const;
@@ -97,9 +102,11 @@ class TelemetrySubscription {
     EventPtr event;
   };
   void Notify(bool armed);
-  // Swaps the shared queues into the (empty) taken ones and adds their drop counts to
-  // `dropped`; if the shared queues are empty, re-arms the wakeup and returns false.
-  bool TakeQueued(absl::flat_hash_map<uint32_t, uint64_t>& dropped)
+  enum class Take { kNothing, kTaken, kDropsWait };
+  // Swaps the shared queues into the (empty) taken ones and their drop counts into `dropped`
+  // (kTaken). kNothing when the shared queues are empty (the wakeup is re-armed); kDropsWait,
+  // taking nothing, when drops wait and this is not the Drain's `first` take.
+  Take TakeQueued(bool first, absl::flat_hash_map<uint32_t, uint64_t>& dropped)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(drain_mu_);
   // Moves entries from the taken queues into `out`, in publish order, up to `max_entries`.
   void TakeInOrder(size_t max_entries, std::vector<TelemetryEntry>& out)

@@ -188,7 +188,7 @@ void TelemetryStream::Fill() {
       return;
     }
     TelemetryDrain drain = subscription_->Drain(kMaxEntriesPerDrain);
-    const bool rearmed = drain.entries.size() < kMaxEntriesPerDrain;
+    const bool rearmed = !drain.more;
     if (deps_.encode_hook) deps_.encode_hook(drain);
     Encode(drain);
     if (rearmed) return;

@@ -88,7 +88,7 @@ class TelemetryStream : public grpc::ServerWriteReactor<v1::StreamTelemetryRespo
   void SchedulePump();
   void Pump();
   // Drains the subscription into outbox_ until something is queued or a Drain re-armed the
-  // wakeup (one that returns a full batch does not, telemetry_fanout.h), or the stream ends.
+  // wakeup (one with `more` set does not, telemetry_fanout.h), or the stream ends.
   void Fill() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Appends one drain to outbox_ (batches, events in device order, drop counts).
   void Encode(TelemetryDrain& drain) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);

@@ -55,9 +55,13 @@ void DeviceFixture::DriveTo(v1::DeviceState state) {
 
 std::vector<v1::DeviceEvent> DeviceFixture::Events() {
   std::vector<v1::DeviceEvent> out;
-  for (const TelemetryEntry& entry : events_->Drain(1 << 20).entries) {
-    if (entry.event != nullptr) out.push_back(*entry.event);
-  }
+  TelemetryDrain drain;
+  do {
+    drain = events_->Drain(1 << 20);
+    for (const TelemetryEntry& entry : drain.entries) {
+      if (entry.event != nullptr) out.push_back(*entry.event);
+    }
+  } while (drain.more);
   return out;
 }
 

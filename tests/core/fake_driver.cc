@@ -124,9 +124,8 @@ void FakeDriver::AdvanceTo(absl::Time now) {
     cartridge_.set_strokes_used(cartridge_.strokes_used() +
                                 static_cast<uint64_t>(std::floor(stroke_phase_) - before));
   } else if (applied_.has_microcurrent() && contact_) {
-    const double mean_abs_shape =
-        applied_.microcurrent().waveform() == v1::WAVEFORM_BIPHASIC_SQUARE ? 1 : 0.5;
-    charge_uc_ += delivery_fraction_ * mean_abs_shape * applied_.microcurrent().current_ua() * dt;
+    charge_uc_ += delivery_fraction_ * WaveformMeanAbsShape(applied_.microcurrent().waveform()) *
+                  applied_.microcurrent().current_ua() * dt;
   }
 }
 

@@ -1,7 +1,8 @@
 // TelemetrySubscription::Drain takes the shared queues by swapping them out, then serves the
 // batch it took: publish order across swaps, max_entries, drops reported once, and the wakeup
-// contract (telemetry_fanout.h): a Drain that returns fewer than max_entries re-arms the wakeup,
-// one that returns max_entries does not, and a consumer that keeps to that loses no entry.
+// contract (telemetry_fanout.h): a Drain without `more` (fewer than max_entries, none held back
+// behind drops) re-arms the wakeup, one with `more` does not, and a consumer that keeps to that
+// loses no entry.
 #include <cstdint>
 #include <string>
 #include <thread>
@@ -89,6 +90,31 @@ TEST(TelemetryDrainTest, DropsAreReportedOnceWithTheFirstEntryAfterThem) {
   EXPECT_EQ(subscription.dropped_total(), 8u);
 }
 
+// Found by the Python client's slow-reader test: a Drain that returned the rest of a batch
+// taken earlier and then entries queued behind drops reported the drops with the earlier
+// entries, so the stream put them before samples they followed (a gap no count explained).
+TEST(TelemetryDrainTest, EntriesQueuedBehindDropsStartTheirOwnDrain) {
+  SubscriptionOptions options;
+  options.sample_capacity = 4;
+  TelemetrySubscription subscription(options);
+  int wakeups = 0;
+  subscription.SetWakeup([&] { ++wakeups; });
+  for (uint64_t i = 1; i <= 4; ++i) subscription.Offer(MakeSample(3, i));
+  EXPECT_THAT(Describe(subscription.Drain(1)), ElementsAre("s1"));          // takes s1..s4
+  for (uint64_t i = 5; i <= 10; ++i) subscription.Offer(MakeSample(3, i));  // s5, s6 dropped
+  TelemetryDrain rest = subscription.Drain(100);
+  EXPECT_THAT(Describe(rest), ElementsAre("s2", "s3", "s4"));
+  EXPECT_THAT(rest.dropped, IsEmpty());
+  EXPECT_TRUE(rest.more) << "stopped before the entries that follow the drops";
+  TelemetryDrain after = subscription.Drain(100);
+  EXPECT_THAT(Describe(after), ElementsAre("s7", "s8", "s9", "s10"));
+  EXPECT_THAT(after.dropped, UnorderedElementsAre(Pair(3u, 2u)));
+  EXPECT_FALSE(after.more);
+  const int before = wakeups;
+  subscription.Offer(MakeSample(3, 11));
+  EXPECT_EQ(wakeups, before + 1) << "the Drain without `more` re-armed the wakeup";
+}
+
 TEST(TelemetryDrainTest, DrainReturningFewerThanMaxEntriesReArmsTheWakeup) {
   TelemetrySubscription subscription({});
   int wakeups = 0;
@@ -136,7 +162,7 @@ TEST(TelemetryDrainTest, EntriesOfferedWhileTheConsumerHoldsTakenOnesAreNotLost)
 }
 
 // A device thread offers while the consumer drains: a consumer that drains after each wakeup
-// until a Drain returns fewer than max_entries receives every entry, in order.
+// until a Drain returns without `more` receives every entry, in order.
 TEST(TelemetryDrainTest, ConsumerKeepingToTheContractReceivesEveryEntryOfAConcurrentDevice) {
   constexpr uint64_t kSamples = 20000;
   constexpr uint64_t kEvents = kSamples / 1000;
@@ -175,7 +201,7 @@ TEST(TelemetryDrainTest, ConsumerKeepingToTheContractReceivesEveryEntryOfAConcur
           in_order &= entry.sample.sequence == next_sample++;
         }
       }
-    } while (drain.entries.size() == kMaxEntries);
+    } while (drain.more);
   }
   device.join();
   EXPECT_EQ(next_sample, kSamples + 1) << "a wakeup was lost";
