@@ -217,10 +217,13 @@ void Device::Stop() {
 }
 
 void Device::EmergencyStop() {
-  // Before anything else, even before accounting the time up to now.
-  driver_->ForceOutputOff(std::max(time_, context_.clock.Now()));
+  // Before anything else, even before accounting the time up to now. One reading of the clock:
+  // the time accounted with the output on ends where the output went off, also when another
+  // thread moves the clock meanwhile.
+  const absl::Time now = std::max(time_, context_.clock.Now());
+  driver_->ForceOutputOff(now);
   view_.counters().CountEmergencyStop();
-  AdvanceTo(context_.clock.Now());
+  AdvanceTo(now);
   if (state_ == v1::DEVICE_STATE_OFFLINE) {
     // The link loss already ended any run; the latch waits for the link.
     estop_pending_ = true;
@@ -270,8 +273,9 @@ void Device::Tick() {
 }
 
 void Device::Shutdown() {
-  driver_->ForceOutputOff(std::max(time_, context_.clock.Now()));
-  AdvanceTo(context_.clock.Now());
+  const absl::Time now = std::max(time_, context_.clock.Now());  // once, as EmergencyStop
+  driver_->ForceOutputOff(now);
+  AdvanceTo(now);
   const bool operating = state_ == v1::DEVICE_STATE_RUNNING || state_ == v1::DEVICE_STATE_PAUSED;
   EndRun(v1::RUN_END_REASON_SHUTDOWN, "service shutdown",
          operating ? v1::DEVICE_STATE_IDLE : state_, "service shutdown");

@@ -5,7 +5,10 @@
 // finish outside the dose tolerance ends DOSE_OUT_OF_TOLERANCE. FakeDriver follows its
 // setpoints at once (no ramp), so programmed figures are rate × time.
 #include <algorithm>
+#include <memory>
 
+#include "absl/base/thread_annotations.h"
+#include "absl/synchronization/mutex.h"
 #include "gmock/gmock.h"
 #include "tests/core/device_fixture.h"
 
@@ -176,6 +179,50 @@ TEST_F(RegulationTest, StepsFinishedWithinTheDoseToleranceComplete) {
   Run(absl::Seconds(3));
   EXPECT_EQ(RunNamed(run).end_reason(), v1::RUN_END_REASON_COMPLETED);
   EXPECT_EQ(RunNamed(run).state(), v1::RUN_STATE_SUCCEEDED);
+}
+
+}  // namespace
+}  // namespace derma::testing
+
+namespace derma::testing {
+namespace {
+
+// A clock another thread keeps moving: every reading is 10 ms after the one before.
+class MovingClock : public Clock {
+ public:
+  absl::Time Now() const override {
+    absl::MutexLock lock(&mu_);
+    return now_ += absl::Milliseconds(10);
+  }
+  bool IsVirtual() const override { return true; }
+
+ private:
+  mutable absl::Mutex mu_;
+  mutable absl::Time now_ ABSL_GUARDED_BY(mu_) = absl::FromUnixSeconds(1767225600);
+};
+
+// Found by the e-stop storm under ASan: EmergencyStop switched the output off at one reading of
+// the clock and accounted output-on time up to a later one, so the ledger counted on-time in
+// which nothing was delivered.
+TEST(EmergencyStopClockTest, OutputOnTimeEndsWhereTheOutputWentOff) {
+  MovingClock clock;
+  TelemetryFanout fanout;
+  RunRegistry runs;
+  Device device(0, "stim", std::make_unique<FakeDriver>(FakeStimulatorInfo()),
+                DeviceContext{clock, fanout, runs});
+  device.Initialize();
+  absl::StatusOr<LeaseGrant> lease = device.AcquireLease("t", absl::Seconds(60));
+  ASSERT_TRUE(lease.ok()) << lease.status();
+  v1::RunStep step;
+  *step.mutable_settings() = DeviceFixture::StimSettings(300);
+  step.set_duration_s(10);
+  absl::StatusOr<RunPtr> run = device.StartRun(lease->lease_id, {step}, "");
+  ASSERT_TRUE(run.ok()) << run.status();
+  for (int i = 0; i < 5; ++i) device.Tick();
+  device.EmergencyStop();
+  const v1::DoseLedger ledger = runs.Get((*run)->name())->ledger();
+  ASSERT_GT(ledger.output_on_s(), 0);
+  EXPECT_NEAR(ledger.charge_delivered_uc(), 300 * ledger.output_on_s(), 1e-6);
 }
 
 }  // namespace
