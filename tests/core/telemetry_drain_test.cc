@@ -12,37 +12,15 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "plugin/core/telemetry_fanout.h"
+#include "tests/core/telemetry_entries.h"
 
-namespace derma {
+namespace derma::testing {
 namespace {
 
 using ::testing::ElementsAre;
 using ::testing::IsEmpty;
 using ::testing::Pair;
 using ::testing::UnorderedElementsAre;
-
-Sample MakeSample(uint32_t device, uint64_t sequence) {
-  Sample sample;
-  sample.device_index = device;
-  sample.sequence = sequence;
-  return sample;
-}
-
-EventPtr MakeEvent(uint64_t sequence) {
-  auto event = std::make_shared<v1::DeviceEvent>();
-  event->set_sequence(sequence);
-  return event;
-}
-
-// "s<seq>" for samples, "e<seq>" for events, in drain order.
-std::vector<std::string> Describe(const TelemetryDrain& drain) {
-  std::vector<std::string> out;
-  for (const TelemetryEntry& entry : drain.entries) {
-    out.push_back(entry.event != nullptr ? "e" + std::to_string(entry.event->sequence())
-                                         : "s" + std::to_string(entry.sample.sequence));
-  }
-  return out;
-}
 
 TEST(TelemetryDrainTest, PublishOrderHoldsAcrossEntriesTakenEarlierAndNewOnes) {
   TelemetrySubscription subscription({});
@@ -210,4 +188,4 @@ TEST(TelemetryDrainTest, ConsumerKeepingToTheContractReceivesEveryEntryOfAConcur
 }
 
 }  // namespace
-}  // namespace derma
+}  // namespace derma::testing

@@ -5,38 +5,12 @@
 #include "gmock/gmock.h"
 #include "plugin/core/telemetry_fanout.h"
 #include "tests/core/device_fixture.h"
+#include "tests/core/telemetry_entries.h"
 
 namespace derma::testing {
 namespace {
 
 using ::testing::ElementsAre;
-
-constexpr int64_t kEpochUs = 1767225600LL * 1000000;
-
-Sample MakeSample(uint32_t device, uint64_t sequence, int64_t time_us = 0) {
-  Sample sample;
-  sample.device_index = device;
-  sample.sequence = sequence;
-  sample.device_time_us =
-      time_us == 0 ? kEpochUs + static_cast<int64_t>(sequence) * 10000 : time_us;
-  return sample;
-}
-
-EventPtr MakeEvent(uint64_t sequence) {
-  auto event = std::make_shared<v1::DeviceEvent>();
-  event->set_sequence(sequence);
-  return event;
-}
-
-// "s<seq>" for samples, "e<seq>" for events, in drain order.
-std::vector<std::string> Describe(const TelemetryDrain& drain) {
-  std::vector<std::string> out;
-  for (const TelemetryEntry& entry : drain.entries) {
-    out.push_back(entry.event != nullptr ? "e" + std::to_string(entry.event->sequence())
-                                         : "s" + std::to_string(entry.sample.sequence));
-  }
-  return out;
-}
 
 TEST(TelemetrySubscriptionTest, DeliversSamplesInPublishOrder) {
   TelemetrySubscription subscription({});
