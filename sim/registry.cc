@@ -1,6 +1,6 @@
 #include "sim/registry.h"
 
-#include "plugin/core/errors.h"
+#include "plugin/errors/errors.h"
 #include "sim/model_catalogue.h"
 #include "sim/sim_pen.h"
 #include "sim/sim_stimulator.h"

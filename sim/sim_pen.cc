@@ -6,7 +6,7 @@
 
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
-#include "plugin/core/errors.h"
+#include "plugin/errors/errors.h"
 
 namespace derma::sim {
 namespace {
@@ -42,7 +42,7 @@ SimPen::SimPen(std::string id, DriverInfo info, const PenModel& model, v1::Cartr
       initial_strokes_used_(cartridge_.strokes_used()),
       link_(std::move(id)),
       noise_(seed) {
-  const v1::MicroneedlingSettings& defaults = info_.default_settings.microneedling();
+  const v1::MicroneedlingSettings& defaults = info_.description->default_settings.microneedling();
   needle_depth_mm_ = defaults.needle_depth_mm();
   physics_.SetTargetRate(defaults.stroke_rate_hz());
 }
@@ -78,9 +78,10 @@ absl::Status SimPen::SetOutput(bool on, absl::Time now) {
   return absl::OkStatus();
 }
 
-void SimPen::ForceOutputOff(absl::Time now) {
+bool SimPen::ForceOutputOff(absl::Time now) {
   AdvanceTo(now);
   physics_.SetPowered(false);
+  return true;  // the model has no link to lose: off is certain
 }
 
 absl::StatusOr<DriverReading> SimPen::Read(absl::Time now) {

@@ -37,11 +37,12 @@ class SimPen : public SimDevice {
          uint64_t seed);
 
   const DriverInfo& Info() const override { return info_; }
+  const DeviceDescription* Description() const override { return &*info_.description; }
   absl::Status Connect(absl::Time now) override;
   absl::Status Apply(const derma::v1::Settings& settings, absl::Time now) override;
   absl::Status SetOutput(bool on, absl::Time now) override;
   absl::StatusOr<DriverReading> Read(absl::Time now) override;
-  void ForceOutputOff(absl::Time now) override;
+  bool ForceOutputOff(absl::Time now) override;
 
   absl::Status InjectFault(derma::v1::FaultKind kind, absl::Time now) override;
   absl::Status ClearFault(derma::v1::FaultKind kind, absl::Time now) override;

@@ -6,7 +6,7 @@
 
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
-#include "plugin/core/errors.h"
+#include "plugin/errors/errors.h"
 
 namespace derma::sim {
 namespace {
@@ -35,7 +35,7 @@ SimStimulator::SimStimulator(std::string id, DriverInfo info, const StimulatorMo
       noise_(seed),
       physics_(model, baseline_ohm, 2 * std::numbers::pi * noise_.Unit()),
       link_(std::move(id)) {
-  physics_.Apply(info_.default_settings.microcurrent());
+  physics_.Apply(info_.description->default_settings.microcurrent());
 }
 
 void SimStimulator::AdvanceTo(absl::Time now) {
@@ -52,9 +52,9 @@ absl::Status SimStimulator::Connect(absl::Time now) {
 
 absl::Status SimStimulator::Apply(const v1::Settings& settings, absl::Time now) {
   if (!settings.has_microcurrent()) return WrongSettingsKind(settings, info_.kind);
-  if (!SupportsWaveform(info_.capabilities, settings.microcurrent().waveform())) {
+  if (!SupportsWaveform(info_.description->capabilities, settings.microcurrent().waveform())) {
     return MakeError(absl::StatusCode::kInvalidArgument, v1::ERROR_REASON_SETTING_NOT_SUPPORTED,
-                     absl::StrFormat("model %s does not support %s", info_.model,
+                     absl::StrFormat("model %s does not support %s", info_.description->model,
                                      v1::Waveform_Name(settings.microcurrent().waveform())));
   }
   AdvanceTo(now);
@@ -74,9 +74,10 @@ absl::Status SimStimulator::SetOutput(bool on, absl::Time now) {
   return absl::OkStatus();
 }
 
-void SimStimulator::ForceOutputOff(absl::Time now) {
+bool SimStimulator::ForceOutputOff(absl::Time now) {
   AdvanceTo(now);
   physics_.SetOutput(false);
+  return true;  // the model has no link to lose: off is certain
 }
 
 absl::StatusOr<DriverReading> SimStimulator::Read(absl::Time now) {

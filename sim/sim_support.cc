@@ -1,7 +1,7 @@
 #include "sim/sim_support.h"
 
 #include "absl/strings/str_cat.h"
-#include "plugin/core/errors.h"
+#include "plugin/errors/errors.h"
 
 namespace derma::sim {
 
@@ -53,14 +53,15 @@ DriverInfo MakeSimInfo(const config::v1::DeviceConfig& config, const std::string
                        const v1::Capabilities& capabilities, const v1::Settings& defaults) {
   DriverInfo info;
   info.kind = config.kind();
-  info.model = model;
-  info.serial_number =
+  DeviceDescription& description = info.description.emplace();
+  description.model = model;
+  description.serial_number =
       config.serial_number().empty() ? "SIM-" + config.id() : config.serial_number();
-  info.firmware_version = "sim-1.0.0";
+  description.firmware_version = "sim-1.0.0";
   info.simulated = true;
   info.hooks_never_block = true;  // every hook is arithmetic on the model
-  info.capabilities = capabilities;
-  info.default_settings = defaults;
+  description.capabilities = capabilities;
+  description.default_settings = defaults;
   return info;
 }
 

@@ -10,7 +10,7 @@
 #include "absl/strings/str_cat.h"
 #include "google/protobuf/util/time_util.h"
 #include "plugin/audit/audit_schema.h"
-#include "plugin/core/errors.h"
+#include "plugin/errors/errors.h"
 
 namespace derma {
 namespace {

@@ -6,7 +6,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/strip.h"
 #include "grpcpp/security/auth_context.h"
-#include "plugin/core/errors.h"
+#include "plugin/errors/errors.h"
 
 namespace derma::auth {
 

@@ -4,7 +4,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "google/protobuf/util/time_util.h"
-#include "plugin/core/errors.h"
+#include "plugin/errors/errors.h"
 
 namespace derma {
 
@@ -18,30 +18,68 @@ Device::Device(uint32_t index, std::string id, std::unique_ptr<Driver> driver,
       driver_(std::move(driver)),
       context_(context),
       lease_(name_),
-      settings_(driver_->Info().default_settings),
-      trajectory_(driver_->Info().kind, driver_->Info().capabilities.regulation()),
-      regulation_(driver_->Info().capabilities.regulation()) {
-  const DriverInfo& info = driver_->Info();
+      trajectory_(driver_->Info().kind, v1::OutputRegulation()),
+      regulation_(v1::OutputRegulation()) {
+  v1::Device identity;
+  identity.set_name(name_);
+  identity.set_kind(driver_->Info().kind);
+  identity.set_simulated(driver_->Info().simulated);
+  view_.SetIdentity(std::move(identity));
+  if (const DeviceDescription* known = driver_->Description(); known != nullptr) {
+    AdoptDescription(*known);
+  }
+}
+
+void Device::AdoptDescription(const DeviceDescription& description) {
+  description_ = &description;
+  settings_ = description.default_settings;
+  trajectory_ = OutputTrajectory(kind(), description.capabilities.regulation());
+  regulation_ = RegulationMonitor(description.capabilities.regulation());
   trajectory_.SetSettings(settings_);
   v1::Device identity;
   identity.set_name(name_);
-  identity.set_kind(info.kind);
-  identity.set_model(info.model);
-  identity.set_serial_number(info.serial_number);
-  identity.set_firmware_version(info.firmware_version);
-  identity.set_simulated(info.simulated);
+  identity.set_kind(kind());
+  identity.set_model(description.model);
+  identity.set_serial_number(description.serial_number);
+  identity.set_firmware_version(description.firmware_version);
+  identity.set_simulated(driver_->Info().simulated);
   view_.SetIdentity(std::move(identity));
+  view_.SetCapabilities(description.capabilities);
+}
+
+absl::Status Device::ConnectDriver(absl::Time t) {
+  absl::Status status = driver_->Connect(t);
+  if (status.ok() && description_ == nullptr) {
+    const DeviceDescription* described = driver_->Description();
+    if (described == nullptr) {
+      return absl::InternalError("the driver connected without describing the device");
+    }
+    AdoptDescription(*described);
+  }
+  if (status.ok()) status = driver_->Apply(settings_, t);
+  return status;
+}
+
+void Device::RefuseConnect(const absl::Status& status, absl::Time t) {
+  FailDriver(status, t);  // OFFLINE: reports once and keeps the fault pending
+  if (state_ != v1::DEVICE_STATE_OFFLINE) return;
+  active_fault_ = std::exchange(fault_pending_, std::nullopt);
+  if (!active_fault_.has_value()) {
+    active_fault_ = MakeFault(v1::FAULT_KIND_UNSPECIFIED, std::string(status.message()), t);
+  }
+  SetState(v1::DEVICE_STATE_FAULT, absl::StrCat("connect refused: ", status.message()));
 }
 
 void Device::Initialize() {
-  view_.SetCapabilities(driver_->Info().capabilities);
   time_ = context_.clock.Now();
+  last_tick_ = time_;
   if (absl::StatusOr<DriverReading> r = driver_->Read(time_); r.ok()) reading_ = *std::move(r);
-  if (reading_.link_up && driver_->Connect(time_).ok() && driver_->Apply(settings_, time_).ok()) {
-    state_ = v1::DEVICE_STATE_IDLE;
-  }
+  absl::Status connected = absl::UnavailableError("link down");
+  if (reading_.link_up) connected = ConnectDriver(time_);
+  if (connected.ok()) state_ = v1::DEVICE_STATE_IDLE;
   known_faults_ = reading_.faults;
   PublishView();
+  if (!connected.ok() && !absl::IsUnavailable(connected)) RefuseConnect(connected, time_);
   PublishSample(time_);
 }
 
@@ -91,7 +129,7 @@ ValidationContext Device::MakeValidationContext() const {
   ValidationContext context;
   context.device = name_;
   context.kind = driver_->Info().kind;
-  context.capabilities = &driver_->Info().capabilities;
+  context.capabilities = &description_->capabilities;
   context.cartridge = reading_.cartridge;
   context.impedance_known = reading_.stim.electrode_contact;
   context.electrode_impedance_ohm = reading_.stim.electrode_impedance_ohm;
@@ -221,7 +259,7 @@ void Device::EmergencyStop() {
   // the time accounted with the output on ends where the output went off, also when another
   // thread moves the clock meanwhile.
   const absl::Time now = std::max(time_, context_.clock.Now());
-  driver_->ForceOutputOff(now);
+  force_off_unconfirmed_ = !driver_->ForceOutputOff(now);
   view_.counters().CountEmergencyStop();
   AdvanceTo(now);
   if (state_ == v1::DEVICE_STATE_OFFLINE) {
@@ -247,7 +285,7 @@ absl::Status Device::ResetEmergencyStop(const std::string& lease_id) {
 
 absl::Status Device::ResetFault(const std::string& lease_id) {
   if (absl::Status s = CheckCommand(Command::kResetFault, lease_id); !s.ok()) return s;
-  if (driver_failed_) {
+  if (driver_failed_ || description_ == nullptr) {
     return MakeError(absl::StatusCode::kFailedPrecondition,
                      v1::ERROR_REASON_FAULT_CONDITION_PRESENT,
                      absl::StrCat("the driver of ", name_, " still fails to read the device"),
@@ -268,13 +306,19 @@ absl::Status Device::ResetFault(const std::string& lease_id) {
 
 void Device::Tick() {
   AdvanceTo(context_.clock.Now());
+  // The rate achieved, averaged over about a second of intervals (a slow link coalesces ticks).
+  if (const double dt = absl::ToDoubleSeconds(time_ - last_tick_); dt > 0) {
+    tick_interval_s_ =
+        tick_interval_s_ == 0 ? dt : tick_interval_s_ + (dt - tick_interval_s_) * std::min(1.0, dt);
+  }
+  last_tick_ = time_;
   PublishSample(time_);
   PublishRun(/*force=*/false);
 }
 
 void Device::Shutdown() {
   const absl::Time now = std::max(time_, context_.clock.Now());  // once, as EmergencyStop
-  driver_->ForceOutputOff(now);
+  force_off_unconfirmed_ = !driver_->ForceOutputOff(now);
   AdvanceTo(now);
   const bool operating = state_ == v1::DEVICE_STATE_RUNNING || state_ == v1::DEVICE_STATE_PAUSED;
   EndRun(v1::RUN_END_REASON_SHUTDOWN, "service shutdown",
@@ -290,11 +334,12 @@ void Device::PublishFreshSample() {
 }
 
 void Device::ForceOff() {
-  driver_->ForceOutputOff(time_);
+  force_off_unconfirmed_ = !driver_->ForceOutputOff(time_);
   // The reading taken before the output went off must not be published as current: samples
   // that follow a fault event show the output off.
   if (absl::StatusOr<DriverReading> now = driver_->Read(time_); now.ok()) {
     reading_.output_on = now->output_on;
+    reading_.output_unconfirmed = now->output_unconfirmed;
     reading_.pen = now->pen;
     reading_.stim = now->stim;
   }

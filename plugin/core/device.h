@@ -64,7 +64,8 @@ class Device {
   Device(const Device&) = delete;
   Device& operator=(const Device&) = delete;
 
-  // Connects the driver and publishes the first view. OFFLINE when the link is down.
+  // Connects the driver and publishes the first view. OFFLINE when the link is down (a device
+  // that describes itself stays without capabilities until its first connect).
   void Initialize();
 
   // Lease commands. Legal in every state.
@@ -108,6 +109,11 @@ class Device {
   v1::DeviceState state() const { return state_; }
   const v1::Settings& settings() const { return settings_; }
   const DriverReading& last_reading() const { return reading_; }
+  // What the device is and can do; null until it has described itself.
+  const DeviceDescription* description() const { return description_; }
+  // True when the last ForceOutputOff could not be confirmed by the device and its output is
+  // not yet known to be off (DriverReading::output_unconfirmed).
+  bool output_unconfirmed() const { return force_off_unconfirmed_ || reading_.output_unconfirmed; }
 
  private:
   struct ActiveRun {
@@ -140,6 +146,16 @@ class Device {
   // The output could not follow its trajectory: output off, FAULT (MOTOR_UNDERSPEED or
   // IMPEDANCE_SPIKE), the run ends FAULT.
   void FaultRegulation(const std::string& detail, absl::Time t);
+  // Connects the driver, adopts its description the first time, and applies the settings in
+  // force. UNAVAILABLE while the link is down; another error means the driver refuses the
+  // device it found (another identity or kind).
+  absl::Status ConnectDriver(absl::Time t);
+  // The first Connect of a device that describes itself: its identity, capabilities, default
+  // settings and regulation, fixed from now on.
+  void AdoptDescription(const DeviceDescription& description);
+  // A Connect refused for another reason than the link: output off, FAULT with the driver's
+  // reason (ResetFault stays refused while the driver refuses the device).
+  void RefuseConnect(const absl::Status& status, absl::Time t);
   // Leaving ESTOPPED or OFFLINE: to FAULT when a latching fault is recorded or present, else
   // IDLE.
   void LeaveLatch(const std::string& cause);
@@ -204,6 +220,7 @@ class Device {
   const std::string id_;
   const std::string name_;
   std::unique_ptr<Driver> driver_;
+  const DeviceDescription* description_ = nullptr;  // the driver's, once adopted
   DeviceContext context_;
   DeviceView view_;
   LeaseTable lease_;
@@ -218,6 +235,9 @@ class Device {
   bool estop_pending_ = false;              // EmergencyStop while OFFLINE: latch on reconnect
   std::optional<v1::Fault> fault_pending_;  // FAULT to latch when the link is back
   bool driver_failed_ = false;              // driver error reported; cleared on a good read
+  bool force_off_unconfirmed_ = false;      // the last ForceOutputOff was not confirmed
+  absl::Time last_tick_;                    // device time of the last tick
+  double tick_interval_s_ = 0;              // exponential average of tick intervals
   DriverReading reading_;
   absl::Time time_;            // device time of reading_
   absl::Duration session_on_;  // output-on time since Start / StartRun

@@ -4,20 +4,28 @@
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
-#include "plugin/core/errors.h"
+#include "plugin/errors/errors.h"
 
 namespace derma {
 
 DeviceManager::DeviceManager(Executor& executor, DeviceContext context)
     : executor_(executor), context_(context) {}
 
-absl::Status DeviceManager::AddDevice(const std::string& id, std::unique_ptr<Driver> driver) {
+absl::Status DeviceManager::AddDevice(const std::string& id, std::unique_ptr<Driver> driver,
+                                      LinkExecutor* link) {
   const uint32_t index = static_cast<uint32_t>(entries_.size());
   if (!by_id_.emplace(id, index).second) {
     return MakeError(absl::StatusCode::kInvalidArgument, v1::ERROR_REASON_INVALID_FIELD,
                      "duplicate device id \"" + id + "\"", {{"device", "devices/" + id}});
   }
-  entries_.push_back(std::make_unique<Entry>(executor_, index, id, std::move(driver), context_));
+  auto entry = std::make_unique<Entry>(executor_, link, index, id, std::move(driver), context_);
+  if (link != nullptr) {
+    Entry* e = entry.get();
+    // The poll runs on the link's thread, where the strand runs: through the strand all the
+    // same, so it never overlaps a command (it runs inline, the link thread being idle).
+    e->poll_key = link->AddPoll([e] { e->strand.Dispatch([e] { e->device.Tick(); }); });
+  }
+  entries_.push_back(std::move(entry));
   return absl::OkStatus();
 }
 
@@ -77,18 +85,23 @@ void DeviceManager::PostUrgent(uint32_t index, DeviceTask task) {
       [entry, task = std::move(task)]() mutable { std::move(task)(entry->device); });
 }
 
-void DeviceManager::ForEach(bool urgent, absl::AnyInvocable<void(Device&)> action, Done done) {
+void DeviceManager::ForEach(bool urgent, absl::AnyInvocable<void(Device&)> action, Done done,
+                            bool skip_links) {
   struct Countdown {
     std::atomic<size_t> left;
     absl::AnyInvocable<void(Device&)> action;
     Done done;
   };
-  if (entries_.empty()) {
+  size_t count = 0;
+  for (const std::unique_ptr<Entry>& entry : entries_) {
+    if (!(skip_links && entry->link != nullptr)) ++count;
+  }
+  if (count == 0) {
     std::move(done)();
     return;
   }
   auto countdown = std::make_shared<Countdown>();
-  countdown->left = entries_.size();
+  countdown->left = count;
   countdown->action = std::move(action);
   countdown->done = std::move(done);
   // Every strand's drain goes to the executor in one batch: one lock and one wake-up for the
@@ -97,22 +110,32 @@ void DeviceManager::ForEach(bool urgent, absl::AnyInvocable<void(Device&)> actio
   drains.reserve(entries_.size());
   for (const std::unique_ptr<Entry>& entry : entries_) {
     Entry* e = entry.get();
-    e->strand.PostDeferred(
-        [e, countdown] {
-          countdown->action(e->device);
-          if (countdown->left.fetch_sub(1) == 1) std::move(countdown->done)();
-        },
-        urgent, drains);
+    if (skip_links && e->link != nullptr) continue;
+    Task task = [e, countdown] {
+      countdown->action(e->device);
+      if (countdown->left.fetch_sub(1) == 1) std::move(countdown->done)();
+    };
+    if (e->link == nullptr) {
+      e->strand.PostDeferred(std::move(task), urgent, drains);
+    } else if (urgent) {
+      e->strand.PostUrgent(std::move(task));
+    } else {
+      e->strand.Post(std::move(task));
+    }
   }
   executor_.ScheduleAll(std::move(drains), urgent);
 }
 
 void DeviceManager::TickAll(Done done) {
-  ForEach(/*urgent=*/false, [](Device& d) { d.Tick(); }, std::move(done));
+  for (const std::unique_ptr<Entry>& entry : entries_) {
+    if (entry->link != nullptr) entry->link->RequestPoll(entry->poll_key);
+  }
+  ForEach(/*urgent=*/false, [](Device& d) { d.Tick(); }, std::move(done), /*skip_links=*/true);
 }
 
 void DeviceManager::EmergencyStopAll(Done done,
                                      absl::AnyInvocable<void(Device&) const> after_stop) {
+  if (before_emergency_stop_all_) before_emergency_stop_all_();
   ForEach(
       /*urgent=*/true,
       [after_stop = std::move(after_stop)](Device& d) {

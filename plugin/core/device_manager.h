@@ -19,6 +19,7 @@
 #include "absl/synchronization/notification.h"
 #include "plugin/core/device.h"
 #include "plugin/core/executor.h"
+#include "plugin/core/link_executor.h"
 
 namespace derma {
 
@@ -31,8 +32,17 @@ class DeviceManager {
   DeviceManager(const DeviceManager&) = delete;
   DeviceManager& operator=(const DeviceManager&) = delete;
 
-  // Setup only. INVALID_FIELD for a duplicate id.
-  absl::Status AddDevice(const std::string& id, std::unique_ptr<Driver> driver);
+  // Setup only. INVALID_FIELD for a duplicate id. `link` (optional, outliving the manager): the
+  // device's strand runs on that link's thread instead of the pool, and its ticks are polls
+  // there (coalesced, behind commands); a tick round does not wait for them. A driver on a link
+  // runs every command on the link's thread, whatever it declares in hooks_never_block.
+  absl::Status AddDevice(const std::string& id, std::unique_ptr<Driver> driver,
+                         LinkExecutor* link = nullptr);
+  // Setup only: runs on the calling thread at the start of every EmergencyStopAll, before any
+  // device's stop is queued (a backend queues a bus-wide stop broadcast there).
+  void set_before_emergency_stop_all(absl::AnyInvocable<void()> hook) {
+    before_emergency_stop_all_ = std::move(hook);
+  }
   // Connects every device (on its strand) and waits. Call once after the last AddDevice.
   void InitializeAll();
 
@@ -52,7 +62,8 @@ class DeviceManager {
   // block and its strand is idle (Strand::Dispatch), else as Post. Call it with no lock held.
   void Dispatch(uint32_t index, DeviceTask task);
 
-  // Posts a tick to every device; `done` runs once all have ticked.
+  // Posts a tick to every device of the pool and asks every link for a poll of each of its
+  // devices; `done` runs once the pool's devices have ticked (links poll at their own pace).
   void TickAll(Done done);
   // Urgent-lane EmergencyStop on every device; `done` runs once every output is off.
   // `after_stop` (optional) runs on each device's strand right after its stop, so what it reads
@@ -80,21 +91,27 @@ class DeviceManager {
 
  private:
   struct Entry {
-    Entry(Executor& executor, uint32_t index, std::string id, std::unique_ptr<Driver> driver,
-          DeviceContext context)
-        : inline_commands(driver->Info().hooks_never_block),
-          strand(executor),
+    Entry(Executor& executor, LinkExecutor* link_executor, uint32_t index, std::string id,
+          std::unique_ptr<Driver> driver, DeviceContext context)
+        : inline_commands(link_executor == nullptr && driver->Info().hooks_never_block),
+          link(link_executor),
+          strand(link_executor != nullptr ? *link_executor : executor),
           device(index, std::move(id), std::move(driver), context) {}
-    const bool inline_commands;  // DriverInfo::hooks_never_block
+    const bool inline_commands;  // DriverInfo::hooks_never_block, and not on a link
+    LinkExecutor* const link;    // null: the pool
+    uint32_t poll_key = 0;       // the device's poll on `link`
     Strand strand;
     Device device;
   };
-  void ForEach(bool urgent, absl::AnyInvocable<void(Device&)> action, Done done);
+  // `skip_links`: only the pool's devices (and `done` counts only those).
+  void ForEach(bool urgent, absl::AnyInvocable<void(Device&)> action, Done done,
+               bool skip_links = false);
 
   Executor& executor_;
   DeviceContext context_;
   std::vector<std::unique_ptr<Entry>> entries_;
   absl::flat_hash_map<std::string, uint32_t> by_id_;
+  absl::AnyInvocable<void()> before_emergency_stop_all_;
 };
 
 }  // namespace derma

@@ -9,7 +9,7 @@
 #include "absl/strings/str_format.h"
 #include "google/protobuf/util/time_util.h"
 #include "plugin/core/device.h"
-#include "plugin/core/errors.h"
+#include "plugin/errors/errors.h"
 
 namespace derma {
 namespace {
@@ -175,7 +175,7 @@ void Device::AccountRun(absl::Duration on_time, uint64_t strokes, double charge_
 
 void Device::CompleteRun() {
   ForceOff();
-  const double tolerance = driver_->Info().capabilities.regulation().dose_tolerance();
+  const double tolerance = description_->capabilities.regulation().dose_tolerance();
   const v1::DoseLedger& ledger = run_->run.ledger();
   if (std::optional<std::string> off = DoseOutOfTolerance(ledger, tolerance); off.has_value()) {
     EndRun(v1::RUN_END_REASON_DOSE_OUT_OF_TOLERANCE, *off, v1::DEVICE_STATE_IDLE,

@@ -96,6 +96,9 @@ void Device::Integrate(absl::Time t) {
   const std::optional<std::string> shortfall = CheckRegulation(*next, programmed, t);
   reading_ = *std::move(next);
   time_ = t;
+  if (reading_.link_up && !reading_.output_unconfirmed) force_off_unconfirmed_ = false;
+  // An output found on outside RUNNING (an off command the device did not take) goes off now.
+  if (reading_.output_on && state_ != v1::DEVICE_STATE_RUNNING) ForceOff();
   if (driver_failed_) {
     driver_failed_ = false;
     const v1::Fault fault = MakeFault(v1::FAULT_KIND_UNSPECIFIED, "driver reads again", t);
@@ -139,7 +142,7 @@ std::optional<std::string> Device::CheckRegulation(const DriverReading& next,
       "delivered %.0f µA of %.0f µA programmed, more than %g %% short for %.3f s: electrode "
       "impedance %.0f Ω needs %.1f V at %.0f µA, compliance %.1f V",
       delivered_ua, programmed_ua, tolerance_pct, lasted_s, ohms, ohms * programmed_ua * 1e-6,
-      programmed_ua, driver_->Info().capabilities.compliance_voltage_v());
+      programmed_ua, description_->capabilities.compliance_voltage_v());
 }
 
 void Device::FaultRegulation(const std::string& detail, absl::Time t) {
@@ -200,7 +203,10 @@ void Device::HandleLink(const DriverReading& reading, absl::Time t) {
     return;
   }
   if (reading.link_up && state_ == v1::DEVICE_STATE_OFFLINE) {
-    if (!driver_->Connect(t).ok() || !driver_->Apply(settings_, t).ok()) return;
+    if (absl::Status s = ConnectDriver(t); !s.ok()) {
+      if (!absl::IsUnavailable(s)) RefuseConnect(s, t);
+      return;
+    }
     const v1::Fault cleared = active_fault_.value_or(v1::Fault());
     active_fault_ = std::exchange(fault_pending_, std::nullopt);
     QueueEvent(v1::DEVICE_EVENT_TYPE_FAULT_CLEARED, "communication link restored", &cleared);
@@ -316,6 +322,8 @@ void Device::PublishSample(absl::Time t) {
   sample.sequence = ++sample_sequence_;
   sample.device_time_us = absl::ToUnixMicros(t);
   sample.output_on = reading_.output_on;
+  sample.output_unconfirmed = output_unconfirmed();
+  sample.achieved_sample_rate_hz = tick_interval_s_ > 0 ? 1 / tick_interval_s_ : 0;
   published_output_on_ = reading_.output_on;
   sample.pen = reading_.pen;
   sample.stim = reading_.stim;

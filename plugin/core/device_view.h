@@ -20,12 +20,14 @@ namespace derma {
 
 class DeviceView {
  public:
-  // Capabilities never change: set once, before the first Publish; Read() adds them.
-  void SetCapabilities(v1::Capabilities capabilities);
-  // The identity never changes either: name, kind, model, serial_number, firmware_version and
-  // simulated, set once before the view is shared; Read() adds them, so a publish of a change
-  // does not copy them again.
+  // The identity: name, kind and simulated, then (once the device has described itself; at
+  // once for the simulator) model, serial_number, firmware_version. Set at construction and
+  // at most once more, when the description is adopted; never changed after that. Read() adds
+  // it, so a publish of a change does not copy it again.
   void SetIdentity(v1::Device identity);
+  // Capabilities: empty until the device has described itself, then set once and never
+  // changed. Read() adds them.
+  void SetCapabilities(v1::Capabilities capabilities);
   // `device` has no identity, latest_sample or capabilities; Read() adds them.
   // `last_event_sequence` is the sequence of the device's last event already reflected in `device`.
   void Publish(std::shared_ptr<const v1::Device> device, uint64_t last_event_sequence = 0);
@@ -38,12 +40,13 @@ class DeviceView {
   void ReadInto(v1::Device* out, uint64_t* last_event_sequence = nullptr) const;
   // The last published device, without identity, latest sample or capabilities.
   std::shared_ptr<const v1::Device> device() const;
-  // Name, kind, model, serial_number, firmware_version and simulated.
-  const v1::Device& identity() const { return identity_; }
+  // Name, kind, model, serial_number, firmware_version and simulated (see SetIdentity).
+  std::shared_ptr<const v1::Device> identity() const;
   // Latest sample; sequence 0 before the first.
   Sample latest_sample() const;
   v1::DeviceState state() const;
-  const v1::Capabilities& capabilities() const { return capabilities_; }
+  // Empty until the device has described itself.
+  std::shared_ptr<const v1::Capabilities> capabilities() const;
   // Event counts for metrics; the device increments them.
   DeviceCounters& counters() { return counters_; }
   const DeviceCounters& counters() const { return counters_; }
@@ -52,8 +55,9 @@ class DeviceView {
   mutable absl::Mutex mu_;
   std::shared_ptr<const v1::Device> device_ ABSL_GUARDED_BY(mu_);
   Sample latest_ ABSL_GUARDED_BY(mu_);
-  v1::Capabilities capabilities_;  // written once before the view is shared
-  v1::Device identity_;            // written once before the view is shared
+  std::shared_ptr<const v1::Capabilities> capabilities_ ABSL_GUARDED_BY(mu_) =
+      std::make_shared<v1::Capabilities>();
+  std::shared_ptr<const v1::Device> identity_ ABSL_GUARDED_BY(mu_) = std::make_shared<v1::Device>();
   DeviceCounters counters_;
   uint64_t last_event_sequence_ ABSL_GUARDED_BY(mu_) = 0;
 };

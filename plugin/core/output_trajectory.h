@@ -46,8 +46,8 @@ class OutputTrajectory {
   double AdvancePen(double dt_s);         // returns strokes
   double AdvanceStimulator(double dt_s);  // returns charge, µC
 
-  const v1::DeviceKind kind_;
-  const double slew_hz_per_s_;
+  v1::DeviceKind kind_;
+  double slew_hz_per_s_;
   bool on_ = false;
   double target_hz_ = 0;
   double rate_hz_ = 0;
@@ -78,8 +78,8 @@ class RegulationMonitor {
   std::optional<absl::Time> short_since() const { return short_since_; }
 
  private:
-  const double tolerance_;
-  const absl::Duration grace_;
+  double tolerance_;
+  absl::Duration grace_;
   std::optional<absl::Time> short_since_;
 };
 

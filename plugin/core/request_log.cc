@@ -1,6 +1,6 @@
 #include "plugin/core/request_log.h"
 
-#include "plugin/core/errors.h"
+#include "plugin/errors/errors.h"
 
 namespace derma {
 

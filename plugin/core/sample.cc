@@ -6,6 +6,8 @@ void SampleToProto(const Sample& sample, v1::TelemetrySample* out) {
   out->set_sequence(sample.sequence);
   out->set_device_time_us(sample.device_time_us);
   out->set_output_on(sample.output_on);
+  out->set_output_unconfirmed(sample.output_unconfirmed);
+  out->set_achieved_sample_rate_hz(sample.achieved_sample_rate_hz);
   if (sample.kind == v1::DEVICE_KIND_MICRONEEDLING) {
     v1::MicroneedlingReading* r = out->mutable_microneedling();
     r->set_needle_depth_mm(sample.pen.needle_depth_mm);

@@ -7,28 +7,9 @@
 #include <cstdint>
 
 #include "derma/v1/device.pb.h"
+#include "plugin/driver.h"
 
 namespace derma {
-
-// What a pen measures. Units in the field names.
-struct PenReading {
-  double needle_depth_mm = 0;
-  double stroke_rate_hz = 0;
-  uint64_t strokes_total = 0;
-  double motor_current_a = 0;
-  double motor_temperature_c = 0;
-  uint64_t cartridge_strokes_used = 0;
-};
-
-// What a stimulator measures. Units in the field names.
-struct StimulatorReading {
-  double current_setpoint_ua = 0;
-  double current_measured_ua = 0;
-  double electrode_impedance_ohm = 0;
-  double output_voltage_v = 0;
-  double charge_delivered_uc = 0;
-  bool electrode_contact = false;
-};
 
 // One published sample. `device_index` is the device's index in its DeviceManager.
 struct Sample {
@@ -37,8 +18,10 @@ struct Sample {
   uint64_t sequence = 0;       // per device, starts at 1, +1 per published sample
   int64_t device_time_us = 0;  // device time, µs since the Unix epoch
   bool output_on = false;
-  PenReading pen;          // valid when kind == MICRONEEDLING
-  StimulatorReading stim;  // valid when kind == MICROCURRENT
+  bool output_unconfirmed = false;     // DriverReading::output_unconfirmed
+  double achieved_sample_rate_hz = 0;  // recent samples per second of device time
+  PenReading pen;                      // valid when kind == MICRONEEDLING
+  StimulatorReading stim;              // valid when kind == MICROCURRENT
 };
 
 // Converts a core sample to its contract message.

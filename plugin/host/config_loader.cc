@@ -18,7 +18,7 @@
 #include "google/protobuf/io/tokenizer.h"
 #include "google/protobuf/text_format.h"
 #include "google/protobuf/util/json_util.h"
-#include "plugin/core/errors.h"
+#include "plugin/errors/errors.h"
 
 namespace derma::host {
 namespace {

@@ -37,7 +37,7 @@ void ConsoleDemo::StartProgram(uint32_t index) {
     return device.StartRun(lease, ProgramFor(device.kind()), "").status();
   });
   if (!status.ok()) {
-    absl::FPrintF(stderr, "demo: %s: %s\n", devices.view(index).identity().name(),
+    absl::FPrintF(stderr, "demo: %s: %s\n", devices.view(index).identity()->name(),
                   status.message());
   }
 }

@@ -14,7 +14,6 @@
 #include "plugin/service/call_audit.h"
 #include "plugin/service/device_control_service.h"
 #include "plugin/service/health_service.h"
-#include "plugin/service/simulator_service.h"
 #include "plugin/service/stream_registry.h"
 #include "prometheus/exposer.h"
 
@@ -93,8 +92,13 @@ absl::StatusOr<std::unique_ptr<Plugin>> Plugin::Create(const config::v1::FleetCo
       f.devices(), f.runs(), f.telemetry(), *plugin->streams_, *plugin->stream_executor_,
       *plugin->authorizer_, *plugin->call_audit_,
       service::DeviceControlOptions{options.stream_sample_capacity, options.heartbeat_interval});
-  plugin->simulator_ = std::make_unique<service::SimulatorService>(
-      f.simulator(), *plugin->authorizer_, *plugin->call_audit_);
+  const ServiceContext service_context{*plugin->authorizer_, *plugin->call_audit_};
+  for (const std::unique_ptr<Backend>& backend : f.backends()) {
+    for (std::unique_ptr<grpc::Service>& s : backend->MakeServices(service_context)) {
+      plugin->backend_services_.push_back(std::move(s));
+    }
+    if (auto metrics = backend->Metrics()) plugin->backend_metrics_.push_back(std::move(metrics));
+  }
   if (options.health_service) plugin->health_ = std::make_unique<service::HealthService>();
   plugin->collector_ = std::make_shared<metrics::FleetCollector>(
       f.devices(), f.telemetry(), plugin->authorizer_.get(), plugin->audit_trail_.get());
@@ -113,7 +117,9 @@ Plugin::~Plugin() {
 
 void Plugin::Register(grpc::ServerBuilder& builder) {
   builder.RegisterService(device_control_.get());
-  builder.RegisterService(simulator_.get());
+  for (const std::unique_ptr<grpc::Service>& service : backend_services_) {
+    builder.RegisterService(service.get());
+  }
   if (health_ != nullptr) builder.RegisterService(health_.get());
   // Clients may ping every 5 s (also without calls) without being sent too_many_pings; the
   // server pings idle connections every 30 s to find dead clients.
@@ -131,6 +137,7 @@ void Plugin::Register(grpc::ServerBuilder& builder) {
 void Plugin::RegisterMetrics(prometheus::Exposer& exposer) {
   exposer.RegisterCollectable(collector_);
   exposer.RegisterCollectable(grpc_metrics_->registry());
+  for (const auto& metrics : backend_metrics_) exposer.RegisterCollectable(metrics);
 }
 
 void Plugin::Start() {

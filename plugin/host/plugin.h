@@ -21,6 +21,7 @@
 #include <memory>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include "absl/status/statusor.h"
 #include "absl/synchronization/notification.h"
@@ -31,6 +32,7 @@
 #include "plugin/host/fleet.h"
 
 namespace prometheus {
+class Collectable;
 class Exposer;
 }  // namespace prometheus
 
@@ -50,7 +52,6 @@ class AuditTrail;
 namespace service {
 class CallAudit;
 class DeviceControlService;
-class SimulatorService;
 class HealthService;
 class StreamRegistry;
 }  // namespace service
@@ -95,7 +96,8 @@ class Plugin {
   Plugin(const Plugin&) = delete;
   Plugin& operator=(const Plugin&) = delete;
 
-  // Adds derma.v1.DeviceControl, derma.sim.v1.Simulator (simulated fleets) and health, plus
+  // Adds derma.v1.DeviceControl, the services of the fleet's backends (derma.sim.v1.Simulator
+  // when the fleet has simulated devices) and health, plus
   // derma's channel arguments: keepalive that tolerates client pings every
   // 5 s (no too_many_pings), and SO_REUSEPORT off so a taken port fails loudly. Installs the
   // gRPC metrics interceptor (this replaces interceptor creators set on `builder` before).
@@ -127,7 +129,8 @@ class Plugin {
   std::unique_ptr<service::StreamRegistry> streams_;
   std::unique_ptr<auth::Authorizer> authorizer_;
   std::unique_ptr<service::DeviceControlService> device_control_;
-  std::unique_ptr<service::SimulatorService> simulator_;
+  std::vector<std::unique_ptr<grpc::Service>> backend_services_;  // e.g. derma.sim.v1.Simulator
+  std::vector<std::shared_ptr<prometheus::Collectable>> backend_metrics_;
   std::unique_ptr<service::HealthService> health_;
   std::shared_ptr<metrics::FleetCollector> collector_;
   std::unique_ptr<metrics::GrpcMetrics> grpc_metrics_;

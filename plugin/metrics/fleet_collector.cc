@@ -133,7 +133,8 @@ std::vector<MetricFamily> FleetCollector::Collect() const {
     const DeviceView& view = devices_.view(i);
     const std::shared_ptr<const v1::Device> device = view.device();
     if (device == nullptr) continue;
-    const v1::Device& identity = view.identity();
+    const std::shared_ptr<const v1::Device> identity_ptr = view.identity();
+    const v1::Device& identity = *identity_ptr;
     const Sample sample = view.latest_sample();
     const ClientMetric::Label id{"device", identity.name().substr(sizeof("devices/") - 1)};
     const std::string kind = EnumLabel(v1::DeviceKind_Name(identity.kind()), "DEVICE_KIND_");
@@ -159,7 +160,7 @@ std::vector<MetricFamily> FleetCollector::Collect() const {
     if (sample.sequence > 0) {
       if (identity.kind() == v1::DEVICE_KIND_MICRONEEDLING) CollectPen(sample, *device, id, out);
       if (identity.kind() == v1::DEVICE_KIND_MICROCURRENT) {
-        CollectStimulator(sample, view.capabilities(), id, out);
+        CollectStimulator(sample, *view.capabilities(), id, out);
       }
     }
     CollectCounters(view.counters(), id, out);

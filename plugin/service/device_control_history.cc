@@ -7,7 +7,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "google/protobuf/util/time_util.h"
-#include "plugin/core/errors.h"
+#include "plugin/errors/errors.h"
 #include "plugin/service/device_control_service.h"
 #include "plugin/service/request_checks.h"
 #include "plugin/service/status_mapping.h"
@@ -48,11 +48,10 @@ absl::Status TimeBound(const v1::ListAuditEventsRequest& request, bool start, in
   return absl::OkStatus();
 }
 
-absl::Status ParseAuditFilter(const v1::ListAuditEventsRequest& request,
-                              AuditEventFilter* filter) {
+absl::Status ParseAuditFilter(const v1::ListAuditEventsRequest& request, AuditEventFilter* filter) {
   if (!request.device().empty() && !absl::StartsWith(request.device(), "devices/")) {
-    return InvalidField("device", absl::StrCat("must be \"devices/{id}\", got \"",
-                                               request.device(), "\""));
+    return InvalidField("device",
+                        absl::StrCat("must be \"devices/{id}\", got \"", request.device(), "\""));
   }
   filter->device = request.device();
   filter->principal = request.principal();

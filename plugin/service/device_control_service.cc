@@ -7,7 +7,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "google/protobuf/util/time_util.h"
-#include "plugin/core/errors.h"
+#include "plugin/errors/errors.h"
 #include "plugin/service/request_checks.h"
 #include "plugin/service/status_mapping.h"
 #include "plugin/service/telemetry_stream.h"
@@ -51,9 +51,10 @@ void ReadStopped(const DeviceView& view, bool summary, v1::Device* out) {
   }
   const std::shared_ptr<const v1::Device> device = view.device();
   if (device == nullptr) return;
-  out->set_name(view.identity().name());
-  out->set_kind(view.identity().kind());
-  out->set_model(view.identity().model());
+  const std::shared_ptr<const v1::Device> identity = view.identity();
+  out->set_name(identity->name());
+  out->set_kind(identity->kind());
+  out->set_model(identity->model());
   out->set_state(device->state());
   if (device->has_active_fault()) *out->mutable_active_fault() = device->active_fault();
   const Sample sample = view.latest_sample();
@@ -75,7 +76,7 @@ DeviceControlService::DeviceControlService(DeviceManager& devices, RunRegistry& 
       audit_(audit),
       options_(options) {
   for (uint32_t i = 0; i < devices_.size(); ++i) {
-    names_.push_back(devices_.view(i).identity().name());
+    names_.push_back(devices_.view(i).identity()->name());
     by_name_.push_back(i);
   }
   // Devices are indexed in config order; ListDevices pages through them in name order.

@@ -4,7 +4,7 @@
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
-#include "plugin/core/errors.h"
+#include "plugin/errors/errors.h"
 
 namespace derma::service {
 

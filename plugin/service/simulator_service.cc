@@ -12,8 +12,8 @@ grpc::ServerUnaryReactor* SimulatorService::Admit(Context* context, const char* 
   return AdmitCall(auth_, audit_, context, method, request, CallClass::kCommand, call);
 }
 
-host::StatusCallback SimulatorService::Finisher(Unary* reactor, AuditedCall call,
-                                                std::string device) const {
+sim::StatusCallback SimulatorService::Finisher(Unary* reactor, AuditedCall call,
+                                               std::string device) const {
   return [this, reactor, call = std::move(call), device = std::move(device)](absl::Status status) {
     audit_.Finish(reactor, call, device, std::move(status));
   };

@@ -1,5 +1,5 @@
 // SimulatorService: derma.sim.v1.Simulator on the gRPC callback API, adapting
-// host::SimulatorControl (fault injection, impedance, link, virtual clock, scenarios). Each
+// sim::SimulatorControl (fault injection, impedance, link, virtual clock, scenarios). Each
 // call finishes when the device strand (or, for AdvanceClock, every device) has answered; no
 // handler blocks a gRPC thread; like every command, each is acknowledged only once its audit
 // record is durable. Registered only for simulated fleets. Layer: plugin/service. Thread-safe.
@@ -8,14 +8,14 @@
 
 #include "derma/sim/v1/simulator.grpc.pb.h"
 #include "plugin/auth/authorizer.h"
-#include "plugin/host/simulator_control.h"
 #include "plugin/service/call_audit.h"
+#include "sim/simulator_control.h"
 
 namespace derma::service {
 
 class SimulatorService final : public sim::v1::Simulator::CallbackService {
  public:
-  SimulatorService(host::SimulatorControl& control, const auth::Authorizer& auth,
+  SimulatorService(sim::SimulatorControl& control, const auth::Authorizer& auth,
                    const CallAudit& audit)
       : control_(control), auth_(auth), audit_(audit) {}
 
@@ -42,9 +42,9 @@ class SimulatorService final : public sim::v1::Simulator::CallbackService {
   Unary* Admit(Context* context, const char* method, const google::protobuf::Message& request,
                AuditedCall* call) const;
   // A callback that finishes the call once its record (about `device`) is durable.
-  host::StatusCallback Finisher(Unary* reactor, AuditedCall call, std::string device) const;
+  sim::StatusCallback Finisher(Unary* reactor, AuditedCall call, std::string device) const;
 
-  host::SimulatorControl& control_;
+  sim::SimulatorControl& control_;
   const auth::Authorizer& auth_;
   const CallAudit& audit_;
 };

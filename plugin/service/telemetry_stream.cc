@@ -7,8 +7,8 @@
 #include "absl/container/flat_hash_map.h"
 #include "absl/strings/str_cat.h"
 #include "google/protobuf/util/time_util.h"
-#include "plugin/core/errors.h"
 #include "plugin/core/sample.h"
+#include "plugin/errors/errors.h"
 #include "plugin/service/status_mapping.h"
 #include "plugin/service/telemetry_request.h"
 

@@ -3,7 +3,7 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
-#include "plugin/core/errors.h"
+#include "plugin/errors/errors.h"
 #include "plugin/service/status_mapping.h"
 
 namespace derma::service {

@@ -16,7 +16,7 @@
 #include "absl/synchronization/notification.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
-#include "plugin/core/errors.h"
+#include "plugin/errors/errors.h"
 #include "tests/audit/sqlite_write_lock.h"
 
 namespace derma::testing {
@@ -48,8 +48,7 @@ EventPtr StateChange(const std::string& device, uint64_t sequence, v1::DeviceSta
 class AuditTrailTest : public ::testing::Test {
  protected:
   AuditTrailTest() {
-    std::string pattern =
-        (std::filesystem::temp_directory_path() / "derma-trail-XXXXXX").string();
+    std::string pattern = (std::filesystem::temp_directory_path() / "derma-trail-XXXXXX").string();
     dir_ = mkdtemp(pattern.data()) == nullptr ? "" : pattern;
   }
   ~AuditTrailTest() override { std::filesystem::remove_all(dir_); }

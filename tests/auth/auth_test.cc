@@ -11,7 +11,7 @@
 #include "plugin/auth/authorizer.h"
 #include "plugin/auth/credentials_store.h"
 #include "plugin/auth/policy.h"
-#include "plugin/core/errors.h"
+#include "plugin/errors/errors.h"
 
 namespace derma::auth {
 namespace {

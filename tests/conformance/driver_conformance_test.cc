@@ -12,8 +12,8 @@
 #include "absl/strings/str_replace.h"
 #include "absl/time/time.h"
 #include "gtest/gtest.h"
-#include "plugin/core/errors.h"
 #include "plugin/driver.h"
+#include "plugin/errors/errors.h"
 #include "sim/registry.h"
 
 namespace derma {
@@ -77,6 +77,11 @@ class DriverConformanceTest : public ::testing::TestWithParam<BackendFactory> {
 
   Driver& driver() { return *dut_.driver; }
   const DriverInfo& info() { return dut_.driver->Info(); }
+  // The description, connecting first for a device that reports its own.
+  const DeviceDescription& description() {
+    if (driver().Description() == nullptr) EXPECT_TRUE(driver().Connect(At(0)).ok());
+    return *driver().Description();
+  }
   bool is_pen() { return info().kind == v1::DEVICE_KIND_MICRONEEDLING; }
 
   DriverReading MustRead(absl::Time now) {
@@ -93,20 +98,22 @@ class DriverConformanceTest : public ::testing::TestWithParam<BackendFactory> {
   // Connects, applies the default settings and turns the output on at `t`.
   void StartOutput(double t) {
     ASSERT_TRUE(driver().Connect(At(t)).ok());
-    ASSERT_TRUE(driver().Apply(info().default_settings, At(t)).ok());
+    ASSERT_TRUE(driver().Apply(description().default_settings, At(t)).ok());
     ASSERT_TRUE(driver().SetOutput(true, At(t)).ok());
   }
 
   DriverUnderTest dut_;
 };
 
-TEST_P(DriverConformanceTest, InfoIsComplete) {
+TEST_P(DriverConformanceTest, InfoAndDescriptionAreComplete) {
   EXPECT_NE(info().kind, v1::DEVICE_KIND_UNSPECIFIED);
-  EXPECT_FALSE(info().model.empty());
-  EXPECT_FALSE(info().serial_number.empty());
-  EXPECT_FALSE(info().firmware_version.empty());
-  ASSERT_GT(info().capabilities.parameters_size(), 0);
-  for (const v1::ParameterCapability& p : info().capabilities.parameters()) {
+  ASSERT_TRUE(driver().Connect(At(0)).ok());
+  ASSERT_NE(driver().Description(), nullptr);
+  EXPECT_FALSE(description().model.empty());
+  EXPECT_FALSE(description().serial_number.empty());
+  EXPECT_FALSE(description().firmware_version.empty());
+  ASSERT_GT(description().capabilities.parameters_size(), 0);
+  for (const v1::ParameterCapability& p : description().capabilities.parameters()) {
     EXPECT_FALSE(p.field().empty());
     EXPECT_FALSE(p.unit().empty()) << p.field();
     EXPECT_LE(p.min(), p.default_value()) << p.field();
@@ -114,14 +121,14 @@ TEST_P(DriverConformanceTest, InfoIsComplete) {
     EXPECT_GT(p.resolution(), 0) << p.field();
   }
   if (!is_pen()) {
-    EXPECT_GT(info().capabilities.supported_waveforms_size(), 0);
-    EXPECT_GT(info().capabilities.supported_polarities_size(), 0);
-    EXPECT_GT(info().capabilities.compliance_voltage_v(), 0);
+    EXPECT_GT(description().capabilities.supported_waveforms_size(), 0);
+    EXPECT_GT(description().capabilities.supported_polarities_size(), 0);
+    EXPECT_GT(description().capabilities.compliance_voltage_v(), 0);
   }
 }
 
 TEST_P(DriverConformanceTest, DefaultSettingsMatchKindAndCapabilities) {
-  const v1::Settings& settings = info().default_settings;
+  const v1::Settings& settings = description().default_settings;
   const google::protobuf::Message& kind_settings =
       is_pen() ? static_cast<const google::protobuf::Message&>(settings.microneedling())
                : settings.microcurrent();
@@ -129,7 +136,7 @@ TEST_P(DriverConformanceTest, DefaultSettingsMatchKindAndCapabilities) {
             is_pen() ? v1::Settings::kMicroneedling : v1::Settings::kMicrocurrent);
   const auto* descriptor = kind_settings.GetDescriptor();
   const auto* reflection = kind_settings.GetReflection();
-  for (const v1::ParameterCapability& p : info().capabilities.parameters()) {
+  for (const v1::ParameterCapability& p : description().capabilities.parameters()) {
     const auto* field = descriptor->FindFieldByName(p.field());
     ASSERT_NE(field, nullptr) << "capability names no settings field: " << p.field();
     ASSERT_TRUE(reflection->HasField(kind_settings, field)) << p.field();
@@ -149,7 +156,7 @@ TEST_P(DriverConformanceTest, ConnectThenReadShowsLinkUpAndOutputOff) {
 
 TEST_P(DriverConformanceTest, ApplyAcceptsDefaultSettings) {
   ASSERT_TRUE(driver().Connect(At(0)).ok());
-  EXPECT_TRUE(driver().Apply(info().default_settings, At(0)).ok());
+  EXPECT_TRUE(driver().Apply(description().default_settings, At(0)).ok());
 }
 
 TEST_P(DriverConformanceTest, ApplyRejectsSettingsOfAnotherKind) {
@@ -180,7 +187,7 @@ TEST_P(DriverConformanceTest, OutputOnShowsInSameReadAndCountersGrow) {
 TEST_P(DriverConformanceTest, ForceOutputOffActsImmediately) {
   StartOutput(0);
   MustRead(At(2));
-  driver().ForceOutputOff(At(2));
+  EXPECT_TRUE(driver().ForceOutputOff(At(2)));
   EXPECT_FALSE(MustRead(At(2)).output_on);
 }
 

@@ -11,9 +11,9 @@
 #include "gtest/gtest.h"
 #include "plugin/core/clock.h"
 #include "plugin/core/device.h"
-#include "plugin/core/errors.h"
 #include "plugin/core/run_registry.h"
 #include "plugin/core/telemetry_fanout.h"
+#include "plugin/errors/errors.h"
 #include "tests/core/fake_driver.h"
 
 namespace derma::testing {

@@ -28,14 +28,15 @@ v1::OutputRegulation FakeRegulation() {
 DriverInfo FakePenInfo() {
   DriverInfo info;
   info.kind = v1::DEVICE_KIND_MICRONEEDLING;
-  info.model = "FAKE-PEN";
-  info.serial_number = "FP-1";
-  info.firmware_version = "test";
-  *info.capabilities.add_parameters() = Param("needle_depth_mm", "mm", 0, 2.5, 0.05, 0.5);
-  *info.capabilities.add_parameters() = Param("stroke_rate_hz", "Hz", 50, 150, 1, 100);
-  *info.capabilities.add_parameters() = Param("session_limit_s", "s", 1, 3600, 1, 1200);
-  *info.capabilities.mutable_regulation() = FakeRegulation();
-  v1::MicroneedlingSettings* s = info.default_settings.mutable_microneedling();
+  DeviceDescription& d = info.description.emplace();
+  d.model = "FAKE-PEN";
+  d.serial_number = "FP-1";
+  d.firmware_version = "test";
+  *d.capabilities.add_parameters() = Param("needle_depth_mm", "mm", 0, 2.5, 0.05, 0.5);
+  *d.capabilities.add_parameters() = Param("stroke_rate_hz", "Hz", 50, 150, 1, 100);
+  *d.capabilities.add_parameters() = Param("session_limit_s", "s", 1, 3600, 1, 1200);
+  *d.capabilities.mutable_regulation() = FakeRegulation();
+  v1::MicroneedlingSettings* s = d.default_settings.mutable_microneedling();
   s->set_needle_depth_mm(0.5);
   s->set_stroke_rate_hz(100);
   s->set_session_limit_s(1200);
@@ -45,21 +46,22 @@ DriverInfo FakePenInfo() {
 DriverInfo FakeStimulatorInfo() {
   DriverInfo info;
   info.kind = v1::DEVICE_KIND_MICROCURRENT;
-  info.model = "FAKE-STIM";
-  info.serial_number = "FS-1";
-  info.firmware_version = "test";
-  *info.capabilities.add_parameters() = Param("current_ua", "uA", 0, 1000, 1, 100);
-  *info.capabilities.add_parameters() = Param("frequency_hz", "Hz", 0.3, 1500, 0.1, 10);
-  *info.capabilities.add_parameters() = Param("ramp_s", "s", 0, 10, 0.1, 1);
-  *info.capabilities.add_parameters() = Param("session_limit_s", "s", 1, 3600, 1, 1200);
-  info.capabilities.add_supported_waveforms(v1::WAVEFORM_MONOPHASIC_SQUARE);
-  info.capabilities.add_supported_waveforms(v1::WAVEFORM_BIPHASIC_SQUARE);
-  info.capabilities.add_supported_waveforms(v1::WAVEFORM_ALTERNATING_POLARITY);
-  info.capabilities.add_supported_polarities(v1::POLARITY_POSITIVE);
-  info.capabilities.add_supported_polarities(v1::POLARITY_NEGATIVE);
-  info.capabilities.set_compliance_voltage_v(12);
-  *info.capabilities.mutable_regulation() = FakeRegulation();
-  v1::MicrocurrentSettings* s = info.default_settings.mutable_microcurrent();
+  DeviceDescription& d = info.description.emplace();
+  d.model = "FAKE-STIM";
+  d.serial_number = "FS-1";
+  d.firmware_version = "test";
+  *d.capabilities.add_parameters() = Param("current_ua", "uA", 0, 1000, 1, 100);
+  *d.capabilities.add_parameters() = Param("frequency_hz", "Hz", 0.3, 1500, 0.1, 10);
+  *d.capabilities.add_parameters() = Param("ramp_s", "s", 0, 10, 0.1, 1);
+  *d.capabilities.add_parameters() = Param("session_limit_s", "s", 1, 3600, 1, 1200);
+  d.capabilities.add_supported_waveforms(v1::WAVEFORM_MONOPHASIC_SQUARE);
+  d.capabilities.add_supported_waveforms(v1::WAVEFORM_BIPHASIC_SQUARE);
+  d.capabilities.add_supported_waveforms(v1::WAVEFORM_ALTERNATING_POLARITY);
+  d.capabilities.add_supported_polarities(v1::POLARITY_POSITIVE);
+  d.capabilities.add_supported_polarities(v1::POLARITY_NEGATIVE);
+  d.capabilities.set_compliance_voltage_v(12);
+  *d.capabilities.mutable_regulation() = FakeRegulation();
+  v1::MicrocurrentSettings* s = d.default_settings.mutable_microcurrent();
   s->set_current_ua(100);
   s->set_frequency_hz(10);
   s->set_waveform(v1::WAVEFORM_BIPHASIC_SQUARE);
@@ -70,15 +72,28 @@ DriverInfo FakeStimulatorInfo() {
 }
 
 FakeDriver::FakeDriver(DriverInfo info) : info_(std::move(info)) {
-  applied_ = info_.default_settings;
+  description_ = *info_.description;
+  applied_ = description_.default_settings;
   cartridge_.set_needle_count(12);
   cartridge_.set_needle_length_mm(2.5);
   cartridge_.set_strokes_rated(2000000);
 }
 
+void FakeDriver::DescribeAtConnect() {
+  info_.description.reset();
+  described_ = false;
+}
+
+const DeviceDescription* FakeDriver::Description() const {
+  if (info_.description.has_value()) return &*info_.description;
+  return described_ ? &description_ : nullptr;
+}
+
 absl::Status FakeDriver::Connect(absl::Time now) {
   if (!link_up_) return absl::UnavailableError("link down");
+  if (!connect_error_.ok()) return connect_error_;
   connected_ = true;
+  described_ = true;
   return absl::OkStatus();
 }
 
@@ -101,11 +116,15 @@ absl::Status FakeDriver::SetOutput(bool on, absl::Time now) {
   return absl::OkStatus();
 }
 
-void FakeDriver::ForceOutputOff(absl::Time now) {
+bool FakeDriver::ForceOutputOff(absl::Time now) {
   AdvanceTo(now);
   ++force_off_count_;
   if (output_on_) output_log_.push_back({now, false});
+  const bool was_on = output_on_;
   output_on_ = false;
+  if (link_up_ || confirm_off_without_link_) return true;
+  unconfirmed_ = unconfirmed_ || was_on;
+  return false;
 }
 
 void FakeDriver::AdvanceTo(absl::Time now) {
@@ -132,10 +151,15 @@ void FakeDriver::AdvanceTo(absl::Time now) {
 absl::StatusOr<DriverReading> FakeDriver::Read(absl::Time now) {
   AdvanceTo(now);
   if (fail_reads_) return absl::InternalError("fake read failure");
-  if (!link_up_) output_on_ = false;  // device watchdog cuts the output on link loss
+  if (!link_up_ && output_on_) {  // the device's watchdog cuts the output on link loss
+    unconfirmed_ = unconfirmed_ || !confirm_off_without_link_;
+    output_on_ = false;
+  }
+  if (link_up_) unconfirmed_ = false;
   DriverReading r;
   r.link_up = link_up_;
   r.output_on = output_on_;
+  r.output_unconfirmed = unconfirmed_;
   r.faults = faults_;
   if (faults_ != 0) r.fault_detail = "fake fault";
   if (applied_.has_microneedling()) {

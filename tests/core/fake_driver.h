@@ -27,13 +27,22 @@ class FakeDriver : public Driver {
   explicit FakeDriver(DriverInfo info);
 
   const DriverInfo& Info() const override { return info_; }
+  const DeviceDescription* Description() const override;
   absl::Status Connect(absl::Time now) override;
   absl::Status Apply(const v1::Settings& settings, absl::Time now) override;
   absl::Status SetOutput(bool on, absl::Time now) override;
   absl::StatusOr<DriverReading> Read(absl::Time now) override;
-  void ForceOutputOff(absl::Time now) override;
+  bool ForceOutputOff(absl::Time now) override;
 
   // Test controls.
+  // Like a real device: no description until the first successful Connect.
+  void DescribeAtConnect();
+  // Connect fails with `status` (OK again: connects). Not for UNAVAILABLE: use set_link_up.
+  void set_connect_error(absl::Status status) { connect_error_ = std::move(status); }
+  // False: with the link down, ForceOutputOff cannot confirm and readings carry
+  // output_unconfirmed until the link is back (a device without an interlock line). Default
+  // true (the output goes off for certain, like the simulator).
+  void set_confirm_off_without_link(bool confirm) { confirm_off_without_link_ = confirm; }
   void set_link_up(bool up) { link_up_ = up; }
   void set_faults(FaultMask faults) { faults_ = faults; }
   void set_contact(bool contact) { contact_ = contact; }
@@ -55,6 +64,11 @@ class FakeDriver : public Driver {
   void AdvanceTo(absl::Time now);
 
   DriverInfo info_;
+  DeviceDescription description_;  // what Connect reports after DescribeAtConnect
+  bool described_ = false;
+  absl::Status connect_error_;
+  bool confirm_off_without_link_ = true;
+  bool unconfirmed_ = false;
   v1::Settings applied_;
   bool link_up_ = true;
   bool connected_ = false;

@@ -60,9 +60,9 @@ class SettingBoundTest : public ::testing::TestWithParam<Bound> {
     ValidationContext context;
     context.device = "devices/dev-1";
     context.kind = GetParam().kind;
-    context.capabilities = &info_.capabilities;
+    context.capabilities = &info_.description->capabilities;
     context.cartridge.set_needle_length_mm(2.5);
-    return ValidateSettings(context, info_.default_settings,
+    return ValidateSettings(context, info_.description->default_settings,
                             With(GetParam().kind, GetParam().field, value));
   }
   void ExpectOutOfRange(double value) {

@@ -19,7 +19,7 @@
 
 #include "absl/container/flat_hash_set.h"
 #include "absl/strings/str_cat.h"
-#include "plugin/core/errors.h"
+#include "plugin/errors/errors.h"
 #include "plugin/host/config_loader.h"
 #include "sim/registry.h"
 #include "tests/fuzz/fuzz_support.h"
@@ -78,7 +78,7 @@ void BuildDevice(const DeviceConfig& config) {
   device.Initialize();
   clock.Advance(absl::Milliseconds(10));
   device.Tick();
-  CheckCapabilities(device.view().capabilities(), config.id());
+  CheckCapabilities(*device.view().capabilities(), config.id());
   DERMA_FUZZ_CHECK(
       device.state() == v1::DEVICE_STATE_IDLE || device.state() == v1::DEVICE_STATE_FAULT,
       absl::StrCat(config.id(), " is ", v1::DeviceState_Name(device.state())));

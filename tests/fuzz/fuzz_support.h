@@ -44,7 +44,7 @@ class SimBench {
   Device& device() { return *device_; }
   const std::string& lease() const { return lease_; }
   RunRegistry& runs() { return runs_; }
-  const v1::Capabilities& capabilities() const { return device_->view().capabilities(); }
+  const v1::Capabilities& capabilities() const { return device_->description()->capabilities; }
   // Moves the clock forward by `delta` and ticks the device once.
   void Advance(absl::Duration delta);
 

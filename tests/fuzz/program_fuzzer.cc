@@ -15,7 +15,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "derma/v1/run.pb.h"
-#include "plugin/core/errors.h"
+#include "plugin/errors/errors.h"
 #include "tests/fuzz/fuzz_support.h"
 
 namespace derma::fuzz {
@@ -35,9 +35,9 @@ bool IsProgramReason(v1::ErrorReason reason) {
 void CheckEnded(const v1::Run& run, double total_s, const Device& device) {
   DERMA_FUZZ_CHECK(RunEnded(run), run.ShortDebugString());
   DERMA_FUZZ_CHECK(!device.view().latest_sample().output_on, "output on after the run ended");
-  DERMA_FUZZ_CHECK(device.state() == v1::DEVICE_STATE_IDLE ||
-                       device.state() == v1::DEVICE_STATE_FAULT,
-                   v1::DeviceState_Name(device.state()));
+  DERMA_FUZZ_CHECK(
+      device.state() == v1::DEVICE_STATE_IDLE || device.state() == v1::DEVICE_STATE_FAULT,
+      v1::DeviceState_Name(device.state()));
   const v1::DoseLedger& ledger = run.ledger();
   DERMA_FUZZ_CHECK(std::isfinite(ledger.charge_delivered_uc()) && ledger.charge_delivered_uc() >= 0,
                    ledger.ShortDebugString());
@@ -52,8 +52,7 @@ void RunOne(const config::v1::DeviceConfig& config, const std::vector<v1::RunSte
   absl::StatusOr<RunPtr> started = device.StartRun(bench.lease(), steps, "fuzz-request");
   if (!started.ok()) {
     DERMA_FUZZ_CHECK(IsProgramReason(ReasonOf(started.status())), started.status().ToString());
-    DERMA_FUZZ_CHECK(device.state() == v1::DEVICE_STATE_IDLE,
-                     v1::DeviceState_Name(device.state()));
+    DERMA_FUZZ_CHECK(device.state() == v1::DEVICE_STATE_IDLE, v1::DeviceState_Name(device.state()));
     DERMA_FUZZ_CHECK(!device.view().latest_sample().output_on, "output on after a refused run");
     DERMA_FUZZ_CHECK(bench.runs().List("", 0, 10).empty(), "a refused program left a run");
     return;

@@ -12,8 +12,8 @@
 
 #include "absl/strings/str_cat.h"
 #include "derma/v1/device_control.pb.h"
-#include "plugin/core/errors.h"
 #include "plugin/core/settings_validator.h"
+#include "plugin/errors/errors.h"
 #include "tests/fuzz/fuzz_support.h"
 
 namespace derma::fuzz {
@@ -38,9 +38,9 @@ void CheckApplied(const v1::Settings& applied, const v1::Capabilities& caps, v1:
       DERMA_FUZZ_CHECK(sub.GetReflection()->HasField(sub, field),
                        absl::StrCat(field->name(), " missing in ", applied.ShortDebugString()));
       const double value = sub.GetReflection()->GetDouble(sub, field);
-      DERMA_FUZZ_CHECK(std::isfinite(value) && value >= cap.min() && value <= cap.max(),
-                       absl::StrCat(field->name(), " = ", value, " outside ", cap.min(), "..",
-                                    cap.max()));
+      DERMA_FUZZ_CHECK(
+          std::isfinite(value) && value >= cap.min() && value <= cap.max(),
+          absl::StrCat(field->name(), " = ", value, " outside ", cap.min(), "..", cap.max()));
     }
   }
 }
@@ -61,7 +61,8 @@ void ConfigureOne(const config::v1::DeviceConfig& config, const v1::ConfigureReq
   if (!applied.ok()) {
     DERMA_FUZZ_CHECK(IsSettingsReason(ReasonOf(applied.status())), applied.status().ToString());
     DERMA_FUZZ_CHECK(!ViolationsOf(applied.status()).empty(), applied.status().ToString());
-    DERMA_FUZZ_CHECK(SameMessage(device.settings(), before), "a refused Configure changed settings");
+    DERMA_FUZZ_CHECK(SameMessage(device.settings(), before),
+                     "a refused Configure changed settings");
     return;
   }
   CheckApplied(*applied, bench.capabilities(), device.kind());
@@ -70,9 +71,9 @@ void ConfigureOne(const config::v1::DeviceConfig& config, const v1::ConfigureReq
                                 " after applying ", applied->ShortDebugString()));
   absl::StatusOr<v1::Settings> again = device.Configure(bench.lease(), *applied, true);
   DERMA_FUZZ_CHECK(again.ok(), again.status().ToString());
-  DERMA_FUZZ_CHECK(SameMessage(*again, *applied),
-                   absl::StrCat(applied->ShortDebugString(), " re-applied as ",
-                                again->ShortDebugString()));
+  DERMA_FUZZ_CHECK(
+      SameMessage(*again, *applied),
+      absl::StrCat(applied->ShortDebugString(), " re-applied as ", again->ShortDebugString()));
 }
 
 }  // namespace

@@ -17,8 +17,8 @@
 #include "absl/container/flat_hash_map.h"
 #include "absl/strings/str_cat.h"
 #include "plugin/core/device_manager.h"
-#include "plugin/core/errors.h"
 #include "plugin/core/executor.h"
+#include "plugin/errors/errors.h"
 #include "plugin/service/telemetry_request.h"
 #include "sim/registry.h"
 #include "tests/fuzz/fuzz_support.h"
@@ -61,7 +61,8 @@ void CheckRefusal(const absl::Status& status) {
                    status.ToString());
 }
 
-void CheckPlan(const v1::StreamTelemetryRequest& request, const service::TelemetryRequestPlan& plan) {
+void CheckPlan(const v1::StreamTelemetryRequest& request,
+               const service::TelemetryRequestPlan& plan) {
   std::vector<uint32_t> expected;
   for (const std::string& name : request.names()) {
     absl::StatusOr<uint32_t> index = Devices().Find(name);
@@ -72,9 +73,9 @@ void CheckPlan(const v1::StreamTelemetryRequest& request, const service::Telemet
   }
   DERMA_FUZZ_CHECK(plan.devices == expected, "devices differ from the names' first mentions");
   const double interval = request.sample_interval_s();
-  DERMA_FUZZ_CHECK(interval >= 0 && interval <= 3600 &&
-                       plan.sample_interval == absl::Seconds(interval),
-                   absl::StrCat(interval, " s became ", absl::FormatDuration(plan.sample_interval)));
+  DERMA_FUZZ_CHECK(
+      interval >= 0 && interval <= 3600 && plan.sample_interval == absl::Seconds(interval),
+      absl::StrCat(interval, " s became ", absl::FormatDuration(plan.sample_interval)));
 }
 
 void CheckDelivery(const service::TelemetryRequestPlan& plan) {
@@ -106,8 +107,9 @@ void CheckDelivery(const service::TelemetryRequestPlan& plan) {
   if (wanted.empty()) {
     for (uint32_t d = 0; d < count; ++d) wanted.push_back(d);
   }
-  DERMA_FUZZ_CHECK(delivered.size() == wanted.size(),
-                   absl::StrCat(delivered.size(), " devices delivered, ", wanted.size(), " wanted"));
+  DERMA_FUZZ_CHECK(
+      delivered.size() == wanted.size(),
+      absl::StrCat(delivered.size(), " devices delivered, ", wanted.size(), " wanted"));
   for (uint32_t d : wanted) {
     const std::vector<int64_t>& times = delivered[d];
     DERMA_FUZZ_CHECK(!times.empty(), absl::StrCat("nothing delivered for device ", d));

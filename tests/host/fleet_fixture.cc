@@ -23,16 +23,15 @@ uint32_t FleetFixture::Index(const std::string& name) {
 }
 
 std::string FleetFixture::Lease(const std::string& name) {
-  absl::StatusOr<LeaseGrant> grant = fleet_->devices().Call(Index(name), [](Device& d) {
-    return d.AcquireLease("fleet-test", absl::Seconds(60));
-  });
+  absl::StatusOr<LeaseGrant> grant = fleet_->devices().Call(
+      Index(name), [](Device& d) { return d.AcquireLease("fleet-test", absl::Seconds(60)); });
   EXPECT_TRUE(grant.ok()) << grant.status();
   return grant.ok() ? grant->lease_id : "";
 }
 
 void FleetFixture::Advance(double seconds) {
   absl::Notification done;
-  fleet_->simulator().AdvanceClock(seconds, [&](absl::StatusOr<absl::Time> now) {
+  fleet_->simulator()->AdvanceClock(seconds, [&](absl::StatusOr<absl::Time> now) {
     EXPECT_TRUE(now.ok()) << now.status();
     done.Notify();
   });
@@ -45,7 +44,7 @@ absl::Status FleetFixture::Inject(const std::string& name, v1::FaultKind kind) {
   sim::v1::InjectFaultRequest request;
   request.set_name(name);
   request.set_kind(kind);
-  fleet_->simulator().InjectFault(request, [&](absl::Status s) {
+  fleet_->simulator()->InjectFault(request, [&](absl::Status s) {
     result = s;
     done.Notify();
   });
@@ -59,7 +58,7 @@ absl::Status FleetFixture::Clear(const std::string& name, v1::FaultKind kind) {
   sim::v1::ClearFaultRequest request;
   request.set_name(name);
   request.set_kind(kind);
-  fleet_->simulator().ClearFault(request, [&](absl::Status s) {
+  fleet_->simulator()->ClearFault(request, [&](absl::Status s) {
     result = s;
     done.Notify();
   });

@@ -11,7 +11,7 @@
 #include "absl/synchronization/notification.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
-#include "plugin/core/errors.h"
+#include "plugin/errors/errors.h"
 #include "plugin/host/fleet.h"
 
 namespace derma::testing {

@@ -63,10 +63,16 @@ TEST_F(FleetFixture, StimulatorChargeLedgerMatchesCurrentTimesTime) {
 TEST_F(FleetFixture, ScenarioDropsAndRestoresLinkAtItsTimes) {
   sim::v1::LoadScenarioRequest request;
   request.set_scenario_text(R"pb(
-    actions { at_s: 1 set_link { name: "devices/pen-2" up: false } }
-    actions { at_s: 3 set_link { name: "devices/pen-2" up: true } }
+    actions {
+      at_s: 1
+      set_link { name: "devices/pen-2" up: false }
+    }
+    actions {
+      at_s: 3
+      set_link { name: "devices/pen-2" up: true }
+    }
   )pb");
-  absl::StatusOr<size_t> count = fleet_->simulator().LoadScenario(request);
+  absl::StatusOr<size_t> count = fleet_->simulator()->LoadScenario(request);
   ASSERT_TRUE(count.ok()) << count.status();
   EXPECT_EQ(*count, 2u);
   Advance(0.9);
@@ -80,10 +86,10 @@ TEST_F(FleetFixture, ScenarioDropsAndRestoresLinkAtItsTimes) {
 TEST_F(FleetFixture, InvalidScenarioIsRejectedWithReason) {
   sim::v1::LoadScenarioRequest request;
   request.set_scenario_text("actions { at_s: 1 set_link { name: \"devices/nope\" } }");
-  EXPECT_THAT(fleet_->simulator().LoadScenario(request).status(),
+  EXPECT_THAT(fleet_->simulator()->LoadScenario(request).status(),
               HasReason(v1::ERROR_REASON_SCENARIO_INVALID));
   request.set_scenario_text("actions { at_s: 1 bogus {} }");
-  EXPECT_THAT(fleet_->simulator().LoadScenario(request).status(),
+  EXPECT_THAT(fleet_->simulator()->LoadScenario(request).status(),
               HasReason(v1::ERROR_REASON_SCENARIO_INVALID));
 }
 
@@ -115,7 +121,7 @@ TEST_F(FleetFixture, StimulatorComplianceInterlockUsesMeasuredImpedance) {
   request.set_name("devices/stim-2");
   request.set_impedance_ohm(40000);  // 12 V / 40 kohm = 300 uA
   absl::Notification set;
-  fleet_->simulator().SetElectrodeImpedance(request, [&](absl::Status s) {
+  fleet_->simulator()->SetElectrodeImpedance(request, [&](absl::Status s) {
     EXPECT_TRUE(s.ok()) << s;
     set.Notify();
   });
@@ -156,7 +162,7 @@ TEST(FleetCreate, AdvanceClockNeedsVirtualClock) {
   absl::StatusOr<std::unique_ptr<host::Fleet>> fleet = host::Fleet::Create(config);
   ASSERT_TRUE(fleet.ok()) << fleet.status();
   absl::Notification done;
-  (*fleet)->simulator().AdvanceClock(1, [&](absl::StatusOr<absl::Time> now) {
+  (*fleet)->simulator()->AdvanceClock(1, [&](absl::StatusOr<absl::Time> now) {
     EXPECT_THAT(now.status(), HasReason(v1::ERROR_REASON_VIRTUAL_CLOCK_REQUIRED));
     done.Notify();
   });

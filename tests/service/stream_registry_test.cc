@@ -6,7 +6,7 @@
 
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
-#include "plugin/core/errors.h"
+#include "plugin/errors/errors.h"
 
 namespace derma::service {
 namespace {

@@ -2,7 +2,7 @@
 #include "sim/sim_pen.h"
 
 #include "gtest/gtest.h"
-#include "plugin/core/errors.h"
+#include "plugin/errors/errors.h"
 #include "tests/sim/sim_test_util.h"
 
 namespace derma::sim {
@@ -21,7 +21,7 @@ constexpr FaultMask kHot = FaultBit(v1::FAULT_KIND_OVER_TEMPERATURE);
 std::unique_ptr<SimDevice> RunningPen(double rate_hz = 100,
                                       config::v1::DeviceConfig config = PenConfig()) {
   std::unique_ptr<SimDevice> pen = MustCreate(config);
-  v1::Settings settings = pen->Info().default_settings;
+  v1::Settings settings = pen->Description()->default_settings;
   settings.mutable_microneedling()->set_stroke_rate_hz(rate_hz);
   EXPECT_TRUE(pen->Connect(At(0)).ok());
   EXPECT_TRUE(pen->Apply(settings, At(0)).ok());
@@ -78,7 +78,7 @@ TEST(SimPenTest, UnderspeedTopsOutAtHalfTheSetpointAndReportsNothing) {
 
 TEST(SimPenTest, MotorRampsDownLinearlyToLowerSetpoint) {
   auto pen = RunningPen(100);
-  v1::Settings slower = pen->Info().default_settings;
+  v1::Settings slower = pen->Description()->default_settings;
   slower.mutable_microneedling()->set_stroke_rate_hz(50);
   ASSERT_TRUE(pen->Apply(slower, At(1)).ok());
   EXPECT_NEAR(MustRead(*pen, At(1.05)).pen.stroke_rate_hz, 75, 1e-9);
@@ -215,10 +215,10 @@ TEST(SimPenTest, ApplyRejectsStimulatorSettings) {
 }
 
 TEST(SimPenTest, SerialComesFromConfigOrId) {
-  EXPECT_EQ(MustCreate(PenConfig())->Info().serial_number, "SIM-pen-1");
+  EXPECT_EQ(MustCreate(PenConfig())->Description()->serial_number, "SIM-pen-1");
   config::v1::DeviceConfig config = PenConfig();
   config.set_serial_number("DP100-0042");
-  EXPECT_EQ(MustCreate(config)->Info().serial_number, "DP100-0042");
+  EXPECT_EQ(MustCreate(config)->Description()->serial_number, "DP100-0042");
 }
 
 }  // namespace

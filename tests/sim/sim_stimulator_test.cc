@@ -5,7 +5,7 @@
 #include <numbers>
 
 #include "gtest/gtest.h"
-#include "plugin/core/errors.h"
+#include "plugin/errors/errors.h"
 #include "tests/sim/sim_test_util.h"
 
 namespace derma::sim {

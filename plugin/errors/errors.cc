@@ -1,4 +1,4 @@
-#include "plugin/core/errors.h"
+#include "plugin/errors/errors.h"
 
 #include "absl/strings/cord.h"
 #include "absl/strings/match.h"

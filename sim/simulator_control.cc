@@ -1,54 +1,32 @@
-#include "plugin/host/simulator_control.h"
+#include "sim/simulator_control.h"
 
 #include <algorithm>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
-#include "plugin/core/errors.h"
+#include "plugin/errors/errors.h"
 
-namespace derma::host {
+namespace derma::sim {
 
-SimulatorControl::SimulatorControl(DeviceManager& devices, std::vector<sim::SimDevice*> sim_devices,
-                                   const Clock& clock, VirtualTimeDriver* virtual_time)
-    : devices_(devices),
-      sim_devices_(std::move(sim_devices)),
-      clock_(clock),
-      virtual_time_(virtual_time) {}
-
-void SimulatorControl::OnDevice(
-    const std::string& name,
-    absl::AnyInvocable<absl::Status(sim::SimDevice&, absl::Time) &&> action, StatusCallback done) {
-  absl::StatusOr<uint32_t> index = devices_.Find(name);
-  if (!index.ok()) {
-    std::move(done)(index.status());
-    return;
-  }
-  sim::SimDevice* sim = *index < sim_devices_.size() ? sim_devices_[*index] : nullptr;
-  if (sim == nullptr) {
-    std::move(done)(MakeError(absl::StatusCode::kFailedPrecondition, v1::ERROR_REASON_NOT_SIMULATED,
-                              absl::StrCat(name, " is not backed by the simulator"),
-                              {{"device", name}}));
-    return;
-  }
-  devices_.Post(*index, [this, sim, action = std::move(action),
-                         done = std::move(done)](Device& device) mutable {
-    std::move(done)(std::move(action)(*sim, clock_.Now()));
-  });
+absl::Status VirtualClockRequired() {
+  return MakeError(absl::StatusCode::kFailedPrecondition,
+                   ::derma::v1::ERROR_REASON_VIRTUAL_CLOCK_REQUIRED,
+                   "AdvanceClock needs the virtual clock (clock mode VIRTUAL)");
 }
 
 void SimulatorControl::InjectFault(const sim::v1::InjectFaultRequest& request,
                                    StatusCallback done) {
-  const v1::FaultKind kind = request.kind();
-  OnDevice(
+  const ::derma::v1::FaultKind kind = request.kind();
+  host_.RunOnDevice(
       request.name(),
       [kind](sim::SimDevice& sim, absl::Time now) { return sim.InjectFault(kind, now); },
       std::move(done));
 }
 
 void SimulatorControl::ClearFault(const sim::v1::ClearFaultRequest& request, StatusCallback done) {
-  const v1::FaultKind kind = request.kind();
-  OnDevice(
+  const ::derma::v1::FaultKind kind = request.kind();
+  host_.RunOnDevice(
       request.name(),
       [kind](sim::SimDevice& sim, absl::Time now) { return sim.ClearFault(kind, now); },
       std::move(done));
@@ -57,7 +35,7 @@ void SimulatorControl::ClearFault(const sim::v1::ClearFaultRequest& request, Sta
 void SimulatorControl::SetElectrodeImpedance(const sim::v1::SetElectrodeImpedanceRequest& request,
                                              StatusCallback done) {
   const double ohms = request.impedance_ohm();
-  OnDevice(
+  host_.RunOnDevice(
       request.name(),
       [ohms](sim::SimDevice& sim, absl::Time now) { return sim.SetElectrodeImpedance(ohms, now); },
       std::move(done));
@@ -65,7 +43,7 @@ void SimulatorControl::SetElectrodeImpedance(const sim::v1::SetElectrodeImpedanc
 
 void SimulatorControl::SetLink(const sim::v1::SetLinkRequest& request, StatusCallback done) {
   const bool up = request.up();
-  OnDevice(
+  host_.RunOnDevice(
       request.name(),
       [up](sim::SimDevice& sim, absl::Time now) {
         sim.SetLink(up, now);
@@ -74,23 +52,15 @@ void SimulatorControl::SetLink(const sim::v1::SetLinkRequest& request, StatusCal
       std::move(done));
 }
 
-void SimulatorControl::AdvanceClock(double duration_s,
-                                    absl::AnyInvocable<void(absl::StatusOr<absl::Time>) &&> done) {
-  if (virtual_time_ == nullptr) {
-    std::move(done)(MakeError(absl::StatusCode::kFailedPrecondition,
-                              v1::ERROR_REASON_VIRTUAL_CLOCK_REQUIRED,
-                              "AdvanceClock needs the virtual clock (clock mode VIRTUAL)"));
-    return;
-  }
+void SimulatorControl::AdvanceClock(double duration_s, ClockCallback done) {
   if (!(duration_s > 0 && duration_s <= 86400)) {
     const std::string what = absl::StrFormat("%g s is outside (0, 86400] s", duration_s);
-    std::move(done)(MakeError(absl::StatusCode::kInvalidArgument, v1::ERROR_REASON_INVALID_FIELD,
-                              "duration_s: " + what, {}, {{"duration_s", what}}));
+    std::move(done)(MakeError(absl::StatusCode::kInvalidArgument,
+                              ::derma::v1::ERROR_REASON_INVALID_FIELD, "duration_s: " + what, {},
+                              {{"duration_s", what}}));
     return;
   }
-  virtual_time_->Advance(
-      absl::Seconds(duration_s),
-      [done = std::move(done)](absl::Time now) mutable { std::move(done)(now); });
+  host_.AdvanceClock(absl::Seconds(duration_s), std::move(done));
 }
 
 absl::StatusOr<size_t> SimulatorControl::LoadScenario(const sim::v1::LoadScenarioRequest& request) {
@@ -101,11 +71,11 @@ absl::StatusOr<size_t> SimulatorControl::LoadScenario(const sim::v1::LoadScenari
     scenario = *std::move(parsed);
   }
   absl::Status valid = sim::ValidateScenario(
-      scenario, [this](absl::string_view name) { return devices_.Find(name).ok(); });
+      scenario, [this](absl::string_view name) { return host_.HasDevice(name); });
   if (!valid.ok()) return valid;
   const size_t count = scenario.actions_size();
   absl::MutexLock lock(&mu_);
-  players_.push_back(std::make_unique<sim::ScenarioPlayer>(scenario, clock_.Now()));
+  players_.push_back(std::make_unique<sim::ScenarioPlayer>(scenario, host_.Now()));
   return count;
 }
 
@@ -149,4 +119,4 @@ void SimulatorControl::Dispatch(const sim::v1::ScenarioAction& action) {
   }
 }
 
-}  // namespace derma::host
+}  // namespace derma::sim

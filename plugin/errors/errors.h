@@ -1,9 +1,11 @@
-// Error construction for the core: every error is an absl::Status carrying a
-// google.rpc.ErrorInfo (domain "derma", reason from derma.v1.ErrorReason) and, for bad
-// fields, one google.rpc.BadRequest, both as status payloads. The service maps them to
-// grpc::Status details in one place. Layer: plugin/core. Thread-safe (pure functions).
-#ifndef DERMA_PLUGIN_CORE_ERRORS_H_
-#define DERMA_PLUGIN_CORE_ERRORS_H_
+// Error construction for every layer (core, backends, auth, audit): every error is an
+// absl::Status carrying a google.rpc.ErrorInfo (domain "derma", reason from
+// derma.v1.ErrorReason) and, for bad fields, one google.rpc.BadRequest, both as status
+// payloads. The service maps them to grpc::Status details in one place. Layer: plugin/errors,
+// a small library below everything else (backends depend on it and on plugin/driver.h only).
+// Thread-safe (pure functions).
+#ifndef DERMA_PLUGIN_ERRORS_ERRORS_H_
+#define DERMA_PLUGIN_ERRORS_ERRORS_H_
 
 #include <map>
 #include <string>
@@ -19,7 +21,8 @@ inline constexpr absl::string_view kErrorDomain = "derma";
 inline constexpr absl::string_view kErrorInfoUrl = "type.googleapis.com/google.rpc.ErrorInfo";
 inline constexpr absl::string_view kBadRequestUrl = "type.googleapis.com/google.rpc.BadRequest";
 
-// One bad request field: `field` is the request path (e.g. "settings.microneedling.needle_depth_mm").
+// One bad request field: `field` is the request path (e.g.
+// "settings.microneedling.needle_depth_mm").
 struct FieldViolation {
   std::string field;
   std::string description;
@@ -43,4 +46,4 @@ std::vector<FieldViolation> ViolationsOf(const absl::Status& status);
 
 }  // namespace derma
 
-#endif  // DERMA_PLUGIN_CORE_ERRORS_H_
+#endif  // DERMA_PLUGIN_ERRORS_ERRORS_H_
