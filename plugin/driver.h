@@ -96,6 +96,10 @@ struct DriverReading {
   // communication watchdog certainly expired. output_on is false then (derma has commanded it
   // off); the simulator never sets it.
   bool output_unconfirmed = false;
+  // The instrument holds its own emergency stop latched (one it latched by itself, a stop
+  // button, or one derma sent). The core then holds the device ESTOPPED until a client resets
+  // it, which clears the instrument's latch (ClearEmergencyStop).
+  bool estop_latched = false;
   FaultMask faults = 0;      // conditions present now (LINK_DROP is reported via link_up)
   std::string fault_detail;  // human-readable detail of the faults, empty when none
   PenReading pen;            // pens
@@ -143,6 +147,15 @@ class Driver {
   // output_unconfirmed until that watchdog has certainly expired or the device confirms.
   // Used by EmergencyStop, Stop, Pause, faults, link loss, the dead-man switch and shutdown.
   virtual bool ForceOutputOff(absl::Time now) = 0;
+
+  // EmergencyStop: the output off through the instrument's own latched stop where it has one
+  // (the Modbus map's emergency_stop coil, or a bus-wide broadcast the backend sent just
+  // before), confirmed by a reading. Must not fail; returns as ForceOutputOff. Default:
+  // ForceOutputOff.
+  virtual bool EmergencyStop(absl::Time now) { return ForceOutputOff(now); }
+  // Clears the instrument's own emergency-stop latch (ResetEmergencyStop). UNAVAILABLE when the
+  // link is down. Default: nothing to clear.
+  virtual absl::Status ClearEmergencyStop(absl::Time now) { return absl::OkStatus(); }
 };
 
 // What the core calls, so a driver over a slow link knows its cost (one bus transaction per
@@ -153,7 +166,8 @@ class Driver {
 //     Read(now) to catch up, then only what it changes: Apply (Configure, a run's step),
 //     SetOutput(true) (Start, Resume, StartRun), ForceOutputOff (Pause, Stop, CancelRun); the
 //     sample it publishes afterwards reads again at the same `now` (no I/O needed).
-//   EmergencyStop: ForceOutputOff(now) first, then Read(now).
+//   EmergencyStop: EmergencyStop(now) first, then Read(now) (no I/O: same `now`).
+//   ResetEmergencyStop: Read(now), then ClearEmergencyStop(now).
 //   link restored: Connect, then Apply of the settings in force.
 }  // namespace derma
 

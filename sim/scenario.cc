@@ -1,5 +1,7 @@
 #include "sim/scenario.h"
 
+#include "sim/fault_requests.h"
+
 #include <algorithm>
 #include <cmath>
 #include <string>
@@ -52,15 +54,11 @@ void CheckAction(const ScenarioAction& action, const std::string& path,
   switch (action.action_case()) {
     case ScenarioAction::kInjectFault:
       CheckName(action.inject_fault(), path + ".inject_fault", device_exists, out);
-      if (action.inject_fault().kind() == derma::v1::FAULT_KIND_UNSPECIFIED) {
-        out->push_back({path + ".inject_fault.kind", "fault kind must be set"});
-      }
+      CheckFaultKind(action.inject_fault().kind(), path + ".inject_fault.kind", out);
       break;
     case ScenarioAction::kClearFault:
       CheckName(action.clear_fault(), path + ".clear_fault", device_exists, out);
-      if (action.clear_fault().kind() == derma::v1::FAULT_KIND_UNSPECIFIED) {
-        out->push_back({path + ".clear_fault.kind", "fault kind must be set"});
-      }
+      CheckFaultKind(action.clear_fault().kind(), path + ".clear_fault.kind", out);
       break;
     case ScenarioAction::kSetElectrodeImpedance: {
       const auto& set = action.set_electrode_impedance();
@@ -73,6 +71,10 @@ void CheckAction(const ScenarioAction& action, const std::string& path,
     }
     case ScenarioAction::kSetLink:
       CheckName(action.set_link(), path + ".set_link", device_exists, out);
+      break;
+    case ScenarioAction::kSetTransportFault:
+      CheckName(action.set_transport_fault(), path + ".set_transport_fault", device_exists, out);
+      CheckTransportFault(action.set_transport_fault(), path + ".set_transport_fault.", out);
       break;
     case ScenarioAction::ACTION_NOT_SET:
       out->push_back({path + ".action", "no action set"});

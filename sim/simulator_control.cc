@@ -6,6 +6,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "plugin/errors/errors.h"
+#include "sim/fault_requests.h"
 
 namespace derma::sim {
 
@@ -15,8 +16,33 @@ absl::Status VirtualClockRequired() {
                    "AdvanceClock needs the virtual clock (clock mode VIRTUAL)");
 }
 
+void SimDeviceHost::SetTransportFault(const sim::v1::SetTransportFaultRequest& request,
+                                      StatusCallback done) {
+  std::move(done)(MakeError(absl::StatusCode::kFailedPrecondition,
+                            ::derma::v1::ERROR_REASON_FAULT_NOT_APPLICABLE,
+                            absl::StrCat(request.name(),
+                                         " has no Modbus transport: transport faults apply to "
+                                         "the devices of the Modbus emulator"),
+                            {{"device", request.name()}}));
+}
+
+namespace {
+
+// The request's fault kind, or INVALID_FIELD naming `kind`.
+absl::Status CheckKind(int kind) {
+  std::vector<FieldViolation> violations;
+  CheckFaultKind(kind, "kind", &violations);
+  return InvalidFields(violations);
+}
+
+}  // namespace
+
 void SimulatorControl::InjectFault(const sim::v1::InjectFaultRequest& request,
                                    StatusCallback done) {
+  if (absl::Status s = CheckKind(request.kind()); !s.ok()) {
+    std::move(done)(s);
+    return;
+  }
   const ::derma::v1::FaultKind kind = request.kind();
   host_.RunOnDevice(
       request.name(),
@@ -25,6 +51,10 @@ void SimulatorControl::InjectFault(const sim::v1::InjectFaultRequest& request,
 }
 
 void SimulatorControl::ClearFault(const sim::v1::ClearFaultRequest& request, StatusCallback done) {
+  if (absl::Status s = CheckKind(request.kind()); !s.ok()) {
+    std::move(done)(s);
+    return;
+  }
   const ::derma::v1::FaultKind kind = request.kind();
   host_.RunOnDevice(
       request.name(),
@@ -50,6 +80,17 @@ void SimulatorControl::SetLink(const sim::v1::SetLinkRequest& request, StatusCal
         return absl::OkStatus();
       },
       std::move(done));
+}
+
+void SimulatorControl::SetTransportFault(const sim::v1::SetTransportFaultRequest& request,
+                                         StatusCallback done) {
+  std::vector<FieldViolation> violations;
+  CheckTransportFault(request, "", &violations);
+  if (!violations.empty()) {
+    std::move(done)(InvalidFields(violations));
+    return;
+  }
+  host_.SetTransportFault(request, std::move(done));
 }
 
 void SimulatorControl::AdvanceClock(double duration_s, ClockCallback done) {
@@ -113,6 +154,9 @@ void SimulatorControl::Dispatch(const sim::v1::ScenarioAction& action) {
       break;
     case sim::v1::ScenarioAction::kSetLink:
       SetLink(action.set_link(), report);
+      break;
+    case sim::v1::ScenarioAction::kSetTransportFault:
+      SetTransportFault(action.set_transport_fault(), report);
       break;
     case sim::v1::ScenarioAction::ACTION_NOT_SET:
       break;

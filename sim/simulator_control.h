@@ -40,6 +40,10 @@ class SimDeviceHost {
   virtual bool HasDevice(absl::string_view name) const = 0;
   // The devices' current time.
   virtual absl::Time Now() const = 0;
+  // Sets the transport fault of device `name` (a validated request). Default: no transport
+  // (dermad's in-process simulator): FAILED_PRECONDITION, reason FAULT_NOT_APPLICABLE.
+  virtual void SetTransportFault(const sim::v1::SetTransportFaultRequest& request,
+                                 StatusCallback done);
   // Advances the virtual clock by `delta` (validated) and ticks every device through it;
   // `done` gets the new time. VIRTUAL_CLOCK_REQUIRED on a real clock.
   virtual void AdvanceClock(absl::Duration delta, ClockCallback done) = 0;
@@ -52,13 +56,15 @@ class SimulatorControl {
  public:
   explicit SimulatorControl(SimDeviceHost& host) : host_(host) {}
 
-  // Each resolves the device name, then runs on the device's strand; `done` gets the result
+  // Each checks the request's fields (sim/fault_requests.h: INVALID_FIELD naming `kind`, ...),
+  // resolves the device name, then runs on the device's strand; `done` gets the result
   // (DEVICE_NOT_FOUND, INVALID_FIELD, NOT_SIMULATED, FAULT_NOT_APPLICABLE, ...).
   void InjectFault(const sim::v1::InjectFaultRequest& request, StatusCallback done);
   void ClearFault(const sim::v1::ClearFaultRequest& request, StatusCallback done);
   void SetElectrodeImpedance(const sim::v1::SetElectrodeImpedanceRequest& request,
                              StatusCallback done);
   void SetLink(const sim::v1::SetLinkRequest& request, StatusCallback done);
+  void SetTransportFault(const sim::v1::SetTransportFaultRequest& request, StatusCallback done);
 
   // Advances the virtual clock; `done` gets the new time once every device reached it.
   // VIRTUAL_CLOCK_REQUIRED on a real clock, INVALID_FIELD for duration_s outside (0, 86400].

@@ -40,6 +40,7 @@ constexpr std::pair<const char*, Role> kTable[] = {
     {"/derma.sim.v1.Simulator/SetLink", Role::kAdmin},
     {"/derma.sim.v1.Simulator/AdvanceClock", Role::kAdmin},
     {"/derma.sim.v1.Simulator/LoadScenario", Role::kAdmin},
+    {"/derma.sim.v1.Simulator/SetTransportFault", Role::kAdmin},
 };
 
 }  // namespace

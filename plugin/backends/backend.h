@@ -28,7 +28,6 @@ class Collectable;
 }  // namespace prometheus
 
 namespace derma {
-class Executor;
 namespace auth {
 class Authorizer;
 }  // namespace auth
@@ -61,9 +60,10 @@ class FleetAccess {
   // Runs `task` on the device's strand, with the fleet clock's time when it runs.
   virtual void RunOnStrand(uint32_t index, absl::AnyInvocable<void(absl::Time now) &&> task) = 0;
   virtual absl::Time Now() const = 0;
-  // The executor (one thread) of a lane named in BackendDevice::lane, or null: for work that
-  // must run on that link's thread, such as a bus-wide stop broadcast (ScheduleUrgent).
-  virtual Executor* LaneExecutor(const std::string& lane) = 0;
+  // Queues `task` urgently on the thread of a lane named in BackendDevice::lane, ahead of its
+  // commands and polls (behind other urgent work): for work that must run on that link's
+  // thread, such as a bus-wide stop broadcast. False when there is no such lane.
+  virtual bool RunOnLaneUrgently(const std::string& lane, absl::AnyInvocable<void() &&> task) = 0;
   // Advances the virtual clock and ticks every device through `delta`; `done` gets the new
   // time. VIRTUAL_CLOCK_REQUIRED on a real clock.
   virtual void AdvanceClock(absl::Duration delta,

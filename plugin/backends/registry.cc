@@ -1,5 +1,6 @@
 #include "plugin/backends/registry.h"
 
+#include "plugin/backends/modbus/modbus_backend.h"
 #include "plugin/backends/simulator/simulator_backend.h"
 
 namespace derma {
@@ -7,6 +8,8 @@ namespace derma {
 const std::vector<BackendRegistration>& RegisteredBackends() {
   static const auto* const kBackends = new std::vector<BackendRegistration>{
       {config::v1::BACKEND_SIMULATOR, "simulator", nullptr, &CreateSimulatorBackend},
+      {config::v1::BACKEND_MODBUS, "modbus", &modbus::ValidateModbusFleet,
+       &modbus::CreateModbusBackend},
   };
   return *kBackends;
 }

@@ -17,7 +17,9 @@ namespace derma {
 struct BackendRegistration {
   config::v1::Backend backend;
   std::string name;  // for messages, e.g. "simulator"
-  // Checks the fleet-wide settings this backend needs (INVALID_FIELD naming the field), or OK.
+  // Checks this backend's part of the fleet config, every problem at once (INVALID_ARGUMENT,
+  // INVALID_FIELD, one BadRequest violation per problem), or OK; called for every config, also
+  // one without this backend's devices (it may still name this backend's fields). Optional.
   absl::Status (*validate_fleet)(const config::v1::FleetConfig& fleet);
   // Builds the drivers of `config.devices`. INVALID_ARGUMENT (INVALID_FIELD) naming the field.
   absl::StatusOr<std::unique_ptr<Backend>> (*create)(const BackendConfig& config);

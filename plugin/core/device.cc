@@ -259,7 +259,7 @@ void Device::EmergencyStop() {
   // the time accounted with the output on ends where the output went off, also when another
   // thread moves the clock meanwhile.
   const absl::Time now = std::max(time_, context_.clock.Now());
-  force_off_unconfirmed_ = !driver_->ForceOutputOff(now);
+  force_off_unconfirmed_ = !driver_->EmergencyStop(now);
   view_.counters().CountEmergencyStop();
   AdvanceTo(now);
   if (state_ == v1::DEVICE_STATE_OFFLINE) {
@@ -278,6 +278,18 @@ void Device::EmergencyStop() {
 
 absl::Status Device::ResetEmergencyStop(const std::string& lease_id) {
   if (absl::Status s = CheckCommand(Command::kResetEmergencyStop, lease_id); !s.ok()) return s;
+  if (absl::Status s = driver_->ClearEmergencyStop(time_); !s.ok()) {
+    if (absl::IsUnavailable(s)) {
+      return MakeError(absl::StatusCode::kUnavailable, v1::ERROR_REASON_DEVICE_OFFLINE,
+                       absl::StrCat(name_, " link is down: ", s.message()), {{"device", name_}});
+    }
+    FailDriver(s, time_);
+    return MakeError(absl::StatusCode::kInternal, v1::ERROR_REASON_DRIVER_ERROR,
+                     absl::StrCat(name_, " driver failed to clear its emergency stop: ",
+                                  s.message()),
+                     {{"device", name_}});
+  }
+  reading_.estop_latched = false;
   estop_pending_ = false;
   LeaveLatch("ResetEmergencyStop");
   return absl::OkStatus();

@@ -135,6 +135,8 @@ class Device {
   void HandleDeadline(Deadline which, absl::Time at);
   void HandleLink(const DriverReading& reading, absl::Time t);
   void HandleFaults(FaultMask faults, const std::string& detail, absl::Time t);
+  // The instrument reports its own emergency stop latched: the device latches ESTOPPED too.
+  void HandleDeviceEstop(absl::Time t);
   void FailDriver(const absl::Status& status, absl::Time t);
   // The output's programmed dose over [time_, t] (0 unless RUNNING); turns the trajectory on or
   // off with the state first.

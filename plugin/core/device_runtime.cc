@@ -106,6 +106,7 @@ void Device::Integrate(absl::Time t) {
     PublishView();
   }
   HandleLink(reading_, t);
+  HandleDeviceEstop(t);
   HandleFaults(reading_.faults, reading_.fault_detail, t);
   // What the device reports itself comes first; a shortfall faults a device still RUNNING.
   if (shortfall.has_value() && state_ == v1::DEVICE_STATE_RUNNING) FaultRegulation(*shortfall, t);
@@ -217,6 +218,17 @@ void Device::HandleLink(const DriverReading& reading, absl::Time t) {
       LeaveLatch("link restored");
     }
   }
+}
+
+void Device::HandleDeviceEstop(absl::Time t) {
+  if (!reading_.estop_latched || state_ == v1::DEVICE_STATE_ESTOPPED ||
+      state_ == v1::DEVICE_STATE_OFFLINE) {
+    return;
+  }
+  ForceOff();
+  view_.counters().CountEmergencyStop();
+  EndRun(v1::RUN_END_REASON_EMERGENCY_STOP, "the device latched its own emergency stop",
+         v1::DEVICE_STATE_ESTOPPED, "the device latched its own emergency stop");
 }
 
 bool Device::LatchesFault(v1::FaultKind kind) {

@@ -18,6 +18,7 @@
 #include "google/protobuf/io/tokenizer.h"
 #include "google/protobuf/text_format.h"
 #include "google/protobuf/util/json_util.h"
+#include "plugin/backends/registry.h"
 #include "plugin/errors/errors.h"
 
 namespace derma::host {
@@ -149,6 +150,11 @@ class Violations {
  public:
   void Add(std::string field, std::string description) {
     list_.push_back({std::move(field), std::move(description)});
+  }
+  // The violations `status` carries (a backend's validation).
+  void AddAll(const absl::Status& status) {
+    for (FieldViolation& v : ViolationsOf(status)) list_.push_back(std::move(v));
+    if (!status.ok() && ViolationsOf(status).empty()) list_.push_back({"", std::string(status.message())});
   }
   absl::Status ToStatus() const;
 
@@ -288,6 +294,9 @@ absl::Status ValidateFleetConfig(const FleetConfig& config) {
     group_ok[g] = CheckGroup(config.groups(g), absl::StrCat("groups[", g, "]"), violations);
   }
   CheckUniqueIds(config, group_ok, violations);
+  for (const BackendRegistration& backend : RegisteredBackends()) {
+    if (backend.validate_fleet != nullptr) violations.AddAll(backend.validate_fleet(config));
+  }
   return violations.ToStatus();
 }
 
@@ -297,6 +306,8 @@ std::vector<DeviceConfig> ExpandFleet(const FleetConfig& config) {
     for (uint32_t i = 1; i <= group.count(); ++i) {
       DeviceConfig& device = out.emplace_back(group.device());
       device.set_id(GroupId(group.id_prefix(), i));
+      // A group on a Modbus link takes consecutive unit ids from the template's (config.proto).
+      if (device.has_modbus()) device.mutable_modbus()->set_unit_id(device.modbus().unit_id() + i - 1);
     }
   }
   return out;

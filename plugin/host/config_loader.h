@@ -24,14 +24,16 @@ inline constexpr double kDefaultSpeedFactor = 1.0;
 // message "path:line:column: parser message" (1-based; JSON errors name the file only).
 absl::StatusOr<derma::config::v1::FleetConfig> LoadFleetConfig(const std::string& path);
 
-// Checks the whole config and returns OK or one INVALID_ARGUMENT (reason INVALID_FIELD) whose
-// BadRequest lists every problem, with field paths such as "devices[3].id",
-// "groups[0].count" and "clock.speed_factor". The message names the first few.
+// Checks the whole config, including each registered backend's part of it
+// (BackendRegistration::validate_fleet), and returns OK or one INVALID_ARGUMENT (reason
+// INVALID_FIELD) whose BadRequest lists every problem, with field paths such as
+// "devices[3].id", "groups[0].count", "clock.speed_factor" and "modbus_links[0].rtu.baud". The
+// message names the first few.
 absl::Status ValidateFleetConfig(const derma::config::v1::FleetConfig& config);
 
 // Every device of the fleet in order: `devices` first, then each group's generated devices
-// ("{id_prefix}{i}" for i in 1..count, a copy of the template with that id). Expects a valid
-// config.
+// ("{id_prefix}{i}" for i in 1..count, a copy of the template with that id and, on a Modbus
+// link, unit id modbus.unit_id + i − 1). Expects a valid config.
 std::vector<derma::config::v1::DeviceConfig> ExpandFleet(
     const derma::config::v1::FleetConfig& config);
 

@@ -55,9 +55,6 @@ absl::Status Fleet::BuildBackends(const config::v1::FleetConfig& config) {
       }
     }
     if (backend_config.devices.empty()) continue;
-    if (registration.validate_fleet != nullptr) {
-      if (absl::Status s = registration.validate_fleet(config); !s.ok()) return s;
-    }
     absl::StatusOr<std::unique_ptr<Backend>> backend = registration.create(backend_config);
     if (!backend.ok()) return backend.status();
     for (BackendDevice& device : (*backend)->TakeDevices()) {
@@ -105,9 +102,11 @@ absl::StatusOr<uint32_t> Fleet::Find(absl::string_view name, absl::string_view f
   return devices_->Find(name, field);
 }
 
-Executor* Fleet::LaneExecutor(const std::string& lane) {
+bool Fleet::RunOnLaneUrgently(const std::string& lane, absl::AnyInvocable<void() &&> task) {
   auto it = lanes_.find(lane);
-  return it == lanes_.end() ? nullptr : it->second.get();
+  if (it == lanes_.end()) return false;
+  it->second->ScheduleUrgent(std::move(task));
+  return true;
 }
 
 void Fleet::RunOnStrand(uint32_t index, absl::AnyInvocable<void(absl::Time now) &&> task) {

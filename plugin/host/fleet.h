@@ -53,7 +53,7 @@ class Fleet : public FleetAccess {
   absl::StatusOr<uint32_t> Find(absl::string_view name, absl::string_view field) const override;
   void RunOnStrand(uint32_t index, absl::AnyInvocable<void(absl::Time now) &&> task) override;
   absl::Time Now() const override { return clock_->Now(); }
-  Executor* LaneExecutor(const std::string& lane) override;
+  bool RunOnLaneUrgently(const std::string& lane, absl::AnyInvocable<void() &&> task) override;
   void AdvanceClock(absl::Duration delta,
                     absl::AnyInvocable<void(absl::StatusOr<absl::Time>) &&> done) override;
 

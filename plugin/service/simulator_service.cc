@@ -68,6 +68,19 @@ grpc::ServerUnaryReactor* SimulatorService::SetLink(Context* context,
   return reactor;
 }
 
+grpc::ServerUnaryReactor* SimulatorService::SetTransportFault(
+    Context* context, const sim::v1::SetTransportFaultRequest* request,
+    sim::v1::SetTransportFaultResponse*) {
+  AuditedCall call;
+  if (Unary* refused =
+          Admit(context, "/derma.sim.v1.Simulator/SetTransportFault", *request, &call)) {
+    return refused;
+  }
+  Unary* reactor = context->DefaultReactor();
+  control_.SetTransportFault(*request, Finisher(reactor, std::move(call), request->name()));
+  return reactor;
+}
+
 grpc::ServerUnaryReactor* SimulatorService::AdvanceClock(
     Context* context, const sim::v1::AdvanceClockRequest* request,
     sim::v1::AdvanceClockResponse* response) {

@@ -2,7 +2,8 @@
 // sim::SimulatorControl (fault injection, impedance, link, virtual clock, scenarios). Each
 // call finishes when the device strand (or, for AdvanceClock, every device) has answered; no
 // handler blocks a gRPC thread; like every command, each is acknowledged only once its audit
-// record is durable. Registered only for simulated fleets. Layer: plugin/service. Thread-safe.
+// record is durable. dermad registers it only for fleets with simulated devices; the Modbus
+// emulator serves it for its devices. Layer: plugin/service. Thread-safe.
 #ifndef DERMA_PLUGIN_SERVICE_SIMULATOR_SERVICE_H_
 #define DERMA_PLUGIN_SERVICE_SIMULATOR_SERVICE_H_
 
@@ -31,6 +32,8 @@ class SimulatorService final : public sim::v1::Simulator::CallbackService {
                                sim::v1::SetElectrodeImpedanceResponse* response) override;
   Unary* SetLink(Context* context, const sim::v1::SetLinkRequest* request,
                  sim::v1::SetLinkResponse* response) override;
+  Unary* SetTransportFault(Context* context, const sim::v1::SetTransportFaultRequest* request,
+                           sim::v1::SetTransportFaultResponse* response) override;
   Unary* AdvanceClock(Context* context, const sim::v1::AdvanceClockRequest* request,
                       sim::v1::AdvanceClockResponse* response) override;
   Unary* LoadScenario(Context* context, const sim::v1::LoadScenarioRequest* request,
