@@ -38,7 +38,7 @@ bool Allowed(Role role, const std::string& method) {
 
 TEST(PolicyMatrixTest, EveryRoleTimesEveryRpc) {
   const std::vector<std::string> methods = KnownMethods();
-  ASSERT_EQ(methods.size(), 26u) << "20 DeviceControl + 6 Simulator methods";
+  ASSERT_EQ(methods.size(), 27u) << "20 DeviceControl + 7 Simulator methods";
   for (const std::string& method : methods) {
     const bool viewer = kViewerMethods.contains(method);
     const bool op = viewer || kOperatorMethods.contains(method);
