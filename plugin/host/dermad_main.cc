@@ -230,7 +230,7 @@ int main(int argc, char** argv) {
   // printed at every log level.
   absl::FPrintF(
       stdout,
-      "dermad: serving %d simulated devices from %s on %s, port %d (%s clock); SIGINT/SIGTERM "
+      "dermad: serving %d devices from %s on %s, port %d (%s clock); SIGINT/SIGTERM "
       "stop every output\n",
       fleet.devices().size(), path, listen, port, fleet.clock().IsVirtual() ? "virtual" : "real");
   std::fflush(stdout);
