@@ -79,7 +79,7 @@ class EmulatedDevice : private RegisterSpace {
   uint8_t ReadInput(uint16_t address, uint16_t count, uint16_t* out) override;
   uint8_t WriteCoils(uint16_t address, const std::vector<bool>& values) override;
   uint8_t WriteRegisters(uint16_t address, const uint16_t* values, uint16_t count,
-                         bool single) override;
+                         WriteFunction function) override;
   uint8_t CheckHoldingRead(uint16_t address, uint16_t count) override;
 
   void AdvanceLocked(absl::Time now) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);

@@ -52,7 +52,9 @@ const std::array<uint16_t, map::kSnapshotLength>& EmulatedDevice::Snapshot() {
     map::PutU64(r.cartridge.strokes_rated(), at(map::kPenCartridgeRated));
   } else {
     map::PutU32(U32(r.stim.current_setpoint_ua / map::kCurrentScale), at(map::kStimCurrentSetpoint));
-    map::PutU32(U32(r.stim.current_measured_ua / map::kCurrentScale), at(map::kStimCurrentMeasured));
+    map::PutU32(static_cast<uint32_t>(static_cast<int32_t>(
+                    std::lround(r.stim.current_measured_ua / map::kCurrentScale))),
+                at(map::kStimCurrentMeasured));
     map::PutU32(U32(r.stim.electrode_impedance_ohm), at(map::kStimImpedanceOhm));
     map::PutU32(U32(r.stim.output_voltage_v * 1000), at(map::kStimOutputVoltageMv));
     map::PutU64(U64(r.stim.charge_delivered_uc / map::kChargeScale), at(map::kStimChargeNc));
@@ -162,7 +164,10 @@ uint8_t EmulatedDevice::WriteCoils(uint16_t address, const std::vector<bool>& va
 }
 
 uint8_t EmulatedDevice::WriteRegisters(uint16_t address, const uint16_t* values, uint16_t count,
-                                       bool single) {
+                                       WriteFunction function) {
+  if (function == WriteFunction::kReadWrite && (address != map::kPollTag || count != 1)) {
+    return kIllegalAddress;  // code 23 writes poll_tag alone
+  }
   if (Within(address, count, map::kWatchdogMs, kHoldingControlLength)) {
     for (uint16_t i = 0; i < count; ++i) {
       if (address + i == map::kWatchdogMs &&
@@ -176,7 +181,8 @@ uint8_t EmulatedDevice::WriteRegisters(uint16_t address, const uint16_t* values,
     snapshot_valid_ = false;
     return 0;
   }
-  if (!single && address == map::kSetpoints && count == setpoints_.size()) {
+  if (function == WriteFunction::kMultiple && address == map::kSetpoints &&
+      count == setpoints_.size()) {
     return WriteSetpoints(values);
   }
   return kIllegalAddress;

@@ -36,7 +36,7 @@ std::vector<uint8_t> ReadBits(RegisterSpace& space, const uint8_t* pdu, size_t l
   const uint8_t function = pdu[0];
   if (length != 5) return ExceptionPdu(function, kIllegalValue);
   const uint16_t address = U16(pdu + 1), count = U16(pdu + 3);
-  if (count == 0 || count > kMaxReadBits) return ExceptionPdu(function, kIllegalAddress);
+  if (count == 0 || count > kMaxReadBits) return ExceptionPdu(function, kIllegalValue);
   std::vector<bool> bits;
   const uint8_t code = function == 0x01 ? space.ReadCoils(address, count, &bits)
                                         : space.ReadDiscreteInputs(address, count, &bits);
@@ -47,7 +47,7 @@ std::vector<uint8_t> ReadRegisters(RegisterSpace& space, const uint8_t* pdu, siz
   const uint8_t function = pdu[0];
   if (length != 5) return ExceptionPdu(function, kIllegalValue);
   const uint16_t address = U16(pdu + 1), count = U16(pdu + 3);
-  if (count == 0 || count > kMaxReadRegisters) return ExceptionPdu(function, kIllegalAddress);
+  if (count == 0 || count > kMaxReadRegisters) return ExceptionPdu(function, kIllegalValue);
   std::vector<uint16_t> registers(count);
   const uint8_t code = function == 0x03 ? space.ReadHolding(address, count, registers.data())
                                         : space.ReadInput(address, count, registers.data());
@@ -66,7 +66,7 @@ std::vector<uint8_t> WriteSingleRegister(RegisterSpace& space, const uint8_t* pd
                                          size_t length) {
   if (length != 5) return ExceptionPdu(0x06, kIllegalValue);
   const uint16_t value = U16(pdu + 3);
-  const uint8_t code = space.WriteRegisters(U16(pdu + 1), &value, 1, /*single=*/true);
+  const uint8_t code = space.WriteRegisters(U16(pdu + 1), &value, 1, WriteFunction::kSingle);
   return code != 0 ? ExceptionPdu(0x06, code) : std::vector<uint8_t>(pdu, pdu + length);
 }
 
@@ -74,7 +74,7 @@ std::vector<uint8_t> WriteMultipleCoils(RegisterSpace& space, const uint8_t* pdu
   if (length < 6) return ExceptionPdu(0x0F, kIllegalValue);
   const uint16_t address = U16(pdu + 1), count = U16(pdu + 3);
   const uint8_t bytes = pdu[5];
-  if (count == 0 || count > kMaxWriteCoils) return ExceptionPdu(0x0F, kIllegalAddress);
+  if (count == 0 || count > kMaxWriteCoils) return ExceptionPdu(0x0F, kIllegalValue);
   if (bytes != (count + 7) / 8 || length != 6u + bytes) return ExceptionPdu(0x0F, kIllegalValue);
   std::vector<bool> values(count);
   for (uint16_t i = 0; i < count; ++i) values[i] = (pdu[6 + i / 8] >> (i % 8)) & 1;
@@ -88,11 +88,11 @@ std::vector<uint8_t> WriteMultipleRegisters(RegisterSpace& space, const uint8_t*
   if (length < 6) return ExceptionPdu(0x10, kIllegalValue);
   const uint16_t address = U16(pdu + 1), count = U16(pdu + 3);
   const uint8_t bytes = pdu[5];
-  if (count == 0 || count > kMaxWriteRegisters) return ExceptionPdu(0x10, kIllegalAddress);
+  if (count == 0 || count > kMaxWriteRegisters) return ExceptionPdu(0x10, kIllegalValue);
   if (bytes != count * 2 || length != 6u + bytes) return ExceptionPdu(0x10, kIllegalValue);
   std::vector<uint16_t> values(count);
   for (uint16_t i = 0; i < count; ++i) values[i] = U16(pdu + 6 + 2 * i);
-  const uint8_t code = space.WriteRegisters(address, values.data(), count, /*single=*/false);
+  const uint8_t code = space.WriteRegisters(address, values.data(), count, WriteFunction::kMultiple);
   if (code != 0) return ExceptionPdu(0x10, code);
   return std::vector<uint8_t>(pdu, pdu + 5);
 }
@@ -107,7 +107,7 @@ std::vector<uint8_t> ReadWriteRegisters(RegisterSpace& space, const uint8_t* pdu
   const uint8_t bytes = pdu[9];
   if (read_count == 0 || read_count > kMaxReadRegisters || write_count == 0 ||
       write_count > kMaxReadWriteRegisters) {
-    return ExceptionPdu(0x17, kIllegalAddress);
+    return ExceptionPdu(0x17, kIllegalValue);
   }
   if (bytes != write_count * 2 || length != 10u + bytes) return ExceptionPdu(0x17, kIllegalValue);
   if (uint8_t code = space.CheckHoldingRead(read_address, read_count); code != 0) {
@@ -115,7 +115,8 @@ std::vector<uint8_t> ReadWriteRegisters(RegisterSpace& space, const uint8_t* pdu
   }
   std::vector<uint16_t> values(write_count);
   for (uint16_t i = 0; i < write_count; ++i) values[i] = U16(pdu + 10 + 2 * i);
-  if (uint8_t code = space.WriteRegisters(write_address, values.data(), write_count, false);
+  if (uint8_t code = space.WriteRegisters(write_address, values.data(), write_count,
+                                          WriteFunction::kReadWrite);
       code != 0) {
     return ExceptionPdu(0x17, code);
   }

@@ -18,6 +18,9 @@ inline constexpr uint8_t kIllegalAddress = 0x02;
 inline constexpr uint8_t kIllegalValue = 0x03;
 inline constexpr uint8_t kServerFailure = 0x04;
 
+// Which function writes holding registers.
+enum class WriteFunction { kSingle /* 06 */, kMultiple /* 16 */, kReadWrite /* 23 */ };
+
 // What one device's registers hold. Each returns 0 or the exception code to answer; a write
 // that fails changes nothing.
 class RegisterSpace {
@@ -30,9 +33,9 @@ class RegisterSpace {
   virtual uint8_t ReadInput(uint16_t address, uint16_t count, uint16_t* out) = 0;
   // Writes coils starting at `address`, in address order, all or nothing.
   virtual uint8_t WriteCoils(uint16_t address, const std::vector<bool>& values) = 0;
-  // Writes holding registers; `single` for function 06.
+  // Writes holding registers by `function`.
   virtual uint8_t WriteRegisters(uint16_t address, const uint16_t* values, uint16_t count,
-                                 bool single) = 0;
+                                 WriteFunction function) = 0;
   // Function 23's read part would succeed (checked before its write part is performed).
   virtual uint8_t CheckHoldingRead(uint16_t address, uint16_t count) = 0;
 };

@@ -330,7 +330,8 @@ DecodedSnapshot DecodeSnapshot(v1::DeviceKind kind, const uint16_t* snapshot) {
     r.pen.cartridge_strokes_used = r.cartridge.strokes_used();
   } else {
     r.stim.current_setpoint_ua = map::U32At(at(map::kStimCurrentSetpoint)) * map::kCurrentScale;
-    r.stim.current_measured_ua = map::U32At(at(map::kStimCurrentMeasured)) * map::kCurrentScale;
+    r.stim.current_measured_ua =
+        static_cast<int32_t>(map::U32At(at(map::kStimCurrentMeasured))) * map::kCurrentScale;
     r.stim.electrode_impedance_ohm = map::U32At(at(map::kStimImpedanceOhm));
     r.stim.output_voltage_v = map::U32At(at(map::kStimOutputVoltageMv)) * 0.001;
     out.charge_nc = map::U64At(at(map::kStimChargeNc));

@@ -80,7 +80,7 @@ inline constexpr uint16_t kPenCartridgeUsed = 0x0116;    // u64
 inline constexpr uint16_t kPenCartridgeRated = 0x011A;   // u64
 // Stimulators.
 inline constexpr uint16_t kStimCurrentSetpoint = 0x0108;  // u32, 0.01 µA
-inline constexpr uint16_t kStimCurrentMeasured = 0x010A;  // u32, 0.01 µA
+inline constexpr uint16_t kStimCurrentMeasured = 0x010A;  // s32, 0.01 µA
 inline constexpr uint16_t kStimImpedanceOhm = 0x010C;     // u32, Ω
 inline constexpr uint16_t kStimOutputVoltageMv = 0x010E;  // u32, mV
 inline constexpr uint16_t kStimChargeNc = 0x0110;         // u64, 0.001 µC
