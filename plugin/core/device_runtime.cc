@@ -96,7 +96,8 @@ void Device::Integrate(absl::Time t) {
   const std::optional<std::string> shortfall = CheckRegulation(*next, programmed, t);
   reading_ = *std::move(next);
   time_ = t;
-  if (reading_.link_up && !reading_.output_unconfirmed) force_off_unconfirmed_ = false;
+  // The driver holds the evidence (a confirmation, or the watchdog certainly expired).
+  if (!reading_.output_unconfirmed) force_off_unconfirmed_ = false;
   // An output found on outside RUNNING (an off command the device did not take) goes off now.
   if (reading_.output_on && state_ != v1::DEVICE_STATE_RUNNING) ForceOff();
   if (driver_failed_) {

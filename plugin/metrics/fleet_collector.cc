@@ -155,6 +155,14 @@ std::vector<MetricFamily> FleetCollector::Collect() const {
     }
     out.Gauge("derma_device_output_on", "1 when the output (motor or current) is on.", id,
               sample.output_on ? 1 : 0);
+    out.Gauge("derma_device_output_unconfirmed",
+              "1 while the output was commanded off but the device could not confirm it (its "
+              "link is down and its watchdog may not have expired yet).",
+              id, sample.output_unconfirmed ? 1 : 0);
+    out.Gauge("derma_device_sample_rate_hertz",
+              "Samples per second the device achieved recently (less than the configured rate "
+              "when its link cannot carry it).",
+              id, sample.achieved_sample_rate_hz);
     out.Gauge("derma_device_lease_held", "1 while a client holds the device's lease.", id,
               device->has_lease() ? 1 : 0);
     if (sample.sequence > 0) {

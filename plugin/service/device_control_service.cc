@@ -321,6 +321,7 @@ grpc::ServerUnaryReactor* DeviceControlService::EmergencyStop(
                     [response, summary](Device& d) {
                       d.EmergencyStop();
                       ReadStopped(d.view(), summary, response->add_devices());
+                      if (d.output_unconfirmed()) response->add_unconfirmed(d.name());
                       return absl::OkStatus();
                     });
   }
@@ -332,12 +333,19 @@ grpc::ServerUnaryReactor* DeviceControlService::EmergencyStop(
   // One entry per device, read on its strand right after its stop (a reset racing the call
   // cannot show up in the response); strands fill distinct, pre-allocated entries.
   for (uint32_t i = 0; i < devices_.size(); ++i) response->add_devices();
+  // Per device, set by its own strand; gathered once every stop is done.
+  auto unconfirmed = std::make_shared<std::vector<char>>(devices_.size(), 0);
   devices_.EmergencyStopAll(
-      [this, reactor, call = std::move(call)]() mutable {
+      [this, reactor, response, unconfirmed, call = std::move(call)]() mutable {
+        for (uint32_t i = 0; i < unconfirmed->size(); ++i) {
+          if ((*unconfirmed)[i]) response->add_unconfirmed(response->devices(i).name());
+        }
+        std::sort(response->mutable_unconfirmed()->begin(), response->mutable_unconfirmed()->end());
         audit_.Finish(reactor, call, "", absl::OkStatus());
       },
-      [response, summary](Device& d) {
+      [response, summary, unconfirmed](Device& d) {
         ReadStopped(d.view(), summary, response->mutable_devices(static_cast<int>(d.index())));
+        (*unconfirmed)[d.index()] = d.output_unconfirmed() ? 1 : 0;
       });
   return reactor;
 }

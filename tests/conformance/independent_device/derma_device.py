@@ -10,7 +10,8 @@ can be followed exactly.
 Usage:
     /usr/bin/python3 derma_device.py --kind pen|stimulator [--unit 1] [--host 127.0.0.1]
         [--port 0] [--model NAME] [--serial SERIAL] [--firmware VERSION]
-        [--cartridge-strokes-rated N] [--skin-impedance-ohm OHMS] [--no-stdin-watch]
+        [--cartridge-strokes-rated N] [--skin-impedance-ohm OHMS] [--no-electrode-contact]
+        [--no-stdin-watch]
 
 The device listens on host:port (port 0 = an ephemeral port), prints exactly one line
 ``port N`` to stdout, and serves until SIGTERM or SIGINT (exit status 0) or, when its stdin
@@ -27,6 +28,10 @@ Controls outside the Modbus contract, for tests:
     --skin-impedance-ohm OHMS     (stimulators) the nominal skin-electrode impedance,
              default 5000 Ω. A high value makes the compliance voltage limit the delivered
              current, as it would on a real device.
+    --no-electrode-contact        (stimulators) the electrodes are not on the skin:
+             electrode_contact reads 0, electrode_impedance reads 1 000 000 Ω, and the
+             fault condition "electrode contact lost" (FaultKind 1) is present, so
+             output_enable = 1 is refused.
 """
 from __future__ import annotations
 
@@ -76,7 +81,8 @@ STATUS_OUTPUT_ON = 1 << 0
 STATUS_EMERGENCY_STOP = 1 << 1
 STATUS_WATCHDOG_EXPIRED = 1 << 2
 
-FAULT_OVERCURRENT = 3  # derma.v1.FaultKind numbers
+FAULT_ELECTRODE_CONTACT_LOST = 1  # derma.v1.FaultKind numbers
+FAULT_OVERCURRENT = 3
 FAULT_MOTOR_STALL = 4
 
 MAX_READ_REGISTERS = 125
@@ -94,6 +100,10 @@ COIL_OFF = 0x0000
 
 # Mean |shape| of each derma.v1.Waveform, used for the delivered charge.
 WAVEFORM_MEAN_ABS = {1: 0.5, 2: 1.0, 3: 0.5, 4: 2.0 / math.pi}
+POLARITY_POSITIVE, POLARITY_NEGATIVE = 1, 2  # derma.v1.Polarity numbers
+
+# electrode_impedance without contact (§5: "a large value such as 1 000 000").
+NO_CONTACT_IMPEDANCE_OHM = 1_000_000
 
 MBAP_HEADER = struct.Struct(">HHHB")
 MAX_MBAP_LENGTH = 254  # unit id + a PDU of at most 253 bytes
@@ -118,7 +128,11 @@ def u64_words(value: int) -> list[int]:
 
 
 def s16_word(value: int) -> int:
-    return value & 0xFFFF
+    return value & 0xFFFF  # two's complement
+
+
+def s32_words(value: int) -> list[int]:
+    return u32_words(value & 0xFFFFFFFF)  # two's complement, most significant word first
 
 
 def words_to_u32(high: int, low: int) -> int:
@@ -335,6 +349,9 @@ class PenPhysics:
     def blocks_output(self) -> bool:
         return self.cartridge_strokes_used >= self.cartridge_strokes_rated
 
+    def fault_conditions(self) -> int:
+        return 0
+
     def readings(self, now: float, output_on: bool, setpoints: Setpoints) -> list[int]:
         """Registers 0x0108-0x011F."""
         measured_hz = self.rate_hz * (1.0 + self.rng.uniform(-0.002, 0.002))
@@ -355,25 +372,40 @@ class PenPhysics:
 
 
 class StimulatorPhysics:
-    """Current source, electrodes and charge counter of a microcurrent stimulator."""
+    """Current source, electrodes and charge counter of a microcurrent stimulator.
+
+    The amplitude follows the trajectory of §3.2 (current_ua on its ramp), reduced to what the
+    compliance voltage can drive through the skin. The current flowing now is that amplitude
+    times the waveform's shape at the present phase, signed by its direction; the phase runs
+    from 0 at output-on at the programmed frequency. Charge accumulates at the delivered
+    amplitude times the waveform's mean |shape|, i.e. ∫|i|dt averaged over whole periods.
+    """
 
     INTEGRATION_STEP_S = 0.005
 
-    def __init__(self, profile: Profile, skin_impedance_ohm: float, rng: random.Random):
+    def __init__(self, profile: Profile, skin_impedance_ohm: float, electrode_contact: bool,
+                 rng: random.Random):
         self.profile = profile
         self.rng = rng
         self.skin_impedance_ohm = skin_impedance_ohm
+        self.electrode_contact = electrode_contact
         self.output_on_time: Optional[float] = None
+        self.phase_cycles = 0.0  # waveform periods since output-on
         self.charge_nc = 0.0  # 0.001 uC
 
     def output_on(self, now: float) -> None:
         self.output_on_time = now
+        self.phase_cycles = 0.0
 
     def output_off(self, now: float) -> None:
         self.output_on_time = None
 
     def blocks_output(self) -> bool:
         return False
+
+    def fault_conditions(self) -> int:
+        """'Electrode contact lost' is present for as long as there is no contact."""
+        return 0 if self.electrode_contact else 1 << FAULT_ELECTRODE_CONTACT_LOST
 
     def programmed_ua(self, t: float, setpoints: Setpoints) -> float:
         if self.output_on_time is None:
@@ -386,16 +418,37 @@ class StimulatorPhysics:
 
     def impedance_ohm(self, t: float) -> float:
         """Skin impedance drifts slowly by a few percent around its nominal value."""
+        if not self.electrode_contact:
+            return float(NO_CONTACT_IMPEDANCE_OHM)
         return self.skin_impedance_ohm * (1.0 + 0.02 * math.sin(2 * math.pi * t / 29.0))
 
     def delivered_ua(self, t: float, setpoints: Setpoints) -> float:
-        """The current the source can actually drive, limited by the compliance voltage."""
+        """The amplitude the source can actually drive, limited by the compliance voltage."""
+        if not self.electrode_contact:
+            return 0.0
         limit_ua = self.profile.compliance_voltage_mv * 1000.0 / self.impedance_ohm(t)
         return min(self.programmed_ua(t, setpoints), limit_ua)
+
+    @staticmethod
+    def shape(waveform: int, polarity: int, phase_cycles: float) -> float:
+        """The waveform's value (-1 ... 1) at a phase; polarity gives the leading sign."""
+        sign = -1.0 if polarity == POLARITY_NEGATIVE else 1.0
+        cycle = math.floor(phase_cycles)
+        fraction = phase_cycles - cycle
+        first_half = fraction < 0.5
+        if waveform == 1:  # monophasic square: a pulse in the first half of each period
+            return sign if first_half else 0.0
+        if waveform == 2:  # biphasic square: the leading phase, then the opposite one
+            return sign if first_half else -sign
+        if waveform == 3:  # alternating polarity: monophasic pulses of alternating sign
+            return (sign if cycle % 2 == 0 else -sign) if first_half else 0.0
+        return sign * math.sin(2 * math.pi * fraction)  # 4, sine
 
     def advance(self, start: float, end: float, output_on: bool, setpoints: Setpoints) -> None:
         if not output_on or end <= start:
             return
+        self.phase_cycles += setpoints.values[1] * 0.01 * (end - start)
+        self.phase_cycles %= 2.0  # keeps precision; two periods keep the alternating sign
         mean_abs = WAVEFORM_MEAN_ABS.get(setpoints.waveform, 1.0)
         steps = max(1, math.ceil((end - start) / self.INTEGRATION_STEP_S))
         step = (end - start) / steps
@@ -405,17 +458,21 @@ class StimulatorPhysics:
 
     def readings(self, now: float, output_on: bool, setpoints: Setpoints) -> list[int]:
         """Registers 0x0108-0x011F."""
-        impedance = self.impedance_ohm(now) + self.rng.uniform(-15.0, 15.0)
-        measured_ua = self.delivered_ua(now, setpoints)
+        impedance = self.impedance_ohm(now)
+        if self.electrode_contact:
+            impedance += self.rng.uniform(-15.0, 15.0)
+        measured_ua = self.delivered_ua(now, setpoints) * self.shape(
+            setpoints.waveform, setpoints.polarity, self.phase_cycles)
         if measured_ua:
             measured_ua *= 1.0 + self.rng.uniform(-0.002, 0.002)
-        voltage_mv = min(measured_ua * impedance / 1000.0, self.profile.compliance_voltage_mv)
+        voltage_mv = min(abs(measured_ua) * impedance / 1000.0,
+                         self.profile.compliance_voltage_mv)
         words = u32_words(round(self.programmed_ua(now, setpoints) * 100))
-        words += u32_words(round(measured_ua * 100))
+        words += s32_words(round(measured_ua * 100))
         words += u32_words(round(impedance))
         words += u32_words(round(voltage_mv))
         words += u64_words(int(self.charge_nc))
-        words.append(1)  # electrode contact
+        words.append(int(self.electrode_contact))
         words += [0] * 11
         return words
 
@@ -478,6 +535,7 @@ class Device:
         self.watchdog_deadline = None  # stopped until the next request
 
     def feed_watchdog(self, now: float) -> None:
+        """Restarts the timer at this request, with watchdog_ms as this request left it."""
         self.watchdog_deadline = now + self.watchdog_ms / 1000.0
 
     def _set_output(self, on: bool, now: float) -> None:
@@ -505,7 +563,12 @@ class Device:
     # -- request processing --
 
     def process(self, pdu: bytes, now: float) -> bytes:
-        """Answers one request PDU addressed to this unit; always feeds the watchdog."""
+        """Answers one request PDU addressed to this unit; always feeds the watchdog.
+
+        Exceptions follow §2's precedence: 01 (unknown function); then 03 for the request's
+        length, byte count or quantity; then 02 (addresses); then 03 for the values. Every
+        handler checks in that order and changes nothing before all checks have passed.
+        """
         self.advance(now)
         function = pdu[0]
         try:
@@ -552,7 +615,9 @@ class Device:
                 | (STATUS_WATCHDOG_EXPIRED if self.latches.watchdog_expired else 0))
 
     def fault_conditions(self) -> int:
-        return (1 << self.fault_kind) if self.fault_present else 0
+        """Live fault conditions: the signalled one and any the physics reports."""
+        signalled = (1 << self.fault_kind) if self.fault_present else 0
+        return signalled | self.physics.fault_conditions()
 
     def snapshot_registers(self, now: float) -> list[int]:
         words = [self.poll_tag, self.status_word(), self.fault_conditions(), 0]
@@ -625,8 +690,8 @@ class Device:
         return apply
 
     def _output_may_go_on(self, latches: Latches) -> bool:
-        return not (latches.emergency_stop or latches.watchdog_expired or self.fault_present
-                    or self.physics.blocks_output())
+        return not (latches.emergency_stop or latches.watchdog_expired
+                    or self.fault_conditions() or self.physics.blocks_output())
 
     def _next_latches(self, latches: Latches, coil: int, value: int) -> Latches:
         """The latches after writing one coil; ModbusError(03) when the write is refused."""
@@ -661,7 +726,9 @@ class Device:
 
     def _read_bits(self, pdu: bytes, bits: list[int]) -> bytes:
         address, quantity = self._address_and_quantity(pdu)
-        if not 1 <= quantity <= MAX_READ_BITS or address + quantity > len(bits):
+        if not 1 <= quantity <= MAX_READ_BITS:
+            raise ModbusError(ILLEGAL_DATA_VALUE)
+        if address + quantity > len(bits):
             raise ModbusError(ILLEGAL_DATA_ADDRESS)
         packed = pack_bits(bits[address:address + quantity])
         return bytes([pdu[0], len(packed)]) + packed
@@ -675,7 +742,7 @@ class Device:
     def _read_registers(self, pdu: bytes, blocks) -> bytes:
         address, quantity = self._address_and_quantity(pdu)
         if not 1 <= quantity <= MAX_READ_REGISTERS:
-            raise ModbusError(ILLEGAL_DATA_ADDRESS)
+            raise ModbusError(ILLEGAL_DATA_VALUE)
         words = self._locate(blocks, address, quantity)()
         return bytes([pdu[0], 2 * quantity]) + struct.pack(f">{quantity}H", *words)
 
@@ -704,7 +771,7 @@ class Device:
             raise ModbusError(ILLEGAL_DATA_VALUE)
         address, quantity, byte_count = struct.unpack(">HHB", pdu[1:6])
         if not 1 <= quantity <= MAX_WRITE_COILS:
-            raise ModbusError(ILLEGAL_DATA_ADDRESS)
+            raise ModbusError(ILLEGAL_DATA_VALUE)
         if byte_count != (quantity + 7) // 8 or len(pdu) != 6 + byte_count:
             raise ModbusError(ILLEGAL_DATA_VALUE)
         if address + quantity > COIL_COUNT:
@@ -717,7 +784,7 @@ class Device:
             raise ModbusError(ILLEGAL_DATA_VALUE)
         address, quantity, byte_count = struct.unpack(">HHB", pdu[1:6])
         if not 1 <= quantity <= MAX_WRITE_REGISTERS:
-            raise ModbusError(ILLEGAL_DATA_ADDRESS)
+            raise ModbusError(ILLEGAL_DATA_VALUE)
         if byte_count != 2 * quantity or len(pdu) != 6 + byte_count:
             raise ModbusError(ILLEGAL_DATA_VALUE)
         values = list(struct.unpack(f">{quantity}H", pdu[6:]))
@@ -731,12 +798,14 @@ class Device:
             struct.unpack(">HHHHB", pdu[1:10])
         if not (1 <= read_quantity <= MAX_READ_REGISTERS
                 and 1 <= write_quantity <= MAX_READ_WRITE_WRITE_REGISTERS):
-            raise ModbusError(ILLEGAL_DATA_ADDRESS)
+            raise ModbusError(ILLEGAL_DATA_VALUE)
         if byte_count != 2 * write_quantity or len(pdu) != 10 + byte_count:
             raise ModbusError(ILLEGAL_DATA_VALUE)
         values = list(struct.unpack(f">{write_quantity}H", pdu[10:]))
-        apply_write = self._plan_register_write(pdu[0], write_address, values)
+        # A read part that would be refused refuses the request before anything is written;
+        # a write part other than poll_tag alone is 02 as well (so no 03 can come from it).
         read = self._locate(self._holding_blocks(now), read_address, read_quantity)
+        apply_write = self._plan_register_write(pdu[0], write_address, values)
         apply_write()  # the write first, then the read sees it
         words = read()
         return bytes([pdu[0], 2 * read_quantity]) + struct.pack(f">{read_quantity}H", *words)
@@ -789,10 +858,15 @@ class ModbusTcpServer:
 
 # --- Command line -----------------------------------------------------------------------------
 
-def ascii_text(max_length: int) -> Callable[[str], str]:
+def printable_text(max_length: int, min_length: int = 0) -> Callable[[str], str]:
+    """Identity strings are printable ASCII (0x20-0x7E); model and serial are not empty."""
     def parse(text: str) -> str:
-        if not text.isascii() or len(text) > max_length or "\0" in text:
-            raise argparse.ArgumentTypeError(f"must be ASCII, at most {max_length} characters")
+        printable = all(0x20 <= ord(character) <= 0x7E for character in text)
+        if not printable or not min_length <= len(text) <= max_length or (
+                min_length and not text.strip()):
+            raise argparse.ArgumentTypeError(
+                f"must be {min_length}-{max_length} printable ASCII characters"
+                + (", not only spaces" if min_length else ""))
         return text
     return parse
 
@@ -810,26 +884,32 @@ def parse_arguments(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--unit", type=unit_id, default=1)
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=0)
-    parser.add_argument("--model", type=ascii_text(32))
-    parser.add_argument("--serial", type=ascii_text(32))
-    parser.add_argument("--firmware", type=ascii_text(16))
+    parser.add_argument("--model", type=printable_text(32, min_length=1))
+    parser.add_argument("--serial", type=printable_text(32, min_length=1))
+    parser.add_argument("--firmware", type=printable_text(16))
     parser.add_argument("--cartridge-strokes-rated", type=int, default=1_500_000)
     parser.add_argument("--skin-impedance-ohm", type=float, default=5000.0)
+    parser.add_argument("--no-electrode-contact", action="store_true",
+                        help="(stimulators) the electrodes are not on the skin")
     parser.add_argument("--no-stdin-watch", action="store_true",
                         help="do not exit when stdin (a pipe) reaches end of file")
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    if args.no_electrode_contact and args.kind != "stimulator":
+        parser.error("--no-electrode-contact is for stimulators")
+    return args
 
 
 def build_device(args: argparse.Namespace) -> Device:
     profile = PEN_PROFILE if args.kind == "pen" else STIMULATOR_PROFILE
-    identity = Identity(args.model or profile.default_model,
-                        args.serial or profile.default_serial,
-                        args.firmware or profile.default_firmware)
+    identity = Identity(profile.default_model if args.model is None else args.model,
+                        profile.default_serial if args.serial is None else args.serial,
+                        profile.default_firmware if args.firmware is None else args.firmware)
     rng = random.Random()
     if profile.kind == KIND_PEN:
         physics = PenPhysics(profile, args.cartridge_strokes_rated, rng)
     else:
-        physics = StimulatorPhysics(profile, args.skin_impedance_ohm, rng)
+        physics = StimulatorPhysics(profile, args.skin_impedance_ohm,
+                                    not args.no_electrode_contact, rng)
     return Device(profile, identity, physics, time.monotonic())
 
 

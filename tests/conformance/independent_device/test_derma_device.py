@@ -165,6 +165,12 @@ def u64(words: list[int], index: int) -> int:
     return (u32(words, index) << 32) | u32(words, index + 2)
 
 
+def s32(words: list[int], index: int) -> int:
+    """A signed 32-bit value: two's complement, most significant word first (§1)."""
+    value = u32(words, index)
+    return value - (1 << 32) if value & 0x8000_0000 else value
+
+
 def text(words: list[int]) -> str:
     raw = b"".join(struct.pack(">H", w) for w in words)
     return raw.split(b"\0", 1)[0].decode("ascii")
@@ -221,7 +227,7 @@ def parse_snapshot(kind: str, words: list[int]) -> dict[str, int]:
                         cartridge_strokes_rated=u64(words, 0x1A),
                         reserved=sum(words[0x1E:]))
     else:
-        snapshot.update(current_setpoint=u32(words, 8), current_measured=u32(words, 0xA),
+        snapshot.update(current_setpoint=u32(words, 8), current_measured=s32(words, 0xA),
                         electrode_impedance=u32(words, 0xC), output_voltage=u32(words, 0xE),
                         charge_delivered=u64(words, 0x10), electrode_contact=words[0x14],
                         reserved=sum(words[0x15:]))
@@ -286,12 +292,13 @@ def start_device():
 
 
 def connect(client: Client, watchdog_ms: int = 10000) -> tuple[list[int], Capabilities]:
-    """derma's connect sequence (§8)."""
+    """derma's connect sequence (§8); the setpoints it writes are the capability defaults."""
     identification = client.read_input(0x0000, 48)
     capabilities = parse_capabilities(client.read_input(0x0040, 48))
     client.write_register(0x0000, watchdog_ms)
     client.write_coil(COIL_FAULT_CLEAR, 1)
     client.write_coil(COIL_OUTPUT_ENABLE, 0)
+    client.write_registers(0x0010, default_setpoints(capabilities))
     return identification, capabilities
 
 
@@ -342,6 +349,12 @@ def setpoint_words(values: list[int], enumerations: tuple[int, ...] = ()) -> lis
     return words + list(enumerations)
 
 
+def default_setpoints(capabilities: Capabilities) -> list[int]:
+    return setpoint_words([p.default for p in capabilities.parameters],
+                          (capabilities.default_waveform, capabilities.default_polarity)
+                          if capabilities.supported_waveforms else ())
+
+
 def non_default_setpoints(capabilities: Capabilities) -> list[int]:
     values = [p.maximum for p in capabilities.parameters]
     enumerations: tuple[int, ...] = ()
@@ -363,13 +376,20 @@ def test_port_line_and_identification(device, kind):
     assert words[0] == 1, "map_version"
     assert words[1] == KIND_NUMBER[kind]
     for block in (words[2:0x12], words[0x12:0x22], words[0x22:0x2A]):
-        assert text(block), "model, serial number and firmware version are not empty"
-        raw = b"".join(struct.pack(">H", w) for w in block)
-        assert raw.rstrip(b"\0").isascii() and b"\0" not in raw.rstrip(b"\0")
+        assert_identity_string(block)
+    assert text(words[2:0x12]) and text(words[0x12:0x22]), "model and serial are not empty"
     assert 1 <= words[0x2A] <= 1000, "max_reply_latency_ms"
     assert 0 <= words[0x2B] <= 1000, "output_off_reaction_ms"
-    assert 0 <= words[0x2C] <= 1000, "broadcast_turnaround_ms"
+    assert words[0x2C] == 0, "broadcast_turnaround_ms is 0 on TCP"
     assert words[0x2D:0x30] == [0, 0, 0]
+
+
+def assert_identity_string(block: list[int]) -> None:
+    """Printable ASCII (0x20-0x7E), then NUL padding to the block's length (§1)."""
+    raw = b"".join(struct.pack(">H", w) for w in block)
+    content = raw.rstrip(b"\0")
+    assert all(0x20 <= byte <= 0x7E for byte in content), raw
+    assert raw == content.ljust(len(raw), b"\0")
 
 
 def test_identification_from_command_line(start_device):
@@ -384,6 +404,16 @@ def test_identification_from_command_line(start_device):
     assert text(words[0x22:0x2A]) == "9.8.7-rc1"
     client.close()
     assert device.client().read_input(0x0000, 48) == words, "identification stays the same"
+
+
+def test_identity_strings_must_be_printable_and_model_and_serial_non_empty():
+    for option, value in (("--model", ""), ("--serial", ""), ("--serial", "   "),
+                          ("--model", "tab\there"), ("--firmware", "1.0\x7f"),
+                          ("--model", "Ünïcode"), ("--serial", "S" * 33),
+                          ("--firmware", "1" * 17)):
+        result = subprocess.run([PYTHON, str(DEVICE_SCRIPT), "--kind", "pen", option, value],
+                                stdin=subprocess.DEVNULL, capture_output=True, timeout=10)
+        assert result.returncode != 0 and not result.stdout, (option, value)
 
 
 def test_capabilities_follow_the_rules(link, kind):
@@ -520,13 +550,19 @@ def test_tag_echo(link, kind):
 def test_failed_code_23_changes_nothing(link):
     _, client, _ = link
     client.write_register(0x0001, 55)
+    # a read part that would be refused refuses the request before anything is written
     expect_exception(ILLEGAL_DATA_ADDRESS, lambda: client.read_write(0x0120, 1, 0x0001, [9]))
     expect_exception(ILLEGAL_DATA_ADDRESS, lambda: client.read_write(0x0100, 33, 0x0001, [9]))
+    expect_exception(ILLEGAL_DATA_ADDRESS, lambda: client.read_write(0x0002, 1, 0x0001, [9]))
+    # the write part may write poll_tag alone (§2, §4), anything else is 02
     expect_exception(ILLEGAL_DATA_ADDRESS, lambda: client.read_write(0x0100, 1, 0x0100, [9]))
     expect_exception(ILLEGAL_DATA_ADDRESS, lambda: client.read_write(0x0100, 1, 0x0002, [9]))
-    # this device's reading of §4: code 23 writes poll_tag only (watchdog_ms takes 06/16)
     expect_exception(ILLEGAL_DATA_ADDRESS, lambda: client.read_write(0x0100, 1, 0x0000, [500, 9]))
-    assert client.read_holding(0x0001, 1) == [55]
+    expect_exception(ILLEGAL_DATA_ADDRESS, lambda: client.read_write(0x0100, 1, 0x0000, [500]))
+    expect_exception(ILLEGAL_DATA_ADDRESS, lambda: client.read_write(0x0100, 1, 0x0001, [9, 9]))
+    # even an out-of-range watchdog_ms is 02 (address before value), not 03
+    expect_exception(ILLEGAL_DATA_ADDRESS, lambda: client.read_write(0x0100, 1, 0x0000, [5]))
+    assert client.read_holding(0x0000, 2) == [10000, 55]
 
 
 def test_snapshot_is_the_same_through_codes_03_04_and_23(link, kind):
@@ -677,15 +713,22 @@ def test_watchdog_expiry_switches_off_and_latches(link, kind):
     assert setpoints_of(client, caps) == valid, "setpoints survive watchdog expiry"
 
 
-def test_new_watchdog_time_applies_from_its_own_request(link):
+def test_watchdog_ms_write_restarts_the_timer_with_the_new_time(link):
     device, client, _ = link  # connected with watchdog_ms = 10000
-    client.write_register(0x0000, 200)
+    client.write_coil(COIL_OUTPUT_ENABLE, 1)
+    client.write_register(0x0000, 200)  # the last request: 200 ms from here, not 10 s
     time.sleep(0.45)
     assert status_bits(device, client) == STATUS_WATCHDOG
-    client.write_registers(0x0000, [10000])
     client.write_coil(COIL_FAULT_CLEAR, 1)
+    client.write_registers(0x0000, [1500])  # the last request: 1.5 s from here, not 200 ms
     time.sleep(0.45)
     assert status_bits(device, client) == 0
+    client.write_register(0x0000, 200)
+    expect_exception(ILLEGAL_DATA_VALUE, lambda: client.write_register(0x0000, 60001))
+    time.sleep(0.1)  # a refused write feeds the watchdog with the time it leaves (200 ms)
+    assert status_bits(device, client) == 0
+    time.sleep(0.45)
+    assert status_bits(device, client) == STATUS_WATCHDOG
 
 
 def test_refused_requests_feed_the_watchdog(link):
@@ -701,14 +744,19 @@ def test_refused_requests_feed_the_watchdog(link):
 
 def test_other_unit_ids_are_ignored_and_do_not_feed_the_watchdog(link):
     device, client, _ = link
-    client.write_register(0x0000, 200)
-    stranger = device.client(unit=2, timeout=0.3)
-    for unit in (2, 0, 255):
+    client.write_coil(COIL_OUTPUT_ENABLE, 1)
+    stranger = device.client(unit=2, timeout=0.2)
+    # unit 0 (no broadcast on TCP), 248-255 and any other unit id: no reply, no action
+    for unit in (0, 248, 255, 2):
         with pytest.raises(socket.timeout):
-            stranger.transact(struct.pack(">BHH", 0x04, 0x0100, 32), unit=unit)
-    for _ in range(6):
-        stranger.send(struct.pack(">BHH", 0x04, 0x0100, 32), unit=2)
-        time.sleep(0.06)
+            stranger.transact(struct.pack(">BHH", 0x05, COIL_EMERGENCY_STOP, 0xFF00), unit=unit)
+    assert status_bits(device, client) == STATUS_OUTPUT_ON, "the stops were not acted on"
+    client.write_register(0x0000, 200)
+    deadline = time.monotonic() + 0.45
+    while time.monotonic() < deadline:  # ... and no watchdog feed
+        for unit in (0, 2, 247, 248, 250, 255):
+            stranger.send(struct.pack(">BHH", 0x04, 0x0100, 32), unit=unit)
+        time.sleep(0.03)
     assert status_bits(device, client) == STATUS_WATCHDOG
 
 
@@ -793,9 +841,60 @@ def test_quantity_limits(link):
         struct.pack(">BHHHHB", 0x17, 0x0100, 1, 0x0001, 0, 0),
         struct.pack(">BHHHHB", 0x17, 0x0100, 1, 0x0001, 122, 0),
     ]
-    for pdu in bad_quantities:
-        expect_exception(ILLEGAL_DATA_ADDRESS, raw(pdu))
+    for pdu in bad_quantities:  # a quantity of 0 or above the Modbus limit is 03 (§2)
+        expect_exception(ILLEGAL_DATA_VALUE, raw(pdu))
     assert client.read_holding(0x0000, 2) == [10000, 0]
+    # the limits themselves are accepted where the block allows them
+    assert len(client.read_discrete(0, 19)) == 19 and len(client.read_coils(0, 3)) == 3
+
+
+def test_exception_precedence(link):
+    """01; then 03 for length, byte count or quantity; then 02; then 03 for values (§2)."""
+    _, client, caps = link
+
+    def raw(pdu: bytes) -> Callable[[], bytes]:
+        return lambda: client.transact(pdu)
+
+    # 01 before everything: unknown functions with malformed bodies
+    for pdu in (bytes([0x07, 1, 2, 3]), bytes([0x2B]), bytes([0x18, 0xFF, 0xFF, 0, 0, 0, 0])):
+        expect_exception(ILLEGAL_FUNCTION, raw(pdu))
+    # 03 (length, byte count, quantity) before 02 (address)
+    for pdu in (
+        struct.pack(">BHH", 0x03, 0x0030, 0),          # quantity 0 in a gap
+        struct.pack(">BHH", 0x04, 0xFFFF, 126),        # too many, outside every block
+        struct.pack(">BHH", 0x01, 0x0100, 0),          # no coil there either
+        struct.pack(">BHH", 0x02, 0x0100, 2001),
+        struct.pack(">BHH", 0x03, 0x0120, 1) + b"\0",  # a length that does not fit code 03
+        struct.pack(">BH", 0x04, 0x0120),
+        struct.pack(">BHH", 0x05, 0x0003, 0xFF00) + b"\0",
+        struct.pack(">BHH", 0x06, 0x0100, 1)[:4],
+        struct.pack(">BHHB", 0x0F, 0x0010, 1, 2) + b"\1\0",  # byte count does not match
+        struct.pack(">BHHB", 0x0F, 0x0010, 0, 0),
+        struct.pack(">BHHBH", 0x10, 0x0100, 1, 3, 7),        # byte count does not match
+        struct.pack(">BHHBH", 0x10, 0x0002, 1, 2, 7) + b"\0",  # length does not match
+        struct.pack(">BHHB", 0x10, 0x0100, 0, 0),
+        struct.pack(">BHHHHBH", 0x17, 0x0120, 1, 0x0100, 1, 1, 7),
+        struct.pack(">BHHHHB", 0x17, 0x0120, 1, 0x0001, 0, 0),
+        struct.pack(">BHHHHBH", 0x17, 0x0120, 0, 0x0001, 1, 2, 7),
+    ):
+        expect_exception(ILLEGAL_DATA_VALUE, raw(pdu))
+    # 02 (address) before 03 (values)
+    expect_exception(ILLEGAL_DATA_ADDRESS, lambda: client.write_coil_raw(3, 0x1234))
+    expect_exception(ILLEGAL_DATA_ADDRESS, lambda: client.write_register(0x0002, 0xFFFF))
+    expect_exception(ILLEGAL_DATA_ADDRESS, lambda: client.write_register(0x0010, 0xFFFF))
+    expect_exception(ILLEGAL_DATA_ADDRESS, lambda: client.write_registers(0x0000, [0, 1, 0]))
+    expect_exception(ILLEGAL_DATA_ADDRESS,
+                     lambda: client.write_registers(0x0012, [0xFFFF] * (caps.setpoint_length - 2)))
+    expect_exception(ILLEGAL_DATA_ADDRESS,
+                     lambda: client.write_registers(0x0010, [0xFFFF] * (caps.setpoint_length + 1)))
+    # and 03 for the values once the addresses are right
+    expect_exception(ILLEGAL_DATA_VALUE, lambda: client.write_register(0x0000, 0))
+    expect_exception(ILLEGAL_DATA_VALUE, lambda: client.write_coil_raw(2, 0x1234))
+    expect_exception(ILLEGAL_DATA_VALUE,
+                     lambda: client.write_registers(0x0010, [0xFFFF] * caps.setpoint_length))
+    assert client.read_holding(0x0000, 2) == [10000, 0], "refused requests change nothing"
+    assert setpoints_of(client, caps) == default_setpoints(caps)
+    assert client.read_coils(0, 3) == [0, 0, 0]
 
 
 # --- Physics and counters -----------------------------------------------------------------------
@@ -899,9 +998,9 @@ def test_stimulator_ramp_and_charge(start_device):
     assert len(history) > 3, "the amplitude ramps rather than jumps"
 
     snapshot = tagged_poll(device, client)
-    assert snapshot["current_measured"] == pytest.approx(current, rel=0.02)
-    expected_mv = snapshot["current_measured"] / 100 * snapshot["electrode_impedance"] / 1000
-    assert snapshot["output_voltage"] == pytest.approx(expected_mv, rel=0.02)
+    assert abs(snapshot["current_measured"]) == pytest.approx(current, rel=0.02), "biphasic: ±A"
+    expected_mv = abs(snapshot["current_measured"]) / 100 * snapshot["electrode_impedance"] / 1000
+    assert snapshot["output_voltage"] == pytest.approx(expected_mv, rel=0.02), "a magnitude"
     assert snapshot["output_voltage"] <= caps.compliance_voltage_mv
     expected_rate = current / 100 * MEAN_ABS[waveform]  # uA -> nC per ms
     assert charge_rate_nc_per_ms(device, client) == pytest.approx(expected_rate, rel=0.03)
@@ -931,17 +1030,112 @@ def test_stimulator_compliance_voltage_limits_the_current(start_device):
     client = device.client()
     _, caps = connect(client)
     current = caps.parameters[0].maximum
+    waveform = 2 if caps.supported_waveforms & 4 else caps.default_waveform
+    assert caps.parameters[2].minimum == 0, "this test needs a ramp of 0"
     client.write_registers(0x0010, setpoint_words(
         [current, caps.parameters[1].default, 0, caps.parameters[3].default],
-        (caps.default_waveform, caps.default_polarity)))
+        (waveform, caps.default_polarity)))
     client.write_coil(COIL_OUTPUT_ENABLE, 1)
     snapshot = tagged_poll(device, client)
     assert snapshot["current_setpoint"] == current, "ramp 0: at once"
     limit = caps.compliance_voltage_mv / snapshot["electrode_impedance"] * 100_000
-    assert snapshot["current_measured"] == pytest.approx(limit, rel=0.03)
-    assert snapshot["current_measured"] < current
+    assert abs(snapshot["current_measured"]) == pytest.approx(limit, rel=0.03)
+    assert abs(snapshot["current_measured"]) < current
     assert caps.compliance_voltage_mv * 0.97 <= snapshot["output_voltage"] \
         <= caps.compliance_voltage_mv
+    # the charge actually delivered (∫|i|dt) is the limited current's, not the programme's
+    assert charge_rate_nc_per_ms(device, client) == pytest.approx(
+        limit / 100 * MEAN_ABS[waveform], rel=0.05)
+
+
+def grid_value(parameter: Parameter, target: int) -> int:
+    """The valid value of a parameter nearest to target."""
+    steps = round((min(max(target, parameter.minimum), parameter.maximum) - parameter.minimum)
+                  / parameter.resolution)
+    return min(parameter.minimum + steps * parameter.resolution, parameter.maximum)
+
+
+def collect_currents(device: DeviceProcess, client: Client, done: Callable[[list[int]], bool],
+                     timeout: float = 3.0) -> list[int]:
+    """Polls current_measured (and checks its raw two's complement words) until done."""
+    readings: list[int] = []
+    deadline = time.monotonic() + timeout
+    while not done(readings):
+        assert time.monotonic() < deadline, f"readings so far: {readings}"
+        device.tag = (device.tag + 1) & 0xFFFF
+        words = client.read_write(0x0100, 32, 0x0001, [device.tag])
+        value = s32(words, 0xA)
+        assert (words[0xA] & 0x8000 != 0) == (value < 0), "s32, two's complement"
+        snapshot = parse_snapshot("stimulator", words)
+        assert snapshot["output_voltage"] == pytest.approx(
+            abs(value) / 100 * snapshot["electrode_impedance"] / 1000, rel=0.02, abs=2)
+        readings.append(value)
+        time.sleep(0.013)  # not a divisor of the ~50 ms half period: polls walk its phase
+    return readings
+
+
+def test_stimulator_current_is_signed_by_direction(start_device):
+    device = start_device("stimulator")
+    client = device.client()
+    _, caps = connect(client)
+    current = grid_value(caps.parameters[0], 50_000)  # 500 uA
+    frequency = grid_value(caps.parameters[1], 1_000)  # 10 Hz: a 50 ms half period
+    assert 500 <= frequency <= 2_500, "this test needs a frequency of about 10 Hz"
+    ramp = caps.parameters[2].minimum
+    session = caps.parameters[3].default
+    polarities = supported_numbers(caps.supported_polarities)
+
+    def run(waveform: int, polarity: int) -> None:
+        client.write_registers(0x0010, setpoint_words([current, frequency, ramp, session],
+                                                      (waveform, polarity)))
+        client.write_coil(COIL_OUTPUT_ENABLE, 1)
+        wait_for(lambda: tagged_poll(device, client)["current_setpoint"] == current,
+                 what="the end of the ramp")
+
+    def near(value: int, target: float) -> bool:
+        return abs(value - target) <= 0.02 * abs(target) + 2
+
+    if caps.supported_waveforms & (1 << 2):  # biphasic square: +A in one phase, -A in the other
+        run(2, polarities[0])
+        readings = collect_currents(device, client, lambda r: any(v > 0 for v in r)
+                                    and any(v < 0 for v in r) and len(r) >= 6)
+        assert all(near(abs(v), current) for v in readings), readings
+        client.write_coil(COIL_OUTPUT_ENABLE, 0)
+        assert tagged_poll(device, client)["current_measured"] == 0, "0 while off"
+    if caps.supported_waveforms & (1 << 1):  # monophasic square: pulses of one sign only
+        for polarity in polarities:
+            sign = 1 if polarity == 1 else -1
+            run(1, polarity)
+            readings = collect_currents(device, client, lambda r: any(v == 0 for v in r)
+                                        and any(v != 0 for v in r))
+            assert all(v == 0 or near(v, sign * current) for v in readings), readings
+            client.write_coil(COIL_OUTPUT_ENABLE, 0)
+    if caps.supported_waveforms & (1 << 4):  # sine: both signs, never above the amplitude
+        run(4, polarities[0])
+        readings = collect_currents(device, client, lambda r: any(v > current / 4 for v in r)
+                                    and any(v < -current / 4 for v in r))
+        assert all(abs(v) <= current * 1.01 for v in readings), readings
+        client.write_coil(COIL_OUTPUT_ENABLE, 0)
+
+
+def test_stimulator_without_electrode_contact(start_device):
+    device = start_device("stimulator", "--no-electrode-contact")
+    client = device.client()
+    connect(client)
+    snapshot = tagged_poll(device, client)
+    assert snapshot["electrode_contact"] == 0
+    assert snapshot["electrode_impedance"] >= 1_000_000, "a large value without contact"
+    # this device's choice: no contact is the live condition 'electrode contact lost'
+    assert snapshot["fault_conditions"] == 1 << 1
+    assert client.read_discrete(0, 8) == [0, 1, 0, 0, 0, 0, 0, 0]
+    expect_exception(ILLEGAL_DATA_VALUE, lambda: client.write_coil(COIL_OUTPUT_ENABLE, 1))
+    client.write_coil(COIL_FAULT_CLEAR, 1)  # fault conditions are live: not cleared by it
+    assert tagged_poll(device, client)["fault_conditions"] == 1 << 1
+    expect_exception(ILLEGAL_DATA_VALUE, lambda: client.write_coil(COIL_OUTPUT_ENABLE, 1))
+    snapshot = tagged_poll(device, client)
+    assert snapshot["status"] == 0
+    assert snapshot["current_measured"] == snapshot["output_voltage"] == 0
+    assert snapshot["charge_delivered"] == 0
 
 
 def test_pen_cartridge_used_up_refuses_output(start_device):
@@ -954,6 +1148,11 @@ def test_pen_cartridge_used_up_refuses_output(start_device):
     snapshot = wait_for(lambda: (lambda s: s if s["cartridge_strokes_used"] >= 60 else None)(
         tagged_poll(device, client)), what="cartridge used up")
     assert snapshot["cartridge_strokes_rated"] == 60
+    # used up while on: a pen may keep running or switch off; this one keeps running, and
+    # writing 1 while on is accepted and changes nothing (the refusal applies to switching on)
+    assert snapshot["status"] == STATUS_OUTPUT_ON
+    client.write_coil(COIL_OUTPUT_ENABLE, 1)
+    assert status_bits(device, client) == STATUS_OUTPUT_ON
     client.write_coil(COIL_OUTPUT_ENABLE, 0)
     expect_exception(ILLEGAL_DATA_VALUE, lambda: client.write_coil(COIL_OUTPUT_ENABLE, 1))
     assert status_bits(device, client) == 0
@@ -1015,6 +1214,17 @@ def test_keeps_running_with_stdin_not_a_pipe(start_device):
     time.sleep(0.3)
     assert device.process.poll() is None
     assert device.client().read_input(0, 2) == [1, 2]
+
+
+def test_replies_within_max_reply_latency(link):
+    device, client, _ = link
+    latency_ms = client.read_input(0x002A, 1)[0]
+    times = []
+    for _ in range(21):
+        started = time.monotonic()
+        tagged_poll(device, client)
+        times.append((time.monotonic() - started) * 1000)
+    assert sorted(times)[len(times) // 2] < latency_ms, times  # the median, to spare CI hiccups
 
 
 def test_configured_unit_id(start_device):
