@@ -82,7 +82,8 @@ class EmulatedDevice::ControlFacade : public sim::SimDevice {
 };
 
 absl::StatusOr<std::unique_ptr<EmulatedDevice>> EmulatedDevice::Create(
-    const config::v1::DeviceConfig& config, uint64_t seed, bool rtu, absl::Time now) {
+    const config::v1::DeviceConfig& config, uint64_t seed, bool rtu, absl::Time now,
+    EmulatorLog* log) {
   // The model is the simulator's, at its catalogue limits: derma's overrides narrow on its side.
   config::v1::DeviceConfig model_config = config;
   model_config.clear_overrides();
@@ -92,16 +93,18 @@ absl::StatusOr<std::unique_ptr<EmulatedDevice>> EmulatedDevice::Create(
   if (!model.ok()) return model.status();
   return std::unique_ptr<EmulatedDevice>(new EmulatedDevice(
       "devices/" + config.id(), static_cast<int>(config.modbus().unit_id()), rtu,
-      *std::move(model), now));
+      *std::move(model), now, log));
 }
 
 EmulatedDevice::EmulatedDevice(std::string name, int unit, bool rtu,
-                               std::unique_ptr<sim::SimDevice> model, absl::Time now)
+                               std::unique_ptr<sim::SimDevice> model, absl::Time now,
+                               EmulatorLog* log)
     : name_(std::move(name)),
       unit_(unit),
       rtu_(rtu),
       kind_(model->Info().kind),
       power_up_(now),
+      log_(log),
       ident_(map::kIdentLength),
       caps_(map::kCapsLength),
       model_(std::move(model)),
@@ -170,9 +173,16 @@ void EmulatedDevice::AdvanceLocked(absl::Time now) {
   const absl::Time expiry = last_request_ + absl::Milliseconds(watchdog_ms_);
   if (watchdog_running_ && now >= expiry) {
     // At the exact expiry (or as late as the model's time already is).
+    const bool was_on = reading_.output_on;
     model_->ForceOutputOff(std::max(expiry, now_));
+    reading_.output_on = false;
     watchdog_expired_ = true;
     watchdog_running_ = false;
+    if (log_ != nullptr) {
+      log_->Event(std::max(expiry, now_), name_,
+                  was_on ? "watchdog expired (output was on), output off"
+                         : "watchdog expired (output was off)");
+    }
   }
   now_ = now;
   if (absl::StatusOr<DriverReading> r = model_->Read(now_); r.ok()) reading_ = *std::move(r);
@@ -198,7 +208,16 @@ std::optional<Reply> EmulatedDevice::Handle(const uint8_t* pdu, size_t length, a
                                pdu);
   }
   if (fault == sim::v1::TRANSPORT_FAULT_DROP_CONNECTION) return ApplyTransportFault({}, pdu);
-  return ApplyTransportFault(ServePdu(*this, pdu, length), pdu);
+  Reply reply = ApplyTransportFault(ServePdu(*this, pdu, length), pdu);
+  if (log_ != nullptr && pdu[0] == 0x17 && !reply.pdu.empty() && reply.pdu[0] == 0x17) {
+    const auto& snapshot = Snapshot();
+    const uint16_t counter_at = kind_ == v1::DEVICE_KIND_MICRONEEDLING ? map::kPenStrokesTotal
+                                                                       : map::kStimChargeNc;
+    const bool on_time = reply.delay == absl::ZeroDuration() && !reply.corrupt_crc;
+    log_->PollReply(now_, name_, snapshot[0],
+                    map::U64At(&snapshot[counter_at - map::kSnapshotAddress]), on_time);
+  }
+  return reply;
 }
 
 Reply EmulatedDevice::ApplyTransportFault(std::vector<uint8_t> pdu, const uint8_t* request) {
@@ -243,6 +262,11 @@ void EmulatedDevice::HandleBroadcast(const uint8_t* pdu, size_t length, absl::Ti
   if (!stop) return;  // every other broadcast is ignored (REGISTER_MAP.md §7)
   OutputOff();
   estop_latched_ = true;
+  Log("emergency stop latched (broadcast), output off");
+}
+
+void EmulatedDevice::Log(const std::string& what) {
+  if (log_ != nullptr) log_->Event(now_, name_, what);
 }
 
 absl::Status EmulatedDevice::RunControl(sim::DeviceAction action, absl::Time now) {

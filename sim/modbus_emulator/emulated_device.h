@@ -32,6 +32,20 @@ inline constexpr uint16_t kMaxReplyLatencyMs = 20;
 inline constexpr uint16_t kOutputOffReactionMs = 10;
 inline constexpr uint16_t kBroadcastTurnaroundMs = 2;
 
+// Where an emulated device reports what it does, for people and tests watching the emulator.
+// Implementations are thread-safe.
+class EmulatorLog {
+ public:
+  virtual ~EmulatorLog() = default;
+  // Something the device did at `t`: "output on", "output off", "watchdog expired (output was
+  // on)", "emergency stop latched", ...
+  virtual void Event(absl::Time t, const std::string& device, const std::string& what) = 0;
+  // A tagged poll's reply: its tag, the dose counter it carried (pens: strokes_total;
+  // stimulators: charge_delivered in 0.001 µC) and whether it left on time (false: late or lost).
+  virtual void PollReply(absl::Time t, const std::string& device, uint16_t tag, uint64_t counter,
+                         bool on_time) = 0;
+};
+
 // What the transport does with one request's reply.
 struct Reply {
   std::vector<uint8_t> pdu;      // the reply PDU; empty: none (nothing is sent)
@@ -45,8 +59,10 @@ class EmulatedDevice : private RegisterSpace {
  public:
   // A device for a BACKEND_MODBUS device config (kind, model, serial, overrides, setup, unit id),
   // powered up at `now`. `rtu`: its transport is a serial bus (for the faults that apply).
+  // `log` (optional) must outlive the device.
   static absl::StatusOr<std::unique_ptr<EmulatedDevice>> Create(
-      const config::v1::DeviceConfig& config, uint64_t seed, bool rtu, absl::Time now);
+      const config::v1::DeviceConfig& config, uint64_t seed, bool rtu, absl::Time now,
+      EmulatorLog* log = nullptr);
 
   int unit() const { return unit_; }
   const std::string& name() const { return name_; }
@@ -70,7 +86,8 @@ class EmulatedDevice : private RegisterSpace {
  private:
   class ControlFacade;
   EmulatedDevice(std::string name, int unit, bool rtu, std::unique_ptr<sim::SimDevice> model,
-                 absl::Time now);
+                 absl::Time now, EmulatorLog* log);
+  void Log(const std::string& what) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   // RegisterSpace, called under mu_ from Handle.
   uint8_t ReadCoils(uint16_t address, uint16_t count, std::vector<bool>* out) override;
@@ -100,6 +117,7 @@ class EmulatedDevice : private RegisterSpace {
   const bool rtu_;
   const v1::DeviceKind kind_;
   const absl::Time power_up_;
+  EmulatorLog* const log_;
   // The identification and capability blocks (fixed) and each parameter's limits in register
   // units (min, max, resolution) for setpoint checks.
   std::vector<uint16_t> ident_;

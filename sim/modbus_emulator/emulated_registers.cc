@@ -149,13 +149,18 @@ uint8_t EmulatedDevice::WriteCoils(uint16_t address, const std::vector<bool>& va
       if (values[i] && !reading_.output_on) {
         if (!model_->SetOutput(true, now_).ok()) return kServerFailure;
         reading_.output_on = true;
-      } else if (!values[i]) {
+        Log("output on");
+      } else if (!values[i] && reading_.output_on) {
         OutputOff();
+        Log("output off");
       }
     } else if (coil == map::kCoilEmergencyStop) {
+      if (values[i] && !estop_latched_) Log("emergency stop latched, output off");
+      if (!values[i] && estop_latched_) Log("emergency stop cleared");
       if (values[i]) OutputOff();
       estop_latched_ = values[i];
     } else if (coil == map::kCoilFaultClear && values[i]) {
+      if (watchdog_expired_) Log("watchdog latch cleared");
       watchdog_expired_ = false;
     }
   }

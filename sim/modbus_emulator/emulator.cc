@@ -6,6 +6,7 @@
 #include "absl/hash/hash.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
 #include "absl/time/clock.h"
 #include "grpcpp/server_builder.h"
 #include "plugin/auth/authorizer.h"
@@ -32,6 +33,14 @@ absl::StatusOr<std::unique_ptr<Emulator>> Emulator::Create(const config::v1::Fle
 absl::Status Emulator::Build(const config::v1::FleetConfig& config,
                              const EmulatorOptions& options) {
   const absl::Time now = absl::Now();
+  print_events_ = options.print_events;
+  if (!options.reply_log.empty()) {
+    absl::MutexLock lock(&log_mu_);
+    reply_log_ = std::fopen(options.reply_log.c_str(), "a");
+    if (reply_log_ == nullptr) {
+      return absl::UnavailableError(absl::StrCat("cannot open ", options.reply_log));
+    }
+  }
   std::map<std::string, std::vector<EmulatedDevice*>> by_link;
   std::map<std::string, bool> rtu_links;
   for (const config::v1::ModbusLink& link : config.modbus_links()) rtu_links[link.name()] = link.has_rtu();
@@ -39,7 +48,7 @@ absl::Status Emulator::Build(const config::v1::FleetConfig& config,
     if (device.backend() != config::v1::BACKEND_MODBUS) continue;
     const uint64_t seed = config.sim_seed() ^ absl::HashOf(device.id());
     absl::StatusOr<std::unique_ptr<EmulatedDevice>> emulated =
-        EmulatedDevice::Create(device, seed, rtu_links[device.modbus().link()], now);
+        EmulatedDevice::Create(device, seed, rtu_links[device.modbus().link()], now, this);
     if (!emulated.ok()) return emulated.status();
     by_link[device.modbus().link()].push_back(emulated->get());
     devices_.push_back(*std::move(emulated));
@@ -94,6 +103,24 @@ Emulator::~Emulator() {
   if (ticker_.joinable()) ticker_.join();
   tcp_servers_.clear();
   rtu_buses_.clear();
+  absl::MutexLock lock(&log_mu_);
+  if (reply_log_ != nullptr) std::fclose(reply_log_);
+}
+
+void Emulator::Event(absl::Time t, const std::string& device, const std::string& what) {
+  if (!print_events_) return;
+  absl::MutexLock lock(&log_mu_);
+  absl::PrintF("event %d %s %s\n", absl::ToUnixMicros(t), device, what);
+  std::fflush(stdout);
+}
+
+void Emulator::PollReply(absl::Time t, const std::string& device, uint16_t tag, uint64_t counter,
+                         bool on_time) {
+  absl::MutexLock lock(&log_mu_);
+  if (reply_log_ == nullptr) return;
+  absl::FPrintF(reply_log_, "%d %s %d %d %d\n", absl::ToUnixMicros(t), device, tag, counter,
+                on_time ? 1 : 0);
+  std::fflush(reply_log_);
 }
 
 EmulatedDevice* Emulator::device(absl::string_view name) const {

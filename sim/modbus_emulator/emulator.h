@@ -6,6 +6,7 @@
 #ifndef DERMA_SIM_MODBUS_EMULATOR_EMULATOR_H_
 #define DERMA_SIM_MODBUS_EMULATOR_EMULATOR_H_
 
+#include <cstdio>
 #include <memory>
 #include <string>
 #include <thread>
@@ -34,6 +35,11 @@ namespace derma::emulator {
 struct EmulatorOptions {
   // Where derma.sim.v1.Simulator listens ("" for none); port 0 picks a free one.
   std::string grpc_listen = "127.0.0.1:0";
+  // Print every device event to stdout: "event UNIX_US devices/ID WHAT" (EmulatorLog::Event).
+  bool print_events = false;
+  // Append every tagged poll's reply to this file ("" for none), one line each:
+  // "UNIX_US devices/ID TAG COUNTER ON_TIME" (EmulatorLog::PollReply; ON_TIME 1 or 0).
+  std::string reply_log;
 };
 
 // Where a link is served: "host:port" for TCP, the device path for RTU.
@@ -44,7 +50,7 @@ struct LinkEndpoint {
   std::string pty;  // RTU: the pseudo-terminal the path points to
 };
 
-class Emulator : public sim::SimDeviceHost {
+class Emulator : public sim::SimDeviceHost, private EmulatorLog {
  public:
   // Validates nothing but what it needs (use dermad's config validation first): every Modbus
   // device of `config` on its link. A TCP link listens on its configured host:port.
@@ -69,9 +75,15 @@ class Emulator : public sim::SimDeviceHost {
 
  private:
   Emulator() = default;
+  void Event(absl::Time t, const std::string& device, const std::string& what) override;
+  void PollReply(absl::Time t, const std::string& device, uint16_t tag, uint64_t counter,
+                 bool on_time) override;
   absl::Status Build(const config::v1::FleetConfig& config, const EmulatorOptions& options);
   absl::Status StartGrpc(const std::string& listen);
 
+  bool print_events_ = false;
+  absl::Mutex log_mu_;
+  std::FILE* reply_log_ ABSL_GUARDED_BY(log_mu_) = nullptr;
   std::vector<std::unique_ptr<EmulatedDevice>> devices_;
   std::vector<std::unique_ptr<TcpServer>> tcp_servers_;
   std::vector<std::unique_ptr<RtuBus>> rtu_buses_;

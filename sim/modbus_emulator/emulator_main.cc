@@ -1,8 +1,8 @@
 // derma_modbus_emulator: serves the Modbus devices of a fleet config (TCP links on their
 // host:port, RTU links on pseudo-terminals at their device paths) and derma.sim.v1.Simulator for
 // them. Prints, before it serves: one "link NAME tcp HOST:PORT" or "link NAME rtu PATH -> PTY"
-// line per link, "grpc port N", then "ready". SIGINT/SIGTERM stop it (exit 0); a bad config or
-// an address it cannot take exits 2.
+// line per link, "grpc port N", then "ready"; then one "event ..." line per device event.
+// SIGINT/SIGTERM stop it (exit 0); a bad config or an address it cannot take exits 2.
 #include <csignal>
 #include <cstdio>
 
@@ -17,6 +17,11 @@
 ABSL_FLAG(std::string, config, "", "Fleet config whose BACKEND_MODBUS devices to emulate");
 ABSL_FLAG(std::string, grpc_listen, "127.0.0.1:0",
           "Address of derma.sim.v1.Simulator (port 0: a free one; empty: none)");
+ABSL_FLAG(bool, print_events, true,
+          "Print each device event: \"event UNIX_US devices/ID WHAT\" (output on/off, watchdog "
+          "expiry, emergency stop)");
+ABSL_FLAG(std::string, reply_log, "",
+          "Append every tagged poll reply to this file: \"UNIX_US devices/ID TAG COUNTER ON_TIME\"");
 
 namespace {
 
@@ -50,6 +55,8 @@ int main(int argc, char** argv) {
   }
   derma::emulator::EmulatorOptions options;
   options.grpc_listen = absl::GetFlag(FLAGS_grpc_listen);
+  options.print_events = absl::GetFlag(FLAGS_print_events);
+  options.reply_log = absl::GetFlag(FLAGS_reply_log);
   absl::StatusOr<std::unique_ptr<derma::emulator::Emulator>> emulator =
       derma::emulator::Emulator::Create(*config, options);
   if (!emulator.ok()) {

@@ -1,0 +1,262 @@
+"""Modbus end to end, real processes: dermad driving the device emulator over a Modbus TCP link
+and an RTU bus (pseudo-terminal). Whole runs with their ledgers on both transports; the
+emulator killed mid-run (OFFLINE, LINK_LOST, reconnection when it is back); dermad SIGKILLed
+mid-run (every output off by the devices' own watchdogs); each transport fault with its
+documented outcome and counters; and late replies never taken for current readings.
+
+Timing tolerances (the register map's and the README's): a device is seen OFFLINE within one
+sample period + response timeout × (retries + 1) + the resynchronising waits, so the tests wait
+up to 2 s for it; a device reconnects within reconnect_backoff_max_s (0.4 s) of its link coming
+back, so the tests wait up to 5 s; a watchdog switches an output off within watchdog_s (0.5 s)
++ the emulator's 5 ms tick of dermad's last request.
+"""
+import os
+import signal
+import tempfile
+import threading
+import time
+
+import grpc
+import pytest
+
+from derma.sim.v1 import simulator_pb2 as sim_pb
+from derma.sim.v1 import simulator_pb2_grpc as sim_grpc
+from derma.v1 import device_control_pb2 as pb
+from derma.v1 import device_control_pb2_grpc as pb_grpc
+from derma.v1 import device_pb2
+from derma.v1 import run_pb2
+import modbus_rig
+from modbus_rig import DEVICES, Emulator, metric, scrape, start_dermad
+
+
+@pytest.fixture
+def rig():
+    directory = tempfile.mkdtemp(prefix="derma-modbus-e2e-")
+    config = modbus_rig.write_config(directory)
+    reply_log = os.path.join(directory, "replies.log")
+    emulator = Emulator(config, reply_log=reply_log)
+    dermad = start_dermad(config)
+    state = {"config": config, "emulator": emulator, "dermad": dermad, "reply_log": reply_log,
+             "stub": pb_grpc.DeviceControlStub(dermad.channel),
+             "sim": sim_grpc.SimulatorStub(
+                 grpc.insecure_channel(f"127.0.0.1:{emulator.grpc_port}"))}
+    wait_for(lambda: all(device(state, d).state == device_pb2.DEVICE_STATE_IDLE for d in DEVICES),
+             10, "every device IDLE")
+    yield state
+    state["dermad"].close()
+    state["emulator"].close()
+
+
+def device(rig, name):
+    return rig["stub"].GetDevice(pb.GetDeviceRequest(name=name), timeout=5).device
+
+
+def wait_for(predicate, timeout_s, what):
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(0.02)
+    raise AssertionError(f"timed out after {timeout_s} s waiting for {what}")
+
+
+def lease(rig, name):
+    return rig["stub"].AcquireLease(pb.AcquireLeaseRequest(name=name, holder="e2e", ttl_s=60),
+                                    timeout=5).lease.lease_id
+
+
+def steps(name, seconds):
+    if "pen" in name:
+        settings = [device_pb2.Settings(microneedling=device_pb2.MicroneedlingSettings(
+            needle_depth_mm=d, stroke_rate_hz=r)) for d, r in ((0.5, 100), (1.0, 120))]
+    else:
+        settings = [device_pb2.Settings(microcurrent=device_pb2.MicrocurrentSettings(
+            current_ua=c, ramp_s=0)) for c in (100, 200)]
+    return [run_pb2.RunStep(settings=s, duration_s=seconds) for s in settings]
+
+
+def start_run(rig, name, seconds):
+    return rig["stub"].StartRun(pb.StartRunRequest(
+        parent=name, lease_id=lease(rig, name), steps=steps(name, seconds)), timeout=5).run
+
+
+def final_run(rig, run_name, timeout_s):
+    updates = rig["stub"].WatchRun(pb.WatchRunRequest(name=run_name), timeout=timeout_s)
+    return [u.run for u in updates][-1]
+
+
+@pytest.mark.parametrize("name", DEVICES)
+def test_whole_run_with_its_ledger(rig, name):
+    run = start_run(rig, name, 0.6)
+    final = final_run(rig, run.name, 15)
+    assert final.state == run_pb2.RUN_STATE_SUCCEEDED, final
+    assert final.end_reason == run_pb2.RUN_END_REASON_COMPLETED, final
+    ledger = final.ledger
+    assert abs(ledger.output_on_s - 1.2) < 0.05, ledger
+    if "pen" in name:
+        # The device's own stroke counter, within the dose tolerance of the programme.
+        assert ledger.strokes_delivered > 0
+        assert abs(ledger.strokes_delivered - ledger.strokes_programmed) <= \
+            0.02 * ledger.strokes_programmed + 2, ledger
+    else:
+        assert ledger.charge_delivered_uc > 0
+        assert abs(ledger.charge_delivered_uc - ledger.charge_programmed_uc) <= \
+            0.02 * ledger.charge_programmed_uc + 1, ledger
+
+
+def test_emulator_killed_mid_run_then_back(rig):
+    runs = {name: start_run(rig, name, 20) for name in ("devices/bus-pen-1", "devices/tcp-stim-1")}
+    wait_for(lambda: all(device(rig, n).state == device_pb2.DEVICE_STATE_RUNNING for n in runs),
+             5, "both RUNNING")
+    rig["emulator"].kill()
+    wait_for(lambda: all(device(rig, n).state == device_pb2.DEVICE_STATE_OFFLINE for n in runs),
+             2, "both OFFLINE")
+    for run in runs.values():
+        ended = rig["stub"].GetRun(pb.GetRunRequest(name=run.name), timeout=5).run
+        assert ended.end_reason == run_pb2.RUN_END_REASON_LINK_LOST, ended
+    rig["emulator"] = Emulator(rig["config"])
+    wait_for(lambda: all(device(rig, d).state == device_pb2.DEVICE_STATE_IDLE for d in DEVICES),
+             5, "every device back IDLE")
+
+
+def test_dermad_sigkill_mid_run_outputs_go_off_by_watchdog(rig):
+    names = ["devices/tcp-pen-1", "devices/bus-stim-1"]
+    for name in names:
+        start_run(rig, name, 20)
+    emulator = rig["emulator"]
+    for name in names:
+        assert emulator.wait_for_event(name, "output on", 0, 5), f"{name} never switched on"
+    killed_at = time.time()
+    rig["dermad"].process.send_signal(signal.SIGKILL)
+    rig["dermad"].process.wait()
+    for name in names:
+        event = emulator.wait_for_event(name, "watchdog expired (output was on)", killed_at - 1,
+                                        5)
+        assert event is not None, f"{name}: no watchdog expiry"
+        # The watchdog ran from dermad's last request, which came before the kill.
+        assert event[0] - killed_at <= modbus_rig.WATCHDOG_S + 0.05, event
+
+
+def faults_of(rig, kind):
+    return metric(scrape(rig["dermad"]), "derma_faults_total", kind=kind)
+
+
+def set_fault(rig, name, fault, **fields):
+    rig["sim"].SetTransportFault(sim_pb.SetTransportFaultRequest(name=name, fault=fault, **fields),
+                                 timeout=5)
+
+
+@pytest.mark.parametrize("name,fault,outcome,link", [
+    ("devices/tcp-pen-1", sim_pb.TRANSPORT_FAULT_NO_REPLY, "timeout", "bench-tcp"),
+    ("devices/bus-pen-1", sim_pb.TRANSPORT_FAULT_NO_REPLY, "timeout", "bus-1"),
+    ("devices/bus-pen-1", sim_pb.TRANSPORT_FAULT_BAD_CRC, "crc_error", "bus-1"),
+    ("devices/tcp-stim-1", sim_pb.TRANSPORT_FAULT_LATE_REPLY, "timeout", "bench-tcp"),
+    ("devices/bus-stim-1", sim_pb.TRANSPORT_FAULT_LATE_REPLY, "timeout", "bus-1"),
+])
+def test_one_bad_reply_is_retried_and_counted(rig, name, fault, outcome, link):
+    before = scrape(rig["dermad"])
+    set_fault(rig, name, fault, count=1, delay_s=0.08)
+    wait_for(lambda: metric(scrape(rig["dermad"]), "derma_modbus_requests_total", link=link,
+                            outcome=outcome) > metric(before, "derma_modbus_requests_total",
+                                                      link=link, outcome=outcome),
+             3, f"a {outcome} counted on {link}")
+    time.sleep(0.3)  # the retry and a few polls after it
+    assert device(rig, name).state == device_pb2.DEVICE_STATE_IDLE
+    assert faults_of(rig, "LINK_DROP") == metric(before, "derma_faults_total", kind="LINK_DROP")
+
+
+@pytest.mark.parametrize("name,link", [("devices/bus-stim-1", "bus-1"),
+                                       ("devices/tcp-stim-1", "bench-tcp")])
+def test_garbage_before_a_reply_is_discarded(rig, name, link):
+    before = scrape(rig["dermad"])
+    set_fault(rig, name, sim_pb.TRANSPORT_FAULT_GARBAGE, count=1, garbage_bytes=9)
+
+    def bad_replies(samples):
+        return sum(metric(samples, "derma_modbus_requests_total", link=link, outcome=o)
+                   for o in ("crc_error", "foreign_reply", "timeout"))
+    wait_for(lambda: bad_replies(scrape(rig["dermad"])) > bad_replies(before), 3,
+             "the corrupt reply counted")
+    time.sleep(0.3)
+    assert device(rig, name).state == device_pb2.DEVICE_STATE_IDLE
+    assert faults_of(rig, "LINK_DROP") == metric(before, "derma_faults_total", kind="LINK_DROP")
+
+
+def test_dropped_connection_reconnects_without_losing_the_device(rig):
+    before = scrape(rig["dermad"])
+    set_fault(rig, "devices/tcp-stim-1", sim_pb.TRANSPORT_FAULT_DROP_CONNECTION)
+    wait_for(lambda: metric(scrape(rig["dermad"]), "derma_modbus_reconnects_total",
+                            link="bench-tcp") > metric(before, "derma_modbus_reconnects_total",
+                                                       link="bench-tcp"),
+             3, "a reconnect")
+    time.sleep(0.3)
+    assert device(rig, "devices/tcp-stim-1").state == device_pb2.DEVICE_STATE_IDLE
+    assert faults_of(rig, "LINK_DROP") == metric(before, "derma_faults_total", kind="LINK_DROP")
+
+
+def test_exception_replies_fault_the_device_until_reset(rig):
+    name = "devices/tcp-pen-1"
+    set_fault(rig, name, sim_pb.TRANSPORT_FAULT_EXCEPTION)  # every request, code 04
+    wait_for(lambda: device(rig, name).state == device_pb2.DEVICE_STATE_FAULT, 3, "FAULT")
+    assert "exception 04" in device(rig, name).active_fault.message
+    set_fault(rig, name, sim_pb.TRANSPORT_FAULT_UNSPECIFIED)
+    lease_id = lease(rig, name)
+
+    def reset():
+        try:
+            rig["stub"].ResetFault(pb.ResetFaultRequest(name=name, lease_id=lease_id), timeout=5)
+            return True
+        except grpc.RpcError:
+            return False  # until a poll has read the device normally again
+    wait_for(reset, 3, "ResetFault accepted")
+    assert device(rig, name).state == device_pb2.DEVICE_STATE_IDLE
+
+
+@pytest.mark.parametrize("name", ["devices/bus-pen-1", "devices/tcp-pen-1"])
+def test_a_mute_device_goes_offline_and_comes_back(rig, name):
+    set_fault(rig, name, sim_pb.TRANSPORT_FAULT_NO_REPLY)  # until cleared
+    wait_for(lambda: device(rig, name).state == device_pb2.DEVICE_STATE_OFFLINE, 2, "OFFLINE")
+    set_fault(rig, name, sim_pb.TRANSPORT_FAULT_UNSPECIFIED)
+    wait_for(lambda: device(rig, name).state == device_pb2.DEVICE_STATE_IDLE, 5, "IDLE again")
+
+
+def test_late_replies_never_yield_stale_readings(rig):
+    names = ["devices/tcp-stim-1", "devices/bus-stim-1"]
+    for name in names:
+        start_run(rig, name, 20)
+    samples = {name: [] for name in names}
+    stream = rig["stub"].StreamTelemetry(pb.StreamTelemetryRequest(names=names), timeout=10)
+
+    def collect():
+        try:
+            for message in stream:
+                if message.HasField("batch"):
+                    for batch in message.batch.devices:
+                        for s in batch.samples:
+                            samples[batch.device].append(
+                                round(s.microcurrent.charge_delivered_uc * 1000))
+        except grpc.RpcError:
+            pass
+    reader = threading.Thread(target=collect, daemon=True)
+    reader.start()
+    # One late reply every 0.25 s on each link for 2 s, each arriving after the next request.
+    for _ in range(8):
+        for name in names:
+            set_fault(rig, name, sim_pb.TRANSPORT_FAULT_LATE_REPLY, count=1, delay_s=0.15)
+        time.sleep(0.25)
+    stream.cancel()
+    reader.join(5)
+    replies = {name: {"on_time": set(), "late": set()} for name in names}
+    with open(rig["reply_log"]) as log:
+        for line in log:
+            _, name, _, counter, on_time = line.split()
+            if name in replies:
+                replies[name]["on_time" if on_time == "1" else "late"].add(int(counter))
+    for name in names:
+        assert replies[name]["late"], f"{name}: no late reply happened"
+        published = [c for c in samples[name] if c > 0]
+        assert published, f"{name}: no samples"
+        stale = [c for c in published if c in replies[name]["late"] and
+                 c not in replies[name]["on_time"]]
+        assert not stale, f"{name}: published values of late replies: {stale[:5]}"
+        unknown = [c for c in published if c not in replies[name]["on_time"]]
+        assert not unknown, f"{name}: published values no timely reply carried: {unknown[:5]}"
