@@ -72,7 +72,7 @@ void Device::RefuseConnect(const absl::Status& status, absl::Time t) {
 
 void Device::Initialize() {
   time_ = context_.clock.Now();
-  last_tick_ = time_;
+  rate_window_start_ = time_;
   if (absl::StatusOr<DriverReading> r = driver_->Read(time_); r.ok()) reading_ = *std::move(r);
   absl::Status connected = absl::UnavailableError("link down");
   if (reading_.link_up) connected = ConnectDriver(time_);
@@ -318,12 +318,17 @@ absl::Status Device::ResetFault(const std::string& lease_id) {
 
 void Device::Tick() {
   AdvanceTo(context_.clock.Now());
-  // The rate achieved, averaged over about a second of intervals (a slow link coalesces ticks).
-  if (const double dt = absl::ToDoubleSeconds(time_ - last_tick_); dt > 0) {
-    tick_interval_s_ =
-        tick_interval_s_ == 0 ? dt : tick_interval_s_ + (dt - tick_interval_s_) * std::min(1.0, dt);
+  // The rate achieved: ticks per second of device time over windows of about a second (a slow
+  // link coalesces ticks); the first window reports from a tenth of a second on.
+  ++rate_window_ticks_;
+  const double window_s = absl::ToDoubleSeconds(time_ - rate_window_start_);
+  if (window_s >= 0.1 && (achieved_rate_hz_ == 0 || window_s >= 1)) {
+    achieved_rate_hz_ = rate_window_ticks_ / window_s;
   }
-  last_tick_ = time_;
+  if (window_s >= 1) {
+    rate_window_start_ = time_;
+    rate_window_ticks_ = 0;
+  }
   PublishSample(time_);
   PublishRun(/*force=*/false);
 }

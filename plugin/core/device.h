@@ -96,6 +96,10 @@ class Device {
 
   // Advances to the clock's now, publishes one sample. Called at the sample rate.
   void Tick();
+  // The next instant something is due without a command (a step's end, the session limit, a
+  // lease's expiry, a regulation shortfall's grace end), if any: a device on a slow link is
+  // woken then instead of at its next tick, so output-off deadlines are met to a transaction.
+  std::optional<absl::Time> NextWakeup() const;
   // Service shutdown: output off, run ends SHUTDOWN, state IDLE (unless latched).
   void Shutdown();
 
@@ -238,8 +242,9 @@ class Device {
   std::optional<v1::Fault> fault_pending_;  // FAULT to latch when the link is back
   bool driver_failed_ = false;              // driver error reported; cleared on a good read
   bool force_off_unconfirmed_ = false;      // the last ForceOutputOff was not confirmed
-  absl::Time last_tick_;                    // device time of the last tick
-  double tick_interval_s_ = 0;              // exponential average of tick intervals
+  absl::Time rate_window_start_;            // the achieved sample rate's current window
+  int rate_window_ticks_ = 0;               // ticks in it
+  double achieved_rate_hz_ = 0;             // of the last complete window (or the first one)
   DriverReading reading_;
   absl::Time time_;            // device time of reading_
   absl::Duration session_on_;  // output-on time since Start / StartRun

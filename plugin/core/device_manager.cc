@@ -23,7 +23,12 @@ absl::Status DeviceManager::AddDevice(const std::string& id, std::unique_ptr<Dri
     Entry* e = entry.get();
     // The poll runs on the link's thread, where the strand runs: through the strand all the
     // same, so it never overlaps a command (it runs inline, the link thread being idle).
-    e->poll_key = link->AddPoll([e] { e->strand.Dispatch([e] { e->device.Tick(); }); });
+    e->poll_key = link->AddPoll([this, e] {
+      e->strand.Dispatch([this, e] {
+        e->device.Tick();
+        ScheduleWakeup(*e);
+      });
+    });
   }
   entries_.push_back(std::move(entry));
   return absl::OkStatus();
@@ -64,14 +69,32 @@ absl::StatusOr<uint32_t> DeviceManager::FindRunDevice(absl::string_view run_name
   return Find(run_name.substr(0, runs), field);
 }
 
+void DeviceManager::ScheduleWakeup(Entry& entry) {
+  // Device time is the wall clock here: a fleet with devices on links runs on the real clock
+  // at speed 1 (the Modbus backend refuses anything else).
+  const std::optional<absl::Time> at = entry.device.NextWakeup();
+  entry.link->RequestPollAt(entry.poll_key, at.value_or(absl::InfiniteFuture()));
+}
+
+Task DeviceManager::Bind(Entry* entry, DeviceTask task) {
+  if (entry->link == nullptr) {
+    return [entry, task = std::move(task)]() mutable { std::move(task)(entry->device); };
+  }
+  // On a link, whatever the task changed may move the device's next deadline.
+  return [this, entry, task = std::move(task)]() mutable {
+    std::move(task)(entry->device);
+    ScheduleWakeup(*entry);
+  };
+}
+
 void DeviceManager::Post(uint32_t index, DeviceTask task) {
   Entry* entry = entries_[index].get();
-  entry->strand.Post([entry, task = std::move(task)]() mutable { std::move(task)(entry->device); });
+  entry->strand.Post(Bind(entry, std::move(task)));
 }
 
 void DeviceManager::Dispatch(uint32_t index, DeviceTask task) {
   Entry* entry = entries_[index].get();
-  Task bound = [entry, task = std::move(task)]() mutable { std::move(task)(entry->device); };
+  Task bound = Bind(entry, std::move(task));
   if (entry->inline_commands) {
     entry->strand.Dispatch(std::move(bound));
   } else {
@@ -81,8 +104,7 @@ void DeviceManager::Dispatch(uint32_t index, DeviceTask task) {
 
 void DeviceManager::PostUrgent(uint32_t index, DeviceTask task) {
   Entry* entry = entries_[index].get();
-  entry->strand.PostUrgent(
-      [entry, task = std::move(task)]() mutable { std::move(task)(entry->device); });
+  entry->strand.PostUrgent(Bind(entry, std::move(task)));
 }
 
 void DeviceManager::ForEach(bool urgent, absl::AnyInvocable<void(Device&)> action, Done done,
@@ -111,8 +133,9 @@ void DeviceManager::ForEach(bool urgent, absl::AnyInvocable<void(Device&)> actio
   for (const std::unique_ptr<Entry>& entry : entries_) {
     Entry* e = entry.get();
     if (skip_links && e->link != nullptr) continue;
-    Task task = [e, countdown] {
+    Task task = [this, e, countdown] {
       countdown->action(e->device);
+      if (e->link != nullptr) ScheduleWakeup(*e);
       if (countdown->left.fetch_sub(1) == 1) std::move(countdown->done)();
     };
     if (e->link == nullptr) {

@@ -104,6 +104,10 @@ class DeviceManager {
     Device device;
   };
   // `skip_links`: only the pool's devices (and `done` counts only those).
+  // A device task as a strand task; on a link it then sets the device's next wake-up.
+  Task Bind(Entry* entry, DeviceTask task);
+  // Asks the device's link to poll it at its next deadline (Device::NextWakeup).
+  void ScheduleWakeup(Entry& entry);
   void ForEach(bool urgent, absl::AnyInvocable<void(Device&)> action, Done done,
                bool skip_links = false);
 

@@ -77,6 +77,12 @@ Device::Deadline Device::NextDeadline(absl::Time limit, absl::Time* at) const {
   return which;
 }
 
+std::optional<absl::Time> Device::NextWakeup() const {
+  absl::Time at;
+  if (NextDeadline(absl::InfiniteFuture(), &at) == Deadline::kNone) return std::nullopt;
+  return at;
+}
+
 void Device::Integrate(absl::Time t) {
   absl::StatusOr<DriverReading> next = driver_->Read(t);
   if (!next.ok()) {
@@ -336,7 +342,7 @@ void Device::PublishSample(absl::Time t) {
   sample.device_time_us = absl::ToUnixMicros(t);
   sample.output_on = reading_.output_on;
   sample.output_unconfirmed = output_unconfirmed();
-  sample.achieved_sample_rate_hz = tick_interval_s_ > 0 ? 1 / tick_interval_s_ : 0;
+  sample.achieved_sample_rate_hz = achieved_rate_hz_;
   published_output_on_ = reading_.output_on;
   sample.pen = reading_.pen;
   sample.stim = reading_.stim;

@@ -2,7 +2,10 @@
 
 #include <pthread.h>
 
+#include <algorithm>
 #include <utility>
+
+#include "absl/time/clock.h"
 
 namespace derma {
 
@@ -33,6 +36,7 @@ uint32_t LinkExecutor::AddPoll(absl::AnyInvocable<void()> poll) {
   absl::MutexLock lock(&mu_);
   polls_.push_back(std::move(poll));
   poll_pending_.push_back(false);
+  wakeups_.push_back(absl::InfiniteFuture());
   return static_cast<uint32_t>(polls_.size() - 1);
 }
 
@@ -51,6 +55,28 @@ void LinkExecutor::RequestPoll(uint32_t key) {
   poll_queue_.push_back(key);
 }
 
+void LinkExecutor::RequestPollAt(uint32_t key, absl::Time at) {
+  absl::MutexLock lock(&mu_);
+  wakeups_[key] = at;
+  wakeups_changed_ = true;
+}
+
+absl::Time LinkExecutor::RequestDuePolls(absl::Time now) {
+  absl::Time earliest = absl::InfiniteFuture();
+  for (uint32_t key = 0; key < wakeups_.size(); ++key) {
+    if (wakeups_[key] <= now) {
+      wakeups_[key] = absl::InfiniteFuture();
+      if (!poll_pending_[key]) {
+        poll_pending_[key] = true;
+        poll_queue_.push_back(key);
+      }
+    } else {
+      earliest = std::min(earliest, wakeups_[key]);
+    }
+  }
+  return earliest;
+}
+
 uint64_t LinkExecutor::polls_run() const {
   absl::MutexLock lock(&mu_);
   return polls_run_;
@@ -67,14 +93,24 @@ void LinkExecutor::Loop() {
     absl::AnyInvocable<void()>* poll = nullptr;
     {
       absl::MutexLock lock(&mu_);
-      mu_.Await(absl::Condition(
+      const absl::Condition ready(
           +[](LinkExecutor* self) ABSL_EXCLUSIVE_LOCKS_REQUIRED(self->mu_) {
             const bool can_poll =
                 self->polling_ && !self->stopping_ &&
                 (!self->poll_queue_.empty() || (self->back_to_back_ && !self->polls_.empty()));
-            return self->stopping_ || !self->urgent_.empty() || !self->normal_.empty() || can_poll;
+            return self->stopping_ || !self->urgent_.empty() || !self->normal_.empty() ||
+                   can_poll || self->wakeups_changed_;
           },
-          this));
+          this);
+      // Sleeps until there is work or the earliest wake-up comes; a wake-up set meanwhile
+      // wakes it to look again.
+      for (;;) {
+        wakeups_changed_ = false;
+        const absl::Time next_wakeup =
+            polling_ ? RequestDuePolls(absl::Now()) : absl::InfiniteFuture();
+        if (mu_.AwaitWithDeadline(ready, next_wakeup) && !wakeups_changed_) break;
+        if (!urgent_.empty() || !normal_.empty() || stopping_) break;
+      }
       if (!urgent_.empty() || !normal_.empty()) {
         std::deque<Task>& lane = urgent_.empty() ? normal_ : urgent_;
         task = std::move(lane.front());

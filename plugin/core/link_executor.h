@@ -24,6 +24,7 @@
 #include "absl/base/thread_annotations.h"
 #include "absl/functional/any_invocable.h"
 #include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
 #include "plugin/core/executor.h"
 
 namespace derma {
@@ -46,18 +47,26 @@ class LinkExecutor : public Executor {
   void StartPolling();
   // Asks for one run of poll `key`; nothing when one is already requested and not yet run.
   void RequestPoll(uint32_t key);
+  // Asks for a poll of `key` at wall-clock time `at` (a device's next deadline): it is
+  // requested then, as RequestPoll does. Replaces the key's previous wake-up; InfiniteFuture
+  // cancels it.
+  void RequestPollAt(uint32_t key, absl::Time at);
   // Polls that ran, and requests dropped because one was still pending (for tests and metrics).
   uint64_t polls_run() const;
   uint64_t polls_coalesced() const;
 
  private:
   void Loop();
+  // Requests the polls whose wake-up has come; returns the earliest one still to come.
+  absl::Time RequestDuePolls(absl::Time now) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   const bool back_to_back_;
   mutable absl::Mutex mu_;
   std::deque<Task> urgent_ ABSL_GUARDED_BY(mu_);
   std::deque<Task> normal_ ABSL_GUARDED_BY(mu_);
   std::deque<uint32_t> poll_queue_ ABSL_GUARDED_BY(mu_);
+  std::vector<absl::Time> wakeups_ ABSL_GUARDED_BY(mu_);  // per key; InfiniteFuture: none
+  bool wakeups_changed_ ABSL_GUARDED_BY(mu_) = false;
   std::vector<bool> poll_pending_ ABSL_GUARDED_BY(mu_);
   // Appended during setup only; a deque keeps the elements in place as it grows.
   std::deque<absl::AnyInvocable<void()>> polls_ ABSL_GUARDED_BY(mu_);

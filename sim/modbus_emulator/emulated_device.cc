@@ -168,6 +168,11 @@ bool EmulatedDevice::output_on() const {
   return reading_.output_on;
 }
 
+bool EmulatedDevice::estop_latched() const {
+  absl::MutexLock lock(&mu_);
+  return estop_latched_;
+}
+
 void EmulatedDevice::AdvanceLocked(absl::Time now) {
   now = std::max(now, now_);
   const absl::Time expiry = last_request_ + absl::Milliseconds(watchdog_ms_);

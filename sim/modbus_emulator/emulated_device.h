@@ -80,8 +80,9 @@ class EmulatedDevice : private RegisterSpace {
   absl::Status RunControl(sim::DeviceAction action, absl::Time now);
   absl::Status SetTransportFault(const sim::v1::SetTransportFaultRequest& request);
 
-  // For tests and the emulator's log: the output is on now.
+  // For tests: the output is on now; the emergency stop is latched.
   bool output_on() const;
+  bool estop_latched() const;
 
  private:
   class ControlFacade;

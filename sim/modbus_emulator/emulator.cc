@@ -62,7 +62,8 @@ absl::Status Emulator::Build(const config::v1::FleetConfig& config,
       endpoints_.push_back({link.name(), true, link.rtu().device(), (*bus)->slave_name()});
       rtu_buses_.push_back(*std::move(bus));
     } else {
-      const uint16_t port = static_cast<uint16_t>(link.tcp().port() == 0 ? 502 : link.tcp().port());
+      const uint16_t port = options.any_tcp_port ? 0
+                            : static_cast<uint16_t>(link.tcp().port() == 0 ? 502 : link.tcp().port());
       absl::StatusOr<std::unique_ptr<TcpServer>> server =
           TcpServer::Start(link.tcp().host(), port, devices);
       if (!server.ok()) return server.status();

@@ -35,6 +35,9 @@ namespace derma::emulator {
 struct EmulatorOptions {
   // Where derma.sim.v1.Simulator listens ("" for none); port 0 picks a free one.
   std::string grpc_listen = "127.0.0.1:0";
+  // Serve each TCP link on a free port of its host instead of its configured port (for tests;
+  // endpoints() and the start lines tell which).
+  bool any_tcp_port = false;
   // Print every device event to stdout: "event UNIX_US devices/ID WHAT" (EmulatorLog::Event).
   bool print_events = false;
   // Append every tagged poll's reply to this file ("" for none), one line each:

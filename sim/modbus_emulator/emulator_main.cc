@@ -17,6 +17,8 @@
 ABSL_FLAG(std::string, config, "", "Fleet config whose BACKEND_MODBUS devices to emulate");
 ABSL_FLAG(std::string, grpc_listen, "127.0.0.1:0",
           "Address of derma.sim.v1.Simulator (port 0: a free one; empty: none)");
+ABSL_FLAG(bool, any_tcp_port, false,
+          "Serve each TCP link on a free port instead of its configured one (printed)");
 ABSL_FLAG(bool, print_events, true,
           "Print each device event: \"event UNIX_US devices/ID WHAT\" (output on/off, watchdog "
           "expiry, emergency stop)");
@@ -56,6 +58,7 @@ int main(int argc, char** argv) {
   derma::emulator::EmulatorOptions options;
   options.grpc_listen = absl::GetFlag(FLAGS_grpc_listen);
   options.print_events = absl::GetFlag(FLAGS_print_events);
+  options.any_tcp_port = absl::GetFlag(FLAGS_any_tcp_port);
   options.reply_log = absl::GetFlag(FLAGS_reply_log);
   absl::StatusOr<std::unique_ptr<derma::emulator::Emulator>> emulator =
       derma::emulator::Emulator::Create(*config, options);

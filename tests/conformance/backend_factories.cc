@@ -145,7 +145,7 @@ DriverUnderTest MakeEmulated(v1::DeviceKind kind, bool rtu) {
   *fleet.add_devices() = SuiteDevice(kind);
   if (!rtu) link->mutable_tcp()->set_port(0);
   absl::StatusOr<std::unique_ptr<emulator::Emulator>> emulator =
-      emulator::Emulator::Create(fleet, {.grpc_listen = ""});
+      emulator::Emulator::Create(fleet, {.grpc_listen = "", .any_tcp_port = true});
   EXPECT_TRUE(emulator.ok()) << emulator.status();
   if (!emulator.ok()) return {};
   rig->emulator = *std::move(emulator);
