@@ -63,6 +63,10 @@ struct DriverInfo {
   // hand-off to an executor thread. False (the default, for real links) keeps every call on
   // the executor's threads, so a slow instrument never holds a gRPC thread.
   bool hooks_never_block = false;
+  // True for an instrument behind a real link: a hook takes effect when its request reaches the
+  // instrument (on the wall clock, after `now`), not at `now` as a model's does. The core then
+  // starts an output's programmed dose, ledger and session when SetOutput(true) returned.
+  bool acts_when_called = false;
   // Set when the description is known before the first Connect (the simulator); empty for a
   // device that reports its own, which Description() returns after the first Connect.
   std::optional<DeviceDescription> description;

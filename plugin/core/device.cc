@@ -198,7 +198,13 @@ absl::Status Device::CheckStartInterlocks(const v1::Settings& settings, const st
 // the link-loss handling to the next reading when the link is down).
 absl::Status Device::SwitchOutput(bool on) {
   absl::Status status = driver_->SetOutput(on, time_);
-  if (status.ok()) return status;
+  if (status.ok()) {
+    // Over a link that blocks, the instrument took the command some time after the reading at
+    // time_. Its output was off until then, so that reading still holds now, and the
+    // programmed output, the ledger and the session start from the moment it went on.
+    if (on && driver_->Info().acts_when_called) time_ = std::max(time_, context_.clock.Now());
+    return status;
+  }
   if (absl::IsUnavailable(status)) {
     ForceOff();
     Integrate(time_);  // picks up the link loss

@@ -30,6 +30,7 @@ ModbusDriver::ModbusDriver(const config::v1::DeviceConfig& config, ModbusLink& l
   info_.kind = config.kind();
   info_.simulated = false;
   info_.hooks_never_block = false;
+  info_.acts_when_called = true;
 }
 
 absl::StatusOr<ModbusDriver::Identity> ModbusDriver::ReadIdentity() {
@@ -88,8 +89,6 @@ absl::Status ModbusDriver::Connect(absl::Time now) {
   if (absl::Status s = Prepare(); !s.ok()) return Failed(s, now);
   connected_ = true;
   if (absl::Status s = Poll(now); !s.ok()) return s;
-  last_read_ = now;
-  have_reading_ = true;
   probe_backoff_ = link_.settings().backoff;
   return absl::OkStatus();
 }
@@ -138,7 +137,6 @@ absl::StatusOr<DriverReading> ModbusDriver::Read(absl::Time now) {
     return reading_;
   }
   if (absl::Status s = Poll(now); !s.ok() && !absl::IsUnavailable(s)) return s;
-  have_reading_ = true;
   return reading_;
 }
 
@@ -157,6 +155,9 @@ absl::Status ModbusDriver::Poll(absl::Time now) {
   reading_.link_up = true;
   reading_.output_unconfirmed = false;
   output_maybe_on_ = reading_.output_on;
+  // A Read at the same `now` (the core reads after a command) needs no second transaction.
+  last_read_ = now;
+  have_reading_ = true;
   return absl::OkStatus();
 }
 
@@ -181,6 +182,11 @@ bool ModbusDriver::Decode(const Snapshot& snapshot) {
 }
 
 bool ModbusDriver::ForceOutputOff(absl::Time now) {
+  // A snapshot taken at this very `now` (an emergency stop's confirmation) showed it off.
+  if (connected_ && have_reading_ && last_read_ == now && !reading_.output_on &&
+      !output_maybe_on_) {
+    return true;
+  }
   reading_.output_on = false;
   if (connected_) {
     absl::Status s = link_.WriteCoil(unit_, map::kCoilOutputEnable, false);
