@@ -35,6 +35,8 @@ usage: bash deploy/dev.sh <command> [args]
   deps          install missing Debian packages and the pinned buf (into .tools/)
   build         deps, then configure (Release) and build into build/ with -j2
   run           build, then start build/plugin/host/dermad with deploy/fleet.textproto [args]
+  run-modbus    build, then start the Modbus device emulator serving deploy/fleet-modbus.textproto
+                and dermad driving it over Modbus TCP and an RTU pseudo-terminal [dermad args]
   test          build, then run the whole test suite with ctest (includes buf lint), then
                 sanitize, then fuzz (what CI runs)
   sanitize      deps, then the whole suite under AddressSanitizer + UndefinedBehaviorSanitizer
@@ -89,6 +91,22 @@ run() {
     exit 1
   fi
   exec "${dermad}" --config "${REPO_ROOT}/deploy/fleet.textproto" "$@"
+}
+
+run_modbus() {
+  build
+  local config="${REPO_ROOT}/deploy/fleet-modbus.textproto"
+  local emulator="${BUILD_DIR}/sim/modbus_emulator/derma_modbus_emulator"
+  "${emulator}" --config "${config}" --grpc_listen 127.0.0.1:50052 --print_events=false &
+  local emulator_pid=$!
+  trap 'kill "${emulator_pid}" 2>/dev/null; wait "${emulator_pid}" 2>/dev/null' EXIT
+  sleep 0.5
+  if ! kill -0 "${emulator_pid}" 2>/dev/null; then
+    log "error: the Modbus emulator did not start"
+    exit 1
+  fi
+  log "emulator: devices on 127.0.0.1:1502 (TCP) and /tmp/derma-modbus-bus-1 (RTU); its Simulator on 127.0.0.1:50052"
+  "${BUILD_DIR}/plugin/host/dermad" --config "${config}" "$@"
 }
 
 run_tests() {
@@ -159,6 +177,7 @@ main() {
     deps) deps ;;
     build) build ;;
     run) run "$@" ;;
+    run-modbus) run_modbus "$@" ;;
     test) run_tests ;;
     sanitize) sanitize ;;
     fuzz) fuzz "$@" ;;
