@@ -98,10 +98,13 @@ run_modbus() {
   local config="${REPO_ROOT}/deploy/fleet-modbus.textproto"
   local emulator="${BUILD_DIR}/sim/modbus_emulator/derma_modbus_emulator"
   "${emulator}" --config "${config}" --grpc_listen 127.0.0.1:50052 --print_events=false &
-  local emulator_pid=$!
-  trap 'kill "${emulator_pid}" 2>/dev/null; wait "${emulator_pid}" 2>/dev/null' EXIT
+  EMULATOR_PID=$!
+  # The emulator goes with this script however it ends (dermad's exit, Ctrl-C, SIGTERM).
+  trap 'kill "${EMULATOR_PID}" 2>/dev/null; wait "${EMULATOR_PID}" 2>/dev/null' EXIT
+  trap 'exit 130' INT
+  trap 'exit 143' TERM
   sleep 0.5
-  if ! kill -0 "${emulator_pid}" 2>/dev/null; then
+  if ! kill -0 "${EMULATOR_PID}" 2>/dev/null; then
     log "error: the Modbus emulator did not start"
     exit 1
   fi

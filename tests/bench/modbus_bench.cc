@@ -44,6 +44,14 @@ ABSL_FLAG(int, configure_calls, 300, "Configure calls (and bare writes) measured
 namespace derma::bench {
 namespace {
 
+// No gRPC port; every TCP link on a free port.
+emulator::EmulatorOptions TestEmulatorOptions() {
+  emulator::EmulatorOptions options;
+  options.grpc_listen = "";
+  options.any_tcp_port = true;
+  return options;
+}
+
 namespace map = modbus_map;
 
 constexpr int kBusDevices = 16;
@@ -95,7 +103,7 @@ absl::StatusOr<config::v1::FleetConfig> StartRig(Rig& rig, bool rtu, int count,
     d->mutable_modbus()->set_unit_id(i);
   }
   absl::StatusOr<std::unique_ptr<emulator::Emulator>> emulator =
-      emulator::Emulator::Create(fleet, {.grpc_listen = "", .any_tcp_port = true});
+      emulator::Emulator::Create(fleet, TestEmulatorOptions());
   if (!emulator.ok()) return emulator.status();
   rig.emulator = *std::move(emulator);
   if (!rtu) {

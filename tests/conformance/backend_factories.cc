@@ -18,6 +18,14 @@
 namespace derma::conformance {
 namespace {
 
+// No gRPC port; every TCP link on a free port.
+emulator::EmulatorOptions TestEmulatorOptions() {
+  emulator::EmulatorOptions options;
+  options.grpc_listen = "";
+  options.any_tcp_port = true;
+  return options;
+}
+
 constexpr int kUnit = 7;
 
 std::string KindName(v1::DeviceKind kind) {
@@ -145,7 +153,7 @@ DriverUnderTest MakeEmulated(v1::DeviceKind kind, bool rtu) {
   *fleet.add_devices() = SuiteDevice(kind);
   if (!rtu) link->mutable_tcp()->set_port(0);
   absl::StatusOr<std::unique_ptr<emulator::Emulator>> emulator =
-      emulator::Emulator::Create(fleet, {.grpc_listen = "", .any_tcp_port = true});
+      emulator::Emulator::Create(fleet, TestEmulatorOptions());
   EXPECT_TRUE(emulator.ok()) << emulator.status();
   if (!emulator.ok()) return {};
   rig->emulator = *std::move(emulator);

@@ -23,6 +23,14 @@
 namespace derma::testing {
 namespace {
 
+// No gRPC port; every TCP link on a free port.
+emulator::EmulatorOptions TestEmulatorOptions() {
+  emulator::EmulatorOptions options;
+  options.grpc_listen = "";
+  options.any_tcp_port = true;
+  return options;
+}
+
 constexpr absl::Duration kTolerance = absl::Milliseconds(400);
 const absl::Duration kReconnect = absl::Milliseconds(300) + kTolerance;  // backoff max + ...
 
@@ -73,7 +81,7 @@ class ModbusScenarioTest : public ServerFixture {
     config::v1::FleetConfig fleet;
     ASSERT_TRUE(google::protobuf::TextFormat::ParseFromString(Fleet(0), &fleet));
     absl::StatusOr<std::unique_ptr<emulator::Emulator>> made =
-        emulator::Emulator::Create(fleet, {.grpc_listen = "", .any_tcp_port = true});
+        emulator::Emulator::Create(fleet, TestEmulatorOptions());
     ASSERT_TRUE(made.ok()) << made.status();
     emulator_ = *std::move(made);
     const std::string& address = emulator_->endpoints()[0].address;
