@@ -200,9 +200,10 @@ absl::Status Device::SwitchOutput(bool on) {
   absl::Status status = driver_->SetOutput(on, time_);
   if (status.ok()) {
     // Over a link that blocks, the instrument took the command some time after the reading at
-    // time_. Its output was off until then, so that reading still holds now, and the
-    // programmed output, the ledger and the session start from the moment it went on.
-    if (on && driver_->Info().acts_when_called) time_ = std::max(time_, context_.clock.Now());
+    // time_: the programmed output starts from the moment it went on.
+    if (on && driver_->Info().acts_when_called) {
+      output_on_delay_ = std::max(absl::ZeroDuration(), context_.clock.Now() - time_);
+    }
     return status;
   }
   if (absl::IsUnavailable(status)) {

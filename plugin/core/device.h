@@ -248,6 +248,9 @@ class Device {
   DriverReading reading_;
   absl::Time time_;            // device time of reading_
   absl::Duration session_on_;  // output-on time since Start / StartRun
+  // How long after time_ the instrument took the last output-on command (DriverInfo::
+  // acts_when_called); the trajectory skips it.
+  absl::Duration output_on_delay_;
   std::optional<ActiveRun> run_;
   std::vector<v1::Settings> run_settings_;  // applied settings per step of the active run
   uint64_t sample_sequence_ = 0;

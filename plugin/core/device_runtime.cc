@@ -125,7 +125,12 @@ ProgrammedDose Device::AdvanceTrajectory(absl::Time t) {
     trajectory_.SetOutput(on);
     regulation_.Restart();
   }
-  return trajectory_.Advance(t - time_);
+  absl::Duration dt = t - time_;
+  if (!on) output_on_delay_ = absl::ZeroDuration();
+  // The part of the interval before the instrument took the output-on command programs nothing.
+  const absl::Duration waiting = std::min(dt, output_on_delay_);
+  output_on_delay_ -= waiting;
+  return trajectory_.Advance(dt - waiting);
 }
 
 std::optional<std::string> Device::CheckRegulation(const DriverReading& next,

@@ -227,3 +227,36 @@ TEST(EmergencyStopClockTest, OutputOnTimeEndsWhereTheOutputWentOff) {
 
 }  // namespace
 }  // namespace derma::testing
+
+namespace derma::testing {
+namespace {
+
+// An instrument behind a link takes the output-on command when the request reaches it, after
+// the reading the command started from: the programmed dose starts there (found by the
+// 16-device RTU bench, where the command latency made ramps look short and faulted them).
+TEST(ActsWhenCalledTest, TheProgrammedDoseStartsWhenTheOutputOnCommandReturned) {
+  MovingClock clock;  // every reading 10 ms after the one before
+  TelemetryFanout fanout;
+  RunRegistry runs;
+  DriverInfo info = FakeStimulatorInfo();
+  info.acts_when_called = true;
+  Device device(0, "stim", std::make_unique<FakeDriver>(info), DeviceContext{clock, fanout, runs});
+  device.Initialize();
+  absl::StatusOr<LeaseGrant> lease = device.AcquireLease("t", absl::Seconds(60));
+  ASSERT_TRUE(lease.ok()) << lease.status();
+  v1::RunStep step;
+  *step.mutable_settings() = DeviceFixture::StimSettings(300);
+  step.set_duration_s(10);
+  absl::StatusOr<RunPtr> run = device.StartRun(lease->lease_id, {step}, "");
+  ASSERT_TRUE(run.ok()) << run.status();
+  for (int i = 0; i < 5; ++i) device.Tick();
+  device.Stop();
+  const v1::DoseLedger ledger = runs.Get((*run)->name())->ledger();
+  ASSERT_GT(ledger.output_on_s(), 0.02);
+  // One clock reading (10 ms) passed between the reading StartRun began from and the moment
+  // SetOutput(true) returned; nothing is programmed for it.
+  EXPECT_NEAR(ledger.charge_programmed_uc(), 300 * (ledger.output_on_s() - 0.01), 1e-6);
+}
+
+}  // namespace
+}  // namespace derma::testing

@@ -35,6 +35,11 @@ def test_a_pen_fault_on_a_stimulator_is_fault_not_applicable(client) -> None:
         client.sim.inject_fault("stim-1", "MOTOR_STALL")
 
 
+def test_a_transport_fault_on_the_in_process_simulator_is_fault_not_applicable(client) -> None:
+    with pytest.raises(errors.FaultNotApplicable):
+        client.sim.set_transport_fault("stim-1", "BAD_CRC", count=1)
+
+
 def test_without_contact_a_stimulator_refuses_to_start(client) -> None:
     client.sim.inject_fault("stim-2", "ELECTRODE_CONTACT_LOST")
     client.sim.advance_clock(0.1)

@@ -30,6 +30,11 @@ def fault_kind(kind: FaultLike) -> int:
     return enum_value(device_pb2.FaultKind, kind, "FAULT_KIND_")
 
 
+def transport_fault(fault: FaultLike) -> int:
+    """"BAD_CRC", "TRANSPORT_FAULT_BAD_CRC" or 3 → 3; None or "" clear."""
+    return enum_value(sim_pb.TransportFault, fault or 0, "TRANSPORT_FAULT_")
+
+
 class Simulator:
     """The simulated backend's controls. Errors: FaultNotApplicable, DeviceNotFound,
     NotSimulated, VirtualClockRequired, ScenarioInvalid, InvalidField. Thread-safe."""
@@ -58,6 +63,19 @@ class Simulator:
         """Drops (up=False: the device goes OFFLINE) or restores a device's link."""
         request = sim_pb.SetLinkRequest(name=device_name(device), up=up)
         self._client.call(self.stub.SetLink, request)
+
+    def set_transport_fault(self, device: str, fault: FaultLike, count: int = 0,
+                            delay_s: float = 0, exception_code: int = 0,
+                            garbage_bytes: int = 0) -> None:
+        """The Modbus device emulator only (connect to its --grpc_listen port): makes the
+        device's transport misbehave for `count` requests (0: until cleared with fault=None):
+        "NO_REPLY", "LATE_REPLY" (delay_s), "BAD_CRC" (RTU), "EXCEPTION" (exception_code),
+        "DROP_CONNECTION" (TCP), "GARBAGE" (garbage_bytes). FaultNotApplicable from dermad's
+        in-process simulator, which has no transport."""
+        request = sim_pb.SetTransportFaultRequest(
+            name=device_name(device), fault=transport_fault(fault), count=count, delay_s=delay_s,
+            exception_code=exception_code, garbage_bytes=garbage_bytes)
+        self._client.call(self.stub.SetTransportFault, request)
 
     def advance_clock(self, seconds: float) -> int:
         """Advances the virtual clock by seconds (> 0, ≤ 86400), ticking every device through
