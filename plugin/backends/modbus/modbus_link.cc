@@ -107,10 +107,21 @@ bool ModbusLink::EnsureOpen() {
     modbus_set_error_recovery(ctx_, MODBUS_ERROR_RECOVERY_NONE);
   }
   if (modbus_connect(ctx_) == -1) {
+    // Said once per outage, not at every attempt.
+    if (!open_failure_reported_) {
+      absl::FPrintF(stderr, "derma: Modbus link %s: cannot open %s: %s (retrying, back-off up to %s)\n",
+                    settings_.name, Endpoint(), std::strerror(errno),
+                    absl::FormatDuration(settings_.backoff_max));
+      open_failure_reported_ = true;
+    }
     next_open_attempt_ = now + current_backoff_;
     current_backoff_ = std::min(current_backoff_ * 2, settings_.backoff_max);
     metrics_.SetUp(false);
     return false;
+  }
+  if (open_failure_reported_) {
+    absl::FPrintF(stderr, "derma: Modbus link %s: %s open again\n", settings_.name, Endpoint());
+    open_failure_reported_ = false;
   }
   open_ = true;
   if (ever_opened_) metrics_.CountReconnect();
@@ -118,6 +129,10 @@ bool ModbusLink::EnsureOpen() {
   modbus_flush(ctx_);
   last_frame_end_ = absl::Now();
   return true;
+}
+
+std::string ModbusLink::Endpoint() const {
+  return settings_.rtu ? settings_.device : absl::StrCat(settings_.host, ":", settings_.port);
 }
 
 void ModbusLink::Close() {

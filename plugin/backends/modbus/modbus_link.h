@@ -106,6 +106,8 @@ class ModbusLink {
   // Opens the transport if it is closed and the back-off allows; false when it stays closed.
   bool EnsureOpen();
   void Close();
+  // "host:port" or the serial device, for messages.
+  std::string Endpoint() const;
   // After a timeout or a corrupt or foreign reply: waits out the slowest device's latency and
   // the longest reply, then drops whatever arrived.
   void Resynchronize();
@@ -121,6 +123,7 @@ class ModbusLink {
   absl::Time next_open_attempt_ = absl::InfinitePast();
   absl::Duration current_backoff_;
   bool ever_opened_ = false;
+  bool open_failure_reported_ = false;
   absl::Time last_frame_end_ = absl::InfinitePast();
   absl::Duration max_reply_latency_;
   absl::Duration broadcast_turnaround_;
