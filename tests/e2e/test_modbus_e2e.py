@@ -260,3 +260,60 @@ def test_late_replies_never_yield_stale_readings(rig):
         assert not stale, f"{name}: published values of late replies: {stale[:5]}"
         unknown = [c for c in published if c not in replies[name]["on_time"]]
         assert not unknown, f"{name}: published values no timely reply carried: {unknown[:5]}"
+
+
+def test_a_device_unreachable_at_start_has_no_capabilities_until_it_is_read():
+    directory = tempfile.mkdtemp(prefix="derma-modbus-e2e-")
+    config = modbus_rig.write_config(directory)
+    dermad = start_dermad(config)  # before the emulator: nothing answers
+    emulator = None
+    try:
+        stub = pb_grpc.DeviceControlStub(dermad.channel)
+        pen = stub.GetDevice(pb.GetDeviceRequest(name="devices/tcp-pen-1"), timeout=5).device
+        assert pen.state == device_pb2.DEVICE_STATE_OFFLINE
+        assert len(pen.capabilities.parameters) == 0
+        assert pen.model == ""
+        with pytest.raises(grpc.RpcError) as refused:
+            lease_id = stub.AcquireLease(pb.AcquireLeaseRequest(
+                name="devices/tcp-pen-1", holder="e2e", ttl_s=30), timeout=5).lease.lease_id
+            stub.Configure(pb.ConfigureRequest(
+                name="devices/tcp-pen-1", lease_id=lease_id, settings=device_pb2.Settings(
+                    microneedling=device_pb2.MicroneedlingSettings(stroke_rate_hz=100))),
+                timeout=5)
+        assert refused.value.code() == grpc.StatusCode.UNAVAILABLE
+        emulator = Emulator(config)
+        wait_for(lambda: stub.GetDevice(pb.GetDeviceRequest(name="devices/tcp-pen-1"),
+                                        timeout=5).device.state == device_pb2.DEVICE_STATE_IDLE,
+                 5, "tcp-pen-1 read and IDLE")
+        pen = stub.GetDevice(pb.GetDeviceRequest(name="devices/tcp-pen-1"), timeout=5).device
+        assert pen.model == "DP-100"
+        assert [p.field for p in pen.capabilities.parameters] == [
+            "needle_depth_mm", "stroke_rate_hz", "session_limit_s"]
+    finally:
+        dermad.close()
+        if emulator is not None:
+            emulator.close()
+
+
+def test_another_device_at_the_same_unit_after_a_reconnect_is_not_adopted(rig):
+    before = device(rig, "devices/tcp-pen-1")
+    rig["emulator"].kill()
+    wait_for(lambda: device(rig, "devices/tcp-pen-1").state == device_pb2.DEVICE_STATE_OFFLINE,
+             2, "OFFLINE")
+    # The emulator comes back with another instrument at tcp-pen-1's unit: another serial.
+    with open(rig["config"]) as f:
+        text = f.read()
+    swapped = rig["config"] + ".swapped"
+    with open(swapped, "w") as f:
+        f.write(text.replace('id: "tcp-pen-1" kind: DEVICE_KIND_MICRONEEDLING',
+                             'id: "tcp-pen-1" kind: DEVICE_KIND_MICRONEEDLING '
+                             'serial_number: "SWAPPED-1"'))
+    rig["emulator"] = Emulator(swapped)
+    wait_for(lambda: device(rig, "devices/tcp-pen-1").state == device_pb2.DEVICE_STATE_FAULT,
+             5, "FAULT")
+    after = device(rig, "devices/tcp-pen-1")
+    assert "SWAPPED-1" in after.active_fault.message
+    assert after.serial_number == before.serial_number
+    assert after.capabilities == before.capabilities
+    wait_for(lambda: device(rig, "devices/bus-pen-1").state == device_pb2.DEVICE_STATE_IDLE,
+             5, "the other devices back")
