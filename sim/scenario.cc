@@ -48,8 +48,10 @@ void CheckName(const Request& request, const std::string& path,
 void CheckAction(const ScenarioAction& action, const std::string& path,
                  const std::function<bool(absl::string_view)>& device_exists,
                  std::vector<FieldViolation>* out) {
-  if (!std::isfinite(action.at_s()) || action.at_s() < 0) {
-    out->push_back({path + ".at_s", absl::StrCat("must be finite and ≥ 0, got ", action.at_s())});
+  if (!(action.at_s() >= 0 && action.at_s() <= kMaxScenarioAtSeconds)) {
+    out->push_back({path + ".at_s", absl::StrCat("must be within 0–",
+                                                 static_cast<int64_t>(kMaxScenarioAtSeconds),
+                                                 " s (365 days), got ", action.at_s())});
   }
   switch (action.action_case()) {
     case ScenarioAction::kInjectFault:

@@ -21,7 +21,10 @@ namespace derma::sim {
 // "line L column C: <parser message>" (1-based) for every parse error.
 absl::StatusOr<derma::sim::v1::Scenario> ParseScenarioText(absl::string_view text);
 
-// Checks every action: an action is set, at_s is finite and ≥ 0, every name satisfies
+// The latest an action may be scheduled: a year after the scenario is loaded.
+inline constexpr double kMaxScenarioAtSeconds = 365.0 * 24 * 3600;
+
+// Checks every action: an action is set, at_s is within 0–kMaxScenarioAtSeconds, every name satisfies
 // `device_exists` (called with the name as written, "devices/{id}"), fault kinds are set and
 // impedances lie within 100–1e6 Ω. INVALID_ARGUMENT reason SCENARIO_INVALID with one
 // FieldViolation per problem, e.g. "actions[2].inject_fault.name".

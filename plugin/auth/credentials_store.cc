@@ -28,7 +28,7 @@ std::string Sha256Hex(const std::string& text) {
 
 absl::StatusOr<CredentialsStore> CredentialsStore::Load(const std::string& path) {
   std::ifstream file(path);
-  if (!file) return absl::InvalidArgumentError(absl::StrCat("cannot read tokens file ", path));
+  if (!file) return absl::InvalidArgumentError(absl::StrCat("tokens file ", path, ": cannot read it"));
   std::stringstream text;
   text << file.rdbuf();
   return Parse(text.str(), path);
@@ -37,14 +37,25 @@ absl::StatusOr<CredentialsStore> CredentialsStore::Load(const std::string& path)
 absl::StatusOr<CredentialsStore> CredentialsStore::Parse(const std::string& text,
                                                          const std::string& path) {
   CredentialsStore store;
+  // The line each credential came from: one listed twice is refused, naming both lines.
+  absl::flat_hash_map<std::string, int> token_lines, certificate_lines;
   int line_number = 0;
   for (absl::string_view line : absl::StrSplit(text, '\n')) {
     ++line_number;
+    absl::ConsumeSuffix(&line, "\r");  // a file written on Windows (CRLF) reads the same
     line = line.substr(0, line.find('#'));
     std::vector<absl::string_view> fields = absl::StrSplit(line, ' ', absl::SkipWhitespace());
     if (fields.empty()) continue;
     auto bad = [&](absl::string_view what) {
-      return absl::InvalidArgumentError(absl::StrCat(path, ":", line_number, ": ", what));
+      return absl::InvalidArgumentError(
+          absl::StrCat("tokens file ", path, ":", line_number, ": ", what));
+    };
+    auto first_use = [&](absl::flat_hash_map<std::string, int>& lines, const std::string& key,
+                         absl::string_view what) {
+      auto [it, inserted] = lines.emplace(key, line_number);
+      if (inserted) return absl::OkStatus();
+      return bad(absl::StrCat(what, " is already listed on line ", it->second,
+                              "; each may be listed once"));
     };
     if (fields[0] == "token") {
       if (fields.size() != 4) return bad("expected: token sha256:<hex> <principal> <role>");
@@ -55,12 +66,18 @@ absl::StatusOr<CredentialsStore> CredentialsStore::Parse(const std::string& text
       }
       std::optional<Role> role = ParseRole(fields[3]);
       if (!role.has_value()) return bad("role must be viewer, operator or admin");
-      store.tokens_[absl::AsciiStrToLower(hash)] = {std::string(fields[2]), *role};
+      const std::string key = absl::AsciiStrToLower(hash);
+      if (absl::Status s = first_use(token_lines, key, "this token hash"); !s.ok()) return s;
+      store.tokens_[key] = {std::string(fields[2]), *role};
     } else if (fields[0] == "cert") {
       if (fields.size() != 4) return bad("expected: cert <common name> <principal> <role>");
       std::optional<Role> role = ParseRole(fields[3]);
       if (!role.has_value()) return bad("role must be viewer, operator or admin");
-      store.certificates_[std::string(fields[1])] = {std::string(fields[2]), *role};
+      const std::string key(fields[1]);
+      if (absl::Status s = first_use(certificate_lines, key, "this certificate name"); !s.ok()) {
+        return s;
+      }
+      store.certificates_[key] = {std::string(fields[2]), *role};
     } else {
       return bad(absl::StrCat("unknown kind \"", fields[0], "\" (token or cert)"));
     }

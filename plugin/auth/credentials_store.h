@@ -26,7 +26,8 @@ struct Principal {
 
 class CredentialsStore {
  public:
-  // Parses the file. INVALID_ARGUMENT naming the file and line for a bad entry.
+  // Parses the file (LF or CRLF line ends). INVALID_ARGUMENT starting "tokens file PATH" and
+  // naming the line for a bad entry, and both lines for a hash or common name listed twice.
   static absl::StatusOr<CredentialsStore> Load(const std::string& path);
   static absl::StatusOr<CredentialsStore> Parse(const std::string& text, const std::string& path);
 

@@ -7,7 +7,8 @@ namespace derma {
 
 const std::vector<BackendRegistration>& RegisteredBackends() {
   static const auto* const kBackends = new std::vector<BackendRegistration>{
-      {config::v1::BACKEND_SIMULATOR, "simulator", nullptr, &CreateSimulatorBackend},
+      {config::v1::BACKEND_SIMULATOR, "simulator", &ValidateSimulatedFleet,
+       &CreateSimulatorBackend},
       {config::v1::BACKEND_MODBUS, "modbus", &modbus::ValidateModbusFleet,
        &modbus::CreateModbusBackend},
   };

@@ -1,6 +1,7 @@
 // dermactl: the derma command line. `dermactl --help` lists the subcommands. Exit codes: 0 ok,
 // 2 usage, 3 device/state error (the server's reason and bad fields are printed), 4 connection
 // error.
+#include <cmath>
 #include <csignal>
 #include <cstdio>
 #include <string>
@@ -69,8 +70,9 @@ int main(int argc, char** argv) {
     } else if (absl::StartsWith(arg, "--target=")) {
       target = arg.substr(9);
     } else if (absl::StartsWith(arg, "--duration_s=")) {
-      if (!absl::SimpleAtod(arg.substr(13), &options.duration_s) || options.duration_s < 0) {
-        absl::FPrintF(stderr, "dermactl: --duration_s needs a number of seconds ≥ 0\n");
+      if (!absl::SimpleAtod(arg.substr(13), &options.duration_s) ||
+          !(options.duration_s >= 0 && std::isfinite(options.duration_s))) {
+        absl::FPrintF(stderr, "dermactl: --duration_s needs a finite number of seconds ≥ 0\n");
         return kUsage;
       }
     } else if (absl::StartsWith(arg, "--principal=")) {

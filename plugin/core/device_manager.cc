@@ -40,9 +40,24 @@ void DeviceManager::InitializeAll() {
   });
 }
 
+namespace {
+
+// Refuses a name longer than any valid one before it is looked up or echoed.
+absl::Status NameTooLong(absl::string_view field, size_t bytes, absl::string_view kind) {
+  const size_t most = kind == "run name" ? DeviceManager::kMaxRunNameBytes
+                                         : DeviceManager::kMaxDeviceNameBytes;
+  const std::string what =
+      absl::StrCat("is ", bytes, " bytes long; a ", kind, " is at most ", most, " bytes");
+  return MakeError(absl::StatusCode::kInvalidArgument, v1::ERROR_REASON_INVALID_FIELD,
+                   absl::StrCat(field, ": ", what), {}, {{std::string(field), what}});
+}
+
+}  // namespace
+
 absl::StatusOr<uint32_t> DeviceManager::Find(absl::string_view name,
                                              absl::string_view field) const {
   constexpr absl::string_view kPrefix = "devices/";
+  if (name.size() > kMaxDeviceNameBytes) return NameTooLong(field, name.size(), "device name");
   if (!absl::StartsWith(name, kPrefix) || name.size() == kPrefix.size() ||
       absl::StrContains(name.substr(kPrefix.size()), '/')) {
     const std::string what = absl::StrCat("\"", name, "\" is not a device name devices/{id}");
@@ -59,6 +74,7 @@ absl::StatusOr<uint32_t> DeviceManager::Find(absl::string_view name,
 
 absl::StatusOr<uint32_t> DeviceManager::FindRunDevice(absl::string_view run_name,
                                                       absl::string_view field) const {
+  if (run_name.size() > kMaxRunNameBytes) return NameTooLong(field, run_name.size(), "run name");
   const size_t runs = run_name.find("/runs/");
   if (runs == absl::string_view::npos || runs + 6 == run_name.size()) {
     const std::string what =

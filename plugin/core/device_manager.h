@@ -46,9 +46,14 @@ class DeviceManager {
   // Connects every device (on its strand) and waits. Call once after the last AddDevice.
   void InitializeAll();
 
+  // The longest valid names: "devices/" and an id of at most 63 characters (config_loader.cc),
+  // and that followed by "/runs/" and a 12-digit run id. Longer ones are refused unread.
+  static constexpr size_t kMaxDeviceNameBytes = 8 + 63;
+  static constexpr size_t kMaxRunNameBytes = kMaxDeviceNameBytes + 6 + 12;
+
   size_t size() const { return entries_.size(); }
-  // Index of "devices/{id}". INVALID_FIELD (naming `field`) for a malformed name,
-  // DEVICE_NOT_FOUND for an unknown one.
+  // Index of "devices/{id}". INVALID_FIELD (naming `field`) for a malformed name or one longer
+  // than kMaxDeviceNameBytes (which is not echoed), DEVICE_NOT_FOUND for an unknown one.
   absl::StatusOr<uint32_t> Find(absl::string_view name, absl::string_view field = "name") const;
   // Index of the device of run "devices/{id}/runs/{run}"; errors as Find.
   absl::StatusOr<uint32_t> FindRunDevice(absl::string_view run_name,

@@ -42,16 +42,38 @@ void TelemetrySubscription::Offer(const Sample& sample) {
       }
       it->second = sample.device_time_us;
     }
-    if (samples_.size() >= options_.sample_capacity) {
-      ++dropped_[samples_.front().sample.device_index];
-      ++dropped_total_;
-      if (fleet_dropped_ != nullptr) fleet_dropped_->fetch_add(1, std::memory_order_relaxed);
-      samples_.pop_front();
+    if (samples_.size() >= options_.sample_capacity) DropOldest();
+    const size_t share = fanout_ != nullptr ? fanout_->FairShareIfOverBudget() : SIZE_MAX;
+    while (held_samples() >= share && !samples_.empty()) DropOldest();
+    if (held_samples() >= share) {
+      // All it holds is taken by its consumer: the new sample is the one to drop.
+      CountDrop(sample.device_index);
+      return;
     }
     samples_.push_back({next_order_++, sample});
+    AddHeld(1);
     armed = std::exchange(wakeup_armed_, false);
   }
   Notify(armed);
+}
+
+void TelemetrySubscription::DropOldest() {
+  CountDrop(samples_.front().sample.device_index);
+  samples_.pop_front();
+  AddHeld(-1);
+}
+
+void TelemetrySubscription::CountDrop(uint32_t device_index) {
+  ++dropped_[device_index];
+  ++dropped_total_;
+  if (fanout_ != nullptr) fanout_->dropped_total_.fetch_add(1, std::memory_order_relaxed);
+}
+
+// fanout_ changes only in Subscribe (before any offer or drain) and in Unsubscribe, which holds
+// drain_mu_ and mu_ and runs after the fan-out stopped offering to this subscription.
+void TelemetrySubscription::AddHeld(int64_t delta) {
+  held_.fetch_add(delta, std::memory_order_relaxed);
+  if (fanout_ != nullptr) fanout_->held_samples_.fetch_add(delta, std::memory_order_relaxed);
 }
 
 void TelemetrySubscription::OfferEvent(uint32_t device_index, EventPtr event) {
@@ -109,6 +131,7 @@ TelemetrySubscription::Take TelemetrySubscription::TakeQueued(
 
 void TelemetrySubscription::TakeInOrder(size_t max_entries, std::vector<TelemetryEntry>& out) {
   out.reserve(std::min(max_entries, out.size() + taken_samples_.size() + taken_events_.size()));
+  int64_t samples_returned = 0;
   while (out.size() < max_entries && (!taken_samples_.empty() || !taken_events_.empty())) {
     const bool take_event =
         !taken_events_.empty() &&
@@ -119,8 +142,10 @@ void TelemetrySubscription::TakeInOrder(size_t max_entries, std::vector<Telemetr
     } else {
       out.push_back({taken_samples_.front().sample, nullptr});
       taken_samples_.pop_front();
+      ++samples_returned;
     }
   }
+  AddHeld(-samples_returned);
 }
 
 bool TelemetrySubscription::overflowed() const {
@@ -135,17 +160,36 @@ uint64_t TelemetrySubscription::dropped_total() const {
 
 std::shared_ptr<TelemetrySubscription> TelemetryFanout::Subscribe(SubscriptionOptions options) {
   auto subscription = std::make_shared<TelemetrySubscription>(std::move(options));
-  subscription->fleet_dropped_ = &dropped_total_;
+  subscription->fanout_ = this;
   absl::MutexLock lock(&mu_);
   subscriptions_.push_back(subscription);
+  subscriber_count_.store(subscriptions_.size(), std::memory_order_relaxed);
   return subscription;
 }
 
 void TelemetryFanout::Unsubscribe(const TelemetrySubscription* subscription) {
-  absl::MutexLock lock(&mu_);
-  subscriptions_.erase(std::remove_if(subscriptions_.begin(), subscriptions_.end(),
-                                      [&](const auto& s) { return s.get() == subscription; }),
-                       subscriptions_.end());
+  std::shared_ptr<TelemetrySubscription> removed;
+  {
+    absl::MutexLock lock(&mu_);
+    auto it = std::find_if(subscriptions_.begin(), subscriptions_.end(),
+                           [&](const auto& s) { return s.get() == subscription; });
+    if (it == subscriptions_.end()) return;
+    removed = std::move(*it);
+    subscriptions_.erase(it);
+    subscriber_count_.store(subscriptions_.size(), std::memory_order_relaxed);
+  }
+  // No device offers to it any more: what it still holds leaves the fan-out's count.
+  absl::MutexLock consumer(&removed->drain_mu_);
+  absl::MutexLock lock(&removed->mu_);
+  held_samples_.fetch_sub(removed->held_.load(std::memory_order_relaxed),
+                          std::memory_order_relaxed);
+  removed->fanout_ = nullptr;
+}
+
+size_t TelemetryFanout::FairShareIfOverBudget() const {
+  if (sample_budget_ == 0 || held_samples() < sample_budget_) return SIZE_MAX;
+  const size_t subscribers = std::max<size_t>(subscriber_count_.load(std::memory_order_relaxed), 1);
+  return std::max(sample_budget_ / subscribers, kMinFairShare);
 }
 
 size_t TelemetryFanout::subscriber_count() const {

@@ -9,6 +9,13 @@
 // silently. Publishing never blocks on a consumer: it takes one short lock per subscription,
 // which a consumer holds only for O(1) work (a Drain swaps the queues out rather than copying
 // them), and calls a wakeup that only flags and schedules.
+//
+// A process-wide sample budget bounds what every subscription together holds (a stalled
+// reader would otherwise pin its whole queue, times the number of streams): while the samples
+// held by all subscriptions reach the budget, a subscription holding more than its fair share
+// (budget ÷ subscribers, at least kMinFairShare) drops its oldest queued samples, or the new
+// one when all it holds is already taken by its consumer, down to that share. A reader that
+// keeps up holds little and never reaches its share, so the stalled ones lose samples first.
 #ifndef DERMA_PLUGIN_CORE_TELEMETRY_FANOUT_H_
 #define DERMA_PLUGIN_CORE_TELEMETRY_FANOUT_H_
 
@@ -65,8 +72,13 @@ struct SubscriptionOptions {
 // Memory: a subscription pins at most `sample_capacity` samples and `event_capacity` events in
 // its shared queues, plus at most as many again in the batch Drain took and has not returned
 // yet: 2 × (sample_capacity + event_capacity) entries in all (events are shared pointers).
+class TelemetryFanout;
+
 class TelemetrySubscription {
  public:
+  // Heap bytes of one queued sample (what the budget counts), deque overhead included.
+  static constexpr size_t kBytesPerHeldSample = sizeof(Sample) + 2 * sizeof(uint64_t);
+
   explicit TelemetrySubscription(SubscriptionOptions options);
 
   // Called on the offering device's strand when an entry arrives while the wakeup is armed,
@@ -87,6 +99,8 @@ class TelemetrySubscription {
   bool overflowed() const;
   // Samples dropped in total.
   uint64_t dropped_total() const;
+  // Samples this subscription holds: queued, plus taken by a Drain and not yet returned.
+  size_t held_samples() const { return held_.load(std::memory_order_relaxed); }
   bool Wants(uint32_t device_index) const;
 
   void Offer(const Sample& sample);
@@ -102,6 +116,11 @@ class TelemetrySubscription {
     EventPtr event;
   };
   void Notify(bool armed);
+  // Drops the oldest queued sample, counting it.
+  void DropOldest() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void CountDrop(uint32_t device_index) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Adds `delta` to what this subscription and (until it unsubscribed) the fan-out hold.
+  void AddHeld(int64_t delta);
   enum class Take { kNothing, kTaken, kDropsWait };
   // Swaps the shared queues into the (empty) taken ones and their drop counts into `dropped`
   // (kTaken). kNothing when the shared queues are empty (the wakeup is re-armed); kDropsWait,
@@ -123,7 +142,8 @@ class TelemetrySubscription {
   uint64_t dropped_total_ ABSL_GUARDED_BY(mu_) = 0;
   bool overflowed_ ABSL_GUARDED_BY(mu_) = false;
   bool wakeup_armed_ ABSL_GUARDED_BY(mu_) = true;
-  std::atomic<uint64_t>* fleet_dropped_ = nullptr;  // the fan-out's total, set at Subscribe
+  TelemetryFanout* fanout_ = nullptr;  // set at Subscribe; null again once unsubscribed
+  std::atomic<int64_t> held_{0};
   // The consumer's side: what Drain took from the shared queues and has not returned yet.
   // Only Drain takes drain_mu_ (before mu_), never a device strand.
   absl::Mutex drain_mu_ ABSL_ACQUIRED_BEFORE(mu_);
@@ -136,6 +156,20 @@ class TelemetrySubscription {
 
 class TelemetryFanout {
  public:
+  static constexpr size_t kMinFairShare = 1024;
+
+  // The most samples all subscriptions may hold together before the fullest drop theirs
+  // (0 = no budget, the default). Set before the first Subscribe.
+  void set_sample_budget(size_t samples) { sample_budget_ = samples; }
+  size_t sample_budget() const { return sample_budget_; }
+  // Samples every subscription holds now (queued or taken and not returned).
+  size_t held_samples() const {
+    const int64_t held = held_samples_.load(std::memory_order_relaxed);
+    return held > 0 ? static_cast<size_t>(held) : 0;
+  }
+  // While the budget is reached: the most a subscription may hold; otherwise SIZE_MAX.
+  size_t FairShareIfOverBudget() const;
+
   std::shared_ptr<TelemetrySubscription> Subscribe(SubscriptionOptions options);
   void Unsubscribe(const TelemetrySubscription* subscription);
   size_t subscriber_count() const;
@@ -150,6 +184,10 @@ class TelemetryFanout {
   mutable absl::Mutex mu_;
   std::vector<std::shared_ptr<TelemetrySubscription>> subscriptions_ ABSL_GUARDED_BY(mu_);
   std::atomic<uint64_t> dropped_total_{0};
+  size_t sample_budget_ = 0;
+  std::atomic<int64_t> held_samples_{0};
+  std::atomic<size_t> subscriber_count_{0};
+  friend class TelemetrySubscription;
 };
 
 }  // namespace derma

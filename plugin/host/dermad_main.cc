@@ -6,6 +6,7 @@
 #include <sys/stat.h>
 
 #include <atomic>
+#include <cmath>
 #include <cerrno>
 #include <csignal>
 #include <cstdio>
@@ -13,6 +14,7 @@
 #include <cstring>
 #include <memory>
 #include <string>
+#include <utility>
 
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
@@ -25,9 +27,12 @@
 #include "grpcpp/security/server_credentials.h"
 #include "grpcpp/server.h"
 #include "grpcpp/server_builder.h"
+#include "plugin/auth/credentials_store.h"
+#include "plugin/host/command_line.h"
 #include "plugin/host/config_loader.h"
 #include "plugin/host/console_demo.h"
 #include "plugin/host/plugin.h"
+#include "plugin/host/protobuf_log.h"
 #include "plugin/host/server_security.h"
 #include "prometheus/exposer.h"
 
@@ -64,6 +69,14 @@ ABSL_FLAG(absl::Duration, audit_max_age, absl::InfiniteDuration(),
           "Prune audit records and runs older than this (e.g. 2160h = 90 days; inf = keep)");
 ABSL_FLAG(int64_t, audit_max_rows, 0,
           "Keep at most this many audit records and as many runs (0 = no limit)");
+ABSL_FLAG(int32_t, max_streams, 128,
+          "Most concurrently open streams (StreamTelemetry + WatchRun) in all");
+ABSL_FLAG(int32_t, max_streams_per_principal, 32,
+          "Most of those one principal may hold (without --tokens_file every caller is one "
+          "principal); 0 = no limit of its own");
+ABSL_FLAG(int32_t, telemetry_memory_mib, 128,
+          "MiB of queued telemetry samples all streams together may hold before the streams "
+          "holding most (stalled readers) drop their oldest; 0 = no bound");
 ABSL_FLAG(bool, mutex_deadlock_detection, false,
           "Check the lock order of every absl::Mutex (a debugging aid that costs CPU on every "
           "lock; the test suites run with it on)");
@@ -96,6 +109,22 @@ bool ApplyClockFlags(derma::config::v1::FleetConfig* config) {
   }
   if (const double speed = absl::GetFlag(FLAGS_speed_factor); speed != 0) {
     config->mutable_clock()->set_speed_factor(speed);
+  }
+  return true;
+}
+
+// --print_interval_s, --duration_s and --speed_factor: finite and ≥ 0 (0 = off / unset).
+bool CheckTimingFlags() {
+  const std::pair<const char*, double> values[] = {
+      {"print_interval_s", absl::GetFlag(FLAGS_print_interval_s)},
+      {"duration_s", absl::GetFlag(FLAGS_duration_s)},
+      {"speed_factor", absl::GetFlag(FLAGS_speed_factor)},
+  };
+  for (const auto& [name, value] : values) {
+    if (!(value >= 0 && std::isfinite(value))) {
+      absl::FPrintF(stderr, "dermad: --%s must be a finite number ≥ 0, got %g\n", name, value);
+      return false;
+    }
   }
   return true;
 }
@@ -148,8 +177,13 @@ bool AuditDbPath(std::string* path) {
 
 int main(int argc, char** argv) {
   absl::SetProgramUsageMessage("dermad --config=FILE --listen=HOST:PORT: serve a derma fleet");
+  if (absl::Status s = derma::host::CheckCommandLine(argc, argv); !s.ok()) {
+    absl::FPrintF(stderr, "dermad: %s\n", s.message());
+    return 2;
+  }
   absl::ParseCommandLine(argc, argv);
-  if (!ApplyLogLevel()) return 2;
+  if (!ApplyLogLevel() || !CheckTimingFlags()) return 2;
+  derma::host::InstallRateLimitedProtobufLog();
   // Debian's abseil is built with the lock-order checker on. It is for tests, which keep it
   // (and start dermad with --mutex_deadlock_detection); a production daemon does not pay
   // for it on every lock.
@@ -179,6 +213,25 @@ int main(int argc, char** argv) {
 
   derma::PluginOptions options;
   options.tokens_file = absl::GetFlag(FLAGS_tokens_file);
+  options.max_streams = absl::GetFlag(FLAGS_max_streams);
+  options.max_streams_per_principal = absl::GetFlag(FLAGS_max_streams_per_principal);
+  const int32_t telemetry_mib = absl::GetFlag(FLAGS_telemetry_memory_mib);
+  if (options.max_streams < 1 || options.max_streams_per_principal < 0 || telemetry_mib < 0 ||
+      telemetry_mib > 65536) {
+    absl::FPrintF(stderr,
+                  "dermad: --max_streams must be ≥ 1, --max_streams_per_principal ≥ 0 and "
+                  "--telemetry_memory_mib within 0–65536\n");
+    return 2;
+  }
+  options.telemetry_memory_bytes = static_cast<size_t>(telemetry_mib) << 20;
+  // Checked here too so that its errors name the tokens file, not the fleet config.
+  if (!options.tokens_file.empty()) {
+    if (absl::Status s = derma::auth::CredentialsStore::Load(options.tokens_file).status();
+        !s.ok()) {
+      absl::FPrintF(stderr, "dermad: %s\n", s.message());
+      return 2;
+    }
+  }
   options.audit_retention.max_age = absl::GetFlag(FLAGS_audit_max_age);
   options.audit_retention.max_rows = absl::GetFlag(FLAGS_audit_max_rows);
   if (options.audit_retention.max_age <= absl::ZeroDuration() ||

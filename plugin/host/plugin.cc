@@ -1,5 +1,7 @@
 #include "plugin/host/plugin.h"
 
+#include <malloc.h>
+
 #include <algorithm>
 #include <string>
 #include <utility>
@@ -9,11 +11,13 @@
 #include "absl/time/clock.h"
 #include "plugin/audit/audit_trail.h"
 #include "plugin/auth/authorizer.h"
+#include "plugin/core/telemetry_fanout.h"
 #include "plugin/metrics/fleet_collector.h"
 #include "plugin/metrics/grpc_metrics.h"
 #include "plugin/service/call_audit.h"
 #include "plugin/service/device_control_service.h"
 #include "plugin/service/health_service.h"
+#include "plugin/service/malformed_request.h"
 #include "plugin/service/stream_registry.h"
 #include "prometheus/exposer.h"
 
@@ -76,6 +80,8 @@ absl::StatusOr<std::unique_ptr<Plugin>> Plugin::Create(const config::v1::FleetCo
   std::unique_ptr<Plugin> plugin(new Plugin());
   plugin->options_ = options;
   plugin->fleet_ = *std::move(fleet);
+  plugin->fleet_->telemetry().set_sample_budget(options.telemetry_memory_bytes /
+                                                TelemetrySubscription::kBytesPerHeldSample);
   if (audit_store != nullptr) {
     plugin->audit_store_ = std::move(audit_store);
     plugin->audit_trail_ = std::make_unique<AuditTrail>(
@@ -85,7 +91,8 @@ absl::StatusOr<std::unique_ptr<Plugin>> Plugin::Create(const config::v1::FleetCo
   plugin->call_audit_ = std::make_unique<service::CallAudit>(plugin->audit_trail_.get());
   plugin->stream_executor_ =
       std::make_unique<ThreadPoolExecutor>(kStreamThreads, options.stream_thread_nice);
-  plugin->streams_ = std::make_unique<service::StreamRegistry>(options.max_streams);
+  plugin->streams_ = std::make_unique<service::StreamRegistry>(
+      options.max_streams, options.max_streams_per_principal);
   plugin->authorizer_ = std::make_unique<auth::Authorizer>(std::move(credentials));
   host::Fleet& f = *plugin->fleet_;
   plugin->device_control_ = std::make_unique<service::DeviceControlService>(
@@ -130,6 +137,7 @@ void Plugin::Register(grpc::ServerBuilder& builder) {
   builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_TIMEOUT_MS, 10000);
   builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
   std::vector<std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>> creators;
+  creators.push_back(service::MakeMalformedRequestInterceptorFactory());  // before the metrics
   creators.push_back(grpc_metrics_->MakeInterceptorFactory());
   builder.experimental().SetInterceptorCreators(std::move(creators));
 }
@@ -146,8 +154,15 @@ void Plugin::Start() {
   fleet_->Start();
   heartbeat_thread_ = std::thread([this] {
     const absl::Duration period = options_.heartbeat_interval / 4;
+    uint64_t closed_before = 0;
     while (!stop_heartbeats_.WaitForNotificationWithTimeout(period)) {
       streams_->HeartbeatAll(absl::Now());
+      // What closed streams freed goes back to the system, not only to malloc's free lists
+      // (a few ms of this thread, only after streams closed).
+      if (const uint64_t closed = streams_->closed_count(); closed != closed_before) {
+        closed_before = closed;
+        malloc_trim(0);
+      }
     }
   });
 }

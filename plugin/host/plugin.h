@@ -60,6 +60,15 @@ struct PluginOptions {
   // Most concurrently open streams (StreamTelemetry + WatchRun) per plugin; one more is
   // refused with RESOURCE_EXHAUSTED (reason STREAM_LIMIT).
   int max_streams = 128;
+  // Most of those one principal may hold (0 = no limit of its own): one more is refused with
+  // RESOURCE_EXHAUSTED (STREAM_LIMIT, metadata `principal`). Without a tokens file every caller
+  // is the one principal "local", so this is then the limit for all callers together.
+  int max_streams_per_principal = 32;
+  // What every telemetry stream together may hold in queued samples (bytes, at
+  // TelemetrySubscription::kBytesPerHeldSample each) before the streams holding more than their
+  // share drop their oldest (counted in dropped_samples): a stalled reader cannot pin more than
+  // its share (telemetry_fanout.h). 0 = no process-wide bound.
+  size_t telemetry_memory_bytes = size_t{128} << 20;
   // A telemetry stream sends a Heartbeat after this long without another message.
   absl::Duration heartbeat_interval = absl::Seconds(1);
   // Samples a telemetry stream buffers for a slow client before it drops the oldest.

@@ -19,6 +19,7 @@ using google::protobuf::util::TimeUtil;
 
 constexpr int kDefaultRunPage = 100;
 constexpr int kMaxRunPage = 1000;
+constexpr size_t kMaxRunOffset = 1u << 31;
 
 // A storage error without a reason of its own becomes AUDIT_UNAVAILABLE, keeping its message.
 absl::Status StoreError(const absl::Status& status) {
@@ -49,6 +50,11 @@ absl::Status TimeBound(const v1::ListAuditEventsRequest& request, bool start, in
 }
 
 absl::Status ParseAuditFilter(const v1::ListAuditEventsRequest& request, AuditEventFilter* filter) {
+  if (request.device().size() > DeviceManager::kMaxDeviceNameBytes) {
+    return InvalidField("device", absl::StrCat("is ", request.device().size(),
+                                               " bytes long; a device name is at most ",
+                                               DeviceManager::kMaxDeviceNameBytes, " bytes"));
+  }
   if (!request.device().empty() && !absl::StartsWith(request.device(), "devices/")) {
     return InvalidField("device",
                         absl::StrCat("must be \"devices/{id}\", got \"", request.device(), "\""));
@@ -105,8 +111,10 @@ grpc::ServerUnaryReactor* DeviceControlService::ListRuns(Context* context,
     device = request->parent();
   }
   size_t size = 0, offset = 0;
+  // Runs are not counted here (stored ones are paged by the store): past the end is an empty
+  // last page; the bound only keeps offsets from wrapping.
   if (absl::Status s = ParsePage(request->page_size(), request->page_token(), kDefaultRunPage,
-                                 kMaxRunPage, &size, &offset);
+                                 kMaxRunPage, kMaxRunOffset, &size, &offset);
       !s.ok()) {
     return FinishNow(context, s);
   }

@@ -26,6 +26,13 @@ absl::Duration TtlOf(double ttl_s) {
   return std::isfinite(ttl_s) ? absl::Seconds(ttl_s) : absl::InfiniteDuration();
 }
 
+// A NaN ttl_s has no duration to show: refused as NaN (an infinite one reads "inf s").
+absl::Status NanTtl(const std::string& device) {
+  return MakeError(absl::StatusCode::kInvalidArgument, v1::ERROR_REASON_INVALID_FIELD,
+                   absl::StrCat("ttl_s: NaN is not a number of seconds (1–60 s) on ", device),
+                   {{"device", device}}, {{"ttl_s", "NaN is outside 1–60 s"}});
+}
+
 void FillLease(const std::string& device, const LeaseGrant& grant, v1::Lease* out) {
   out->set_device(device);
   out->set_lease_id(grant.lease_id);
@@ -96,7 +103,9 @@ grpc::ServerUnaryReactor* DeviceControlService::FinishCommand(Context* context,
                                                               const std::string& device,
                                                               const absl::Status& status) const {
   Unary* reactor = context->DefaultReactor();
-  audit_.Finish(reactor, call, device, status);
+  // A name too long for any device is not echoed, not even into the audit record.
+  const bool fits = device.size() <= DeviceManager::kMaxDeviceNameBytes;
+  audit_.Finish(reactor, call, fits ? device : std::string(), status);
   return reactor;
 }
 
@@ -113,12 +122,11 @@ grpc::ServerUnaryReactor* DeviceControlService::Deny(
   return Admit(context, method, request, CallClass::kRead, &call);
 }
 
-absl::Status DeviceControlService::AuthorizeStream(Context* context, const char* method,
-                                                   const google::protobuf::Message& request) const {
+absl::StatusOr<auth::Principal> DeviceControlService::AuthorizeStream(
+    Context* context, const char* method, const google::protobuf::Message& request) const {
   absl::StatusOr<auth::Principal> caller = auth_.Authorize(*context, method);
-  if (caller.ok()) return absl::OkStatus();
-  audit_.RecordRefused({method, "", audit_.Summarize(request)}, caller.status());
-  return caller.status();
+  if (!caller.ok()) audit_.RecordRefused({method, "", audit_.Summarize(request)}, caller.status());
+  return caller;
 }
 
 grpc::ServerUnaryReactor* DeviceControlService::OnDevice(
@@ -155,7 +163,7 @@ grpc::ServerUnaryReactor* DeviceControlService::ListDevices(Context* context,
   }
   size_t size = 0, offset = 0;
   if (absl::Status s = ParsePage(request->page_size(), request->page_token(), kDefaultDevicePage,
-                                 kMaxDevicePage, &size, &offset);
+                                 kMaxDevicePage, by_name_.size(), &size, &offset);
       !s.ok()) {
     return FinishNow(context, s);
   }
@@ -188,6 +196,7 @@ grpc::ServerUnaryReactor* DeviceControlService::AcquireLease(Context* context,
   }
   return OnDeviceUnlessShuttingDown(
       context, std::move(call), request->name(), [request, response](Device& d) {
+        if (std::isnan(request->ttl_s())) return NanTtl(d.name());
         absl::StatusOr<LeaseGrant> grant =
             d.AcquireLease(request->holder(), TtlOf(request->ttl_s()));
         if (grant.ok()) FillLease(d.name(), *grant, response->mutable_lease());
@@ -205,6 +214,7 @@ grpc::ServerUnaryReactor* DeviceControlService::RenewLease(Context* context,
   }
   return OnDevice(context, std::move(call), request->name(), "name", false,
                   [request, response](Device& d) {
+                    if (std::isnan(request->ttl_s())) return NanTtl(d.name());
                     absl::StatusOr<LeaseGrant> grant =
                         d.RenewLease(request->lease_id(), TtlOf(request->ttl_s()));
                     if (grant.ok()) FillLease(d.name(), *grant, response->mutable_lease());
@@ -423,19 +433,18 @@ grpc::ServerUnaryReactor* DeviceControlService::CancelRun(Context* context,
 
 grpc::ServerWriteReactor<v1::WatchRunResponse>* DeviceControlService::WatchRun(
     Context* context, const v1::WatchRunRequest* request) {
-  if (absl::Status s = AuthorizeStream(context, "/derma.v1.DeviceControl/WatchRun", *request);
-      !s.ok()) {
-    return new FinishedWriter<v1::WatchRunResponse>(ToGrpcStatus(s));
-  }
-  return WatchRunStream::Begin(devices_, runs_, streams_, stream_executor_, *request);
+  absl::StatusOr<auth::Principal> caller =
+      AuthorizeStream(context, "/derma.v1.DeviceControl/WatchRun", *request);
+  if (!caller.ok()) return new FinishedWriter<v1::WatchRunResponse>(ToGrpcStatus(caller.status()));
+  return WatchRunStream::Begin(devices_, runs_, streams_, stream_executor_, *request, caller->name);
 }
 
 grpc::ServerWriteReactor<v1::StreamTelemetryResponse>* DeviceControlService::StreamTelemetry(
     Context* context, const v1::StreamTelemetryRequest* request) {
-  if (absl::Status s =
-          AuthorizeStream(context, "/derma.v1.DeviceControl/StreamTelemetry", *request);
-      !s.ok()) {
-    return new FinishedWriter<v1::StreamTelemetryResponse>(ToGrpcStatus(s));
+  absl::StatusOr<auth::Principal> caller =
+      AuthorizeStream(context, "/derma.v1.DeviceControl/StreamTelemetry", *request);
+  if (!caller.ok()) {
+    return new FinishedWriter<v1::StreamTelemetryResponse>(ToGrpcStatus(caller.status()));
   }
   const StreamDeps deps{devices_,
                         fanout_,
@@ -443,7 +452,9 @@ grpc::ServerWriteReactor<v1::StreamTelemetryResponse>* DeviceControlService::Str
                         stream_executor_,
                         names_,
                         options_.stream_sample_capacity,
-                        options_.heartbeat_interval};
+                        options_.heartbeat_interval,
+                        nullptr,
+                        caller->name};
   return TelemetryStream::Begin(deps, *request);
 }
 

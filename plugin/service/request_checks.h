@@ -15,9 +15,10 @@ namespace derma::service {
 absl::Status InvalidField(const std::string& field, const std::string& what);
 
 // Page size and offset from a List request whose tokens are the decimal offset of the next
-// item. INVALID_FIELD for a negative page_size or a token that is not such an offset.
+// item. INVALID_FIELD for a negative page_size or a token that is not such an offset, or is
+// past `item_count` (the number of items there are, or an upper bound of it).
 absl::Status ParsePage(int32_t page_size, const std::string& page_token, int default_size,
-                       int max_size, size_t* size, size_t* offset);
+                       int max_size, size_t item_count, size_t* size, size_t* offset);
 
 }  // namespace derma::service
 

@@ -45,7 +45,7 @@ grpc::ServerWriteReactor<v1::StreamTelemetryResponse>* TelemetryStream::Begin(
 TelemetryStream::TelemetryStream(const StreamDeps& deps) : deps_(deps) {}
 
 void TelemetryStream::Open(const v1::StreamTelemetryRequest& request) {
-  absl::Status status = deps_.registry.Open(shared_from_this());
+  absl::Status status = deps_.registry.Open(shared_from_this(), deps_.principal);
   if (status.ok()) status = Subscribe(request);
   absl::MutexLock lock(&mu_);
   if (!status.ok()) {

@@ -42,6 +42,7 @@ struct StreamDeps {
   // For tests only (empty in production): runs inside Fill after each Drain, before its
   // entries are encoded, with the stream's lock held, so a test can hold a stream's encoding.
   std::function<void(const TelemetryDrain&)> encode_hook = nullptr;
+  std::string principal = "";  // the caller, for the registry's per-principal limit
 };
 
 class TelemetryStream : public grpc::ServerWriteReactor<v1::StreamTelemetryResponse>,

@@ -10,18 +10,19 @@ namespace derma::service {
 
 grpc::ServerWriteReactor<v1::WatchRunResponse>* WatchRunStream::Begin(
     DeviceManager& devices, RunRegistry& runs, StreamRegistry& registry, Executor& executor,
-    const v1::WatchRunRequest& request) {
+    const v1::WatchRunRequest& request, const std::string& principal) {
   auto stream = std::make_shared<WatchRunStream>(runs, registry, executor);
   stream->self_ = stream;
-  stream->Open(devices, request.name());
+  stream->Open(devices, request.name(), principal);
   return stream.get();
 }
 
 WatchRunStream::WatchRunStream(RunRegistry& runs, StreamRegistry& registry, Executor& executor)
     : runs_(runs), registry_(registry), executor_(executor) {}
 
-void WatchRunStream::Open(DeviceManager& devices, const std::string& name) {
-  absl::Status status = registry_.Open(shared_from_this());
+void WatchRunStream::Open(DeviceManager& devices, const std::string& name,
+                          const std::string& principal) {
+  absl::Status status = registry_.Open(shared_from_this(), principal);
   if (status.ok()) status = devices.FindRunDevice(name).status();
   if (status.ok()) {
     std::weak_ptr<WatchRunStream> weak = weak_from_this();

@@ -28,13 +28,14 @@ class WatchRunStream : public grpc::ServerWriteReactor<v1::WatchRunResponse>,
                                                                RunRegistry& runs,
                                                                StreamRegistry& registry,
                                                                Executor& executor,
-                                                               const v1::WatchRunRequest& request);
+                                                               const v1::WatchRunRequest& request,
+                                                               const std::string& principal);
 
   WatchRunStream(RunRegistry& runs, StreamRegistry& registry, Executor& executor);
   void End(const absl::Status& status) override;
 
  private:
-  void Open(DeviceManager& devices, const std::string& name);
+  void Open(DeviceManager& devices, const std::string& name, const std::string& principal);
   void OnWriteDone(bool ok) override;
   void OnCancel() override;
   void OnDone() override;

@@ -5,6 +5,7 @@
 
 #include "derma/sim/v1/simulator.pb.h"
 #include "derma/v1/device_control.pb.h"
+#include "absl/strings/ascii.h"
 #include "gmock/gmock.h"
 #include "grpcpp/server_context.h"
 #include "gtest/gtest.h"
@@ -103,6 +104,40 @@ TEST(CredentialsStoreTest, PlainTokensAndBadLinesAreRejectedWithFileAndLine) {
   absl::StatusOr<CredentialsStore> role = CredentialsStore::Parse(
       "\ntoken sha256:" + Sha256Hex("x") + " bob superuser\n", "tokens.txt");
   EXPECT_THAT(role.status().message(), ::testing::HasSubstr("tokens.txt:2:"));
+}
+
+TEST(CredentialsStoreTest, ErrorsNameTheTokensFile) {
+  absl::StatusOr<CredentialsStore> bad =
+      CredentialsStore::Parse("bogus line here now\n", "/etc/derma/tokens");
+  EXPECT_THAT(std::string(bad.status().message()), ::testing::StartsWith("tokens file /etc/derma/tokens:1:"));
+  absl::StatusOr<CredentialsStore> missing = CredentialsStore::Load("/nonexistent/tokens");
+  EXPECT_THAT(std::string(missing.status().message()),
+              ::testing::StartsWith("tokens file /nonexistent/tokens: cannot read it"));
+}
+
+TEST(CredentialsStoreTest, AHashOrCommonNameListedTwiceIsRefusedNamingBothLines) {
+  const std::string hash = Sha256Hex("s3cret");
+  absl::StatusOr<CredentialsStore> twice = CredentialsStore::Parse(
+      "token sha256:" + hash + " alice operator\n# comment\ntoken sha256:" +
+          absl::AsciiStrToUpper(hash) + " mallory admin\n",
+      "tokens");
+  ASSERT_FALSE(twice.ok());
+  EXPECT_THAT(twice.status().message(), ::testing::HasSubstr("tokens:3:"));
+  EXPECT_THAT(twice.status().message(), ::testing::HasSubstr("already listed on line 1"));
+  absl::StatusOr<CredentialsStore> cert =
+      CredentialsStore::Parse("cert robot-7 a viewer\ncert robot-7 b admin\n", "tokens");
+  EXPECT_THAT(cert.status().message(), ::testing::HasSubstr("tokens:2:"));
+  EXPECT_THAT(cert.status().message(), ::testing::HasSubstr("already listed on line 1"));
+}
+
+TEST(CredentialsStoreTest, CrlfLineEndsReadLikeLf) {
+  absl::StatusOr<CredentialsStore> store = CredentialsStore::Parse(
+      "# written on Windows\r\ntoken sha256:" + Sha256Hex("s3cret") + " alice admin\r\n", "tokens");
+  ASSERT_TRUE(store.ok()) << store.status();
+  std::optional<Principal> alice = store->FindToken("s3cret");
+  ASSERT_TRUE(alice.has_value());
+  EXPECT_EQ(alice->name, "alice");
+  EXPECT_EQ(alice->role, Role::kAdmin);
 }
 
 TEST(CredentialsStoreTest, Sha256MatchesSha256sum) {

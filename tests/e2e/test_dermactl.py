@@ -33,6 +33,9 @@ def test_usage_errors_exit_2(dermad):
     assert ctl(dermad, "bogus").returncode == 2
     assert ctl(dermad, "get").returncode == 2
     assert ctl(dermad, "--frobnicate", "list").returncode == 2
+    for duration in ("nan", "inf", "-5"):
+        refused = ctl(dermad, f"--duration_s={duration}", "watch")
+        assert refused.returncode == 2 and "finite number of seconds" in refused.stderr
     bad_key = ctl(dermad, "configure", "pen-1", "depth=1")
     assert bad_key.returncode == 2
     assert "needle_depth_mm" in bad_key.stderr, "lists the settable keys"

@@ -4,6 +4,7 @@ import threading
 import time
 
 import grpc
+import pytest
 
 from derma.v1 import device_control_pb2 as pb
 from derma.v1 import device_control_pb2_grpc as pb_grpc
@@ -126,6 +127,27 @@ def test_bad_config_exits_2_naming_the_file_and_line(tmp_path):
     assert result.returncode == 2
     assert f"{bad}:2:" in result.stderr
     assert "depht" in result.stderr
+
+
+@pytest.mark.parametrize("flags, message", [
+    (["--no_such_flag=1"], "unknown flag --no_such_flag"),
+    (["--print_interval_s=-5"], "--print_interval_s must be a finite number ≥ 0, got -5"),
+    (["--duration_s=nan"], "--duration_s must be a finite number ≥ 0, got nan"),
+    (["--duration_s=soon"], "bad value \"soon\" for --duration_s"),
+    (["--speed_factor=inf"], "--speed_factor must be a finite number ≥ 0, got inf"),
+    (["--config"], "flag --config needs a value"),
+    (["stray"], "unexpected argument \"stray\""),
+])
+def test_bad_flags_exit_2_naming_the_flag(tmp_path, flags, message):
+    import os
+    import subprocess
+    fleet = os.path.join(os.environ["DERMA_REPO"], "deploy", "fleet.textproto")
+    result = subprocess.run([os.environ["DERMAD"], "--listen", "127.0.0.1:0", "--metrics_listen=",
+                             f"--state_dir={tmp_path}", f"--config={fleet}"] + flags,
+                            capture_output=True, text=True, timeout=20)
+    assert result.returncode == 2, result.stderr
+    assert message in result.stderr
+    assert "port" not in result.stdout  # nothing was served
 
 
 def test_unusable_audit_database_exits_2_naming_it_before_serving(tmp_path):

@@ -204,4 +204,17 @@ def test_bad_tokens_file_exits_2_naming_the_line(tmp_path):
                              f"--state_dir={tmp_path}"],
                             capture_output=True, text=True, timeout=20)
     assert result.returncode == 2
-    assert f"{tokens}:1:" in result.stderr
+    assert f"tokens file {tokens}:1:" in result.stderr
+    assert "bad config" not in result.stderr  # the fleet config is fine
+
+
+def test_a_tokens_file_listing_one_hash_twice_exits_2_naming_both_lines(tmp_path):
+    tokens = tmp_path / "tokens"
+    digest = hashlib.sha256(b"s3cret").hexdigest()
+    tokens.write_text(f"token sha256:{digest} alice viewer\r\ntoken sha256:{digest} eve admin\r\n")
+    result = subprocess.run([os.environ["DERMAD"], "--config", FLEET, "--metrics_listen=",
+                             "--listen", "127.0.0.1:0", f"--tokens_file={tokens}",
+                             f"--state_dir={tmp_path}"],
+                            capture_output=True, text=True, timeout=20)
+    assert result.returncode == 2
+    assert f"tokens file {tokens}:2: this token hash is already listed on line 1" in result.stderr

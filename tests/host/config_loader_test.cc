@@ -163,6 +163,28 @@ TEST(ValidateFleetConfig, ListsEveryProblem) {
   EXPECT_THAT(status.message(), HasSubstr("and 5 more"));
 }
 
+TEST(ValidateFleetConfig, ListsSimulatedModelAndOverrideProblemsWithTheRest) {
+  const absl::Status status = ValidateFleetConfig(Parse(R"pb(
+    sample_rate_hz: 0.5
+    devices { id: "Bad_Id" kind: DEVICE_KIND_MICRONEEDLING }
+    devices { id: "pen-1" kind: DEVICE_KIND_MICRONEEDLING model: "NO-SUCH-PEN" }
+    devices {
+      id: "stim-1"
+      kind: DEVICE_KIND_MICROCURRENT
+      overrides { field: "no_such_parameter" max: 1 }
+    }
+    groups {
+      id_prefix: "g-"
+      count: 2
+      device { kind: DEVICE_KIND_MICROCURRENT model: "NO-SUCH-STIM" }
+    }
+  )pb"));
+  EXPECT_THAT(ViolatedFields(status),
+              UnorderedElementsAre("sample_rate_hz", "devices[0].id", "devices[pen-1].model",
+                                   "devices[stim-1].overrides[0].field", "devices[g-1].model"));
+  EXPECT_THAT(status.message(), HasSubstr("5 problems"));
+}
+
 TEST(ValidateFleetConfig, RejectsDuplicateIdsAcrossDevicesAndGroups) {
   const absl::Status status = ValidateFleetConfig(Parse(R"pb(
     devices { id: "pen-2" kind: DEVICE_KIND_MICRONEEDLING }

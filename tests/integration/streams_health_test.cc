@@ -59,6 +59,31 @@ TEST_F(StreamLimitTest, StreamPastTheLimitIsRefusedWithStreamLimit) {
   EXPECT_TRUE(ReadUntil(*second, log, [&] { return log.device(kStim).next_sample > last; }));
 }
 
+class PrincipalStreamLimitTest : public ServerFixture {
+ protected:
+  PluginOptions Options() const override {
+    PluginOptions options;
+    options.max_streams = 8;
+    options.max_streams_per_principal = 2;  // no tokens file: every caller is "local"
+    return options;
+  }
+};
+
+TEST_F(PrincipalStreamLimitTest, OnePrincipalIsRefusedPastItsLimitNamingIt) {
+  std::unique_ptr<TelemetryReader> first = StreamTelemetry({kPen});
+  std::unique_ptr<TelemetryReader> second = StreamTelemetry({kStim});
+  TelemetryLog log;
+  ASSERT_TRUE(ReadOpening(*first, 1, log));
+  ASSERT_TRUE(ReadOpening(*second, 1, log));
+  Client other = NewClient();  // another connection is still the same principal
+  std::unique_ptr<TelemetryReader> third = StreamTelemetry({kPen2}, 0, &other);
+  std::optional<grpc::Status> refused = third->Finish();
+  ASSERT_TRUE(refused.has_value());
+  EXPECT_THAT(*refused, IsError(StatusCode::RESOURCE_EXHAUSTED, v1::ERROR_REASON_STREAM_LIMIT));
+  EXPECT_THAT(refused->error_message(), ::testing::HasSubstr("principal \"local\""));
+  EXPECT_THAT(MetadataOf(*refused), ::testing::Contains(::testing::Pair("principal", "local")));
+}
+
 TEST_F(StreamLimitTest, ClosingAStreamFreesItsSlot) {
   std::unique_ptr<TelemetryReader> first = StreamTelemetry({kPen});
   std::unique_ptr<TelemetryReader> second = StreamTelemetry({kStim});

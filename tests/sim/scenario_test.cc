@@ -96,6 +96,24 @@ TEST(SimScenarioTest, NonFiniteTimeIsInvalid) {
   EXPECT_EQ(ViolationsOf(ValidateScenario(scenario, KnownDevice))[0].field, "actions[0].at_s");
 }
 
+TEST(SimScenarioTest, AnActionMoreThanAYearAheadIsInvalidAndAYearIsNot) {
+  derma::sim::v1::Scenario scenario;
+  auto* far = scenario.add_actions();
+  far->set_at_s(1e300);
+  far->mutable_set_link()->set_name("devices/pen-1");
+  auto* nan = scenario.add_actions();
+  nan->set_at_s(std::numeric_limits<double>::quiet_NaN());
+  nan->mutable_set_link()->set_name("devices/pen-1");
+  std::vector<FieldViolation> violations = ViolationsOf(ValidateScenario(scenario, KnownDevice));
+  ASSERT_EQ(violations.size(), 2u);
+  EXPECT_EQ(violations[0].field, "actions[0].at_s");
+  EXPECT_THAT(violations[0].description, ::testing::HasSubstr("within 0–31536000 s"));
+  EXPECT_EQ(violations[1].field, "actions[1].at_s");
+  scenario.mutable_actions()->DeleteSubrange(1, 1);
+  scenario.mutable_actions(0)->set_at_s(kMaxScenarioAtSeconds);
+  EXPECT_TRUE(ValidateScenario(scenario, KnownDevice).ok());
+}
+
 TEST(SimScenarioPlayerTest, ReturnsEachActionOnceInTimeOrder) {
   absl::StatusOr<derma::sim::v1::Scenario> scenario = ParseScenarioText(R"pb(
     actions {

@@ -6,6 +6,7 @@
 #include "absl/container/flat_hash_map.h"
 #include "absl/hash/hash.h"
 #include "absl/strings/str_cat.h"
+#include "plugin/backends/registry.h"
 #include "plugin/errors/errors.h"
 #include "plugin/service/simulator_service.h"
 #include "sim/registry.h"
@@ -88,6 +89,34 @@ class SimulatorBackend : public Backend {
 sim::SimulatorControl* SimulatorControlOf(Backend& backend) {
   auto* simulator = dynamic_cast<SimulatorBackend*>(&backend);
   return simulator == nullptr ? nullptr : simulator->control();
+}
+
+absl::Status ValidateSimulatedFleet(const config::v1::FleetConfig& fleet) {
+  std::vector<FieldViolation> problems;
+  // A group's devices share one config: building its first is enough.
+  auto check = [&problems](const config::v1::DeviceConfig& device) {
+    if (EffectiveBackend(device) != config::v1::BACKEND_SIMULATOR) return;
+    const bool pen = device.kind() == v1::DEVICE_KIND_MICRONEEDLING;
+    const bool stimulator = device.kind() == v1::DEVICE_KIND_MICROCURRENT;
+    if ((!pen && !stimulator) || (device.has_pen() && !pen) ||
+        (device.has_stimulator() && !stimulator)) {
+      return;  // reported by the fleet's own checks (config_loader.cc)
+    }
+    absl::Status built = sim::CreateSimDevice({device, 0}).status();
+    if (built.ok()) return;
+    std::vector<FieldViolation> violations = ViolationsOf(built);
+    if (violations.empty()) violations.push_back({"", std::string(built.message())});
+    for (FieldViolation& v : violations) problems.push_back(std::move(v));
+  };
+  for (const config::v1::DeviceConfig& device : fleet.devices()) check(device);
+  for (const config::v1::DeviceGroup& group : fleet.groups()) {
+    config::v1::DeviceConfig first = group.device();
+    first.set_id(absl::StrCat(group.id_prefix(), 1));
+    check(first);
+  }
+  if (problems.empty()) return absl::OkStatus();
+  return MakeError(absl::StatusCode::kInvalidArgument, v1::ERROR_REASON_INVALID_FIELD,
+                   absl::StrCat(problems[0].field, ": ", problems[0].description), {}, problems);
 }
 
 absl::StatusOr<std::unique_ptr<Backend>> CreateSimulatorBackend(const BackendConfig& config) {

@@ -16,6 +16,11 @@ namespace derma {
 // The simulator controls of a built fleet, or null before Attach.
 sim::SimulatorControl* SimulatorControlOf(Backend& backend);
 
+// Every problem of the simulated devices' setup (model, overrides, pen and stimulator setup)
+// in one pass, by building each device's model once (a group's once): INVALID_FIELD listing
+// each, or OK.
+absl::Status ValidateSimulatedFleet(const config::v1::FleetConfig& fleet);
+
 absl::StatusOr<std::unique_ptr<Backend>> CreateSimulatorBackend(const BackendConfig& config);
 
 }  // namespace derma
