@@ -40,18 +40,23 @@ def assert_honest_client_served(r):
     assert r["rss_peak_mib"] - r["rss_before_mib"] < RSS_GROWTH_BOUND_MIB, r
 
 
+# From the first ping to the attacker seeing the connection closed: 0.5 s on an idle machine,
+# 1.9 s with two compilers on its two cores; unlimited strikes keep it open for the whole flood.
+CLOSED_WITHIN_S = 3.0
+
+
 def test_ping_flood_connection_is_closed_with_too_many_pings(dermad):
     r = flood_rig.measure(dermad, dermad.port, "ping", FLOOD_S)
     assert r["flood"]["goaway"] == [ENHANCE_YOUR_CALM, "too_many_pings"], r
     assert r["flood"]["server_closed_after_s"] is not None, r
-    assert r["flood"]["server_closed_after_s"] < 1.0, r
+    assert r["flood"]["server_closed_after_s"] < CLOSED_WITHIN_S, r
     assert_honest_client_served(r)
 
 
 def test_pings_between_refused_calls_are_still_too_many(dermad):
     r = flood_rig.measure(dermad, dermad.port, "ping-refused", FLOOD_S)
     assert r["flood"]["goaway"] == [ENHANCE_YOUR_CALM, "too_many_pings"], r
-    assert r["flood"]["server_closed_after_s"] < 1.0, r
+    assert r["flood"]["server_closed_after_s"] < CLOSED_WITHIN_S, r
     assert_honest_client_served(r)
 
 
