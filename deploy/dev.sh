@@ -19,7 +19,7 @@ readonly DEBIAN_PACKAGES=(
   python3-grpcio python3-grpc-tools python3-protobuf python3-pytest
   golang-github-gogo-googleapis-dev grpc-proto clang-format prometheus
   libasan8 libubsan1 libtsan2 clang-14 libclang-rt-14-dev llvm-14
-  libmodbus-dev socat python3-pymodbus
+  libmodbus-dev socat python3-pymodbus nginx
 )
 
 # The test binaries of the suites labelled `threads` (top CMakeLists.txt): what the
@@ -37,6 +37,9 @@ usage: bash deploy/dev.sh <command> [args]
   run           build, then start build/plugin/host/dermad with deploy/fleet.textproto [args]
   run-modbus    build, then start the Modbus device emulator serving deploy/fleet-modbus.textproto
                 and dermad driving it over Modbus TCP and an RTU pseudo-terminal [dermad args]
+  run-front     build, then start dermad on 127.0.0.1:50061 [dermad args] behind the nginx front
+                of deploy/nginx/derma-front.conf (TLS on :50051 with /etc/derma/tls/server.pem and
+                server.key): how a network-facing station runs
   test          build, then run the whole test suite with ctest (includes buf lint), then
                 sanitize, then fuzz (what CI runs)
   sanitize      deps, then the whole suite under AddressSanitizer + UndefinedBehaviorSanitizer
@@ -112,6 +115,21 @@ run_modbus() {
   "${BUILD_DIR}/plugin/host/dermad" --config "${config}" "$@"
 }
 
+run_front() {
+  build
+  local config="${REPO_ROOT}/deploy/nginx/derma-front.conf"
+  "${BUILD_DIR}/plugin/host/dermad" --config "${REPO_ROOT}/deploy/fleet.textproto" \
+    --listen 127.0.0.1:50061 "$@" &
+  DERMAD_PID=$!
+  # dermad goes with this script however it ends (nginx's exit, Ctrl-C, SIGTERM).
+  trap 'kill "${DERMAD_PID}" 2>/dev/null; wait "${DERMAD_PID}" 2>/dev/null' EXIT
+  trap 'exit 130' INT
+  trap 'exit 143' TERM
+  nginx -t -c "${config}"
+  log "the front: gRPC over TLS on :50051 to dermad on 127.0.0.1:50061"
+  nginx -c "${config}" -g 'daemon off;'
+}
+
 run_tests() {
   build
   (cd "${BUILD_DIR}" && ctest --output-on-failure -j2)
@@ -181,6 +199,7 @@ main() {
     build) build ;;
     run) run "$@" ;;
     run-modbus) run_modbus "$@" ;;
+    run-front) run_front "$@" ;;
     test) run_tests ;;
     sanitize) sanitize ;;
     fuzz) fuzz "$@" ;;

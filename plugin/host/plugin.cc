@@ -12,6 +12,7 @@
 #include "plugin/audit/audit_trail.h"
 #include "plugin/auth/authorizer.h"
 #include "plugin/core/telemetry_fanout.h"
+#include "plugin/host/transport_limits.h"
 #include "plugin/metrics/fleet_collector.h"
 #include "plugin/metrics/grpc_metrics.h"
 #include "plugin/service/call_audit.h"
@@ -128,14 +129,7 @@ void Plugin::Register(grpc::ServerBuilder& builder) {
     builder.RegisterService(service.get());
   }
   if (health_ != nullptr) builder.RegisterService(health_.get());
-  // Clients may ping every 5 s (also without calls) without being sent too_many_pings; the
-  // server pings idle connections every 30 s to find dead clients.
-  builder.AddChannelArgument(GRPC_ARG_HTTP2_MIN_RECV_PING_INTERVAL_WITHOUT_DATA_MS, 5000);
-  builder.AddChannelArgument(GRPC_ARG_HTTP2_MAX_PING_STRIKES, 0);
-  builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_PERMIT_WITHOUT_CALLS, 1);
-  builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_TIME_MS, 30000);
-  builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_TIMEOUT_MS, 10000);
-  builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
+  host::ApplyTransportLimits(builder);
   std::vector<std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>> creators;
   creators.push_back(service::MakeMalformedRequestInterceptorFactory());  // before the metrics
   creators.push_back(grpc_metrics_->MakeInterceptorFactory());

@@ -106,10 +106,11 @@ class Plugin {
   Plugin& operator=(const Plugin&) = delete;
 
   // Adds derma.v1.DeviceControl, the services of the fleet's backends (derma.sim.v1.Simulator
-  // when the fleet has simulated devices) and health, plus
-  // derma's channel arguments: keepalive that tolerates client pings every
-  // 5 s (no too_many_pings), and SO_REUSEPORT off so a taken port fails loudly. Installs the
-  // gRPC metrics interceptor (this replaces interceptor creators set on `builder` before).
+  // when the fleet has simulated devices) and health, plus derma's transport limits
+  // (transport_limits.h): keepalive that tolerates client pings every 5 s, a connection that
+  // pings much faster closed with too_many_pings, and SO_REUSEPORT off so a taken port fails
+  // loudly. Installs the gRPC metrics interceptor (this replaces
+  // interceptor creators set on `builder` before).
   void Register(grpc::ServerBuilder& builder);
   // Adds derma's Prometheus metrics (devices read at scrape time, gRPC server metrics,
   // derma_build_info) to the host's exposer. The exposer must not outlive the plugin.
