@@ -110,10 +110,9 @@ class AuditStore {
   // transaction, releasing the store between batches so writers are never held up for long.
   absl::StatusOr<PruneResult> Prune(absl::Time now) ABSL_LOCKS_EXCLUDED(mu_);
 
-  // Walks the hash chain (VerifyAuditChain with this store's checkpoint key). Reads the whole
-  // trail under the store's lock: for the admin's verify, not for a hot path.
-  absl::StatusOr<ChainReport> Verify(std::optional<std::string> expected_head)
-      ABSL_LOCKS_EXCLUDED(mu_);
+  // Walks the hash chain (VerifyAuditChain with this store's checkpoint key) through a read
+  // connection of its own, in one snapshot, without holding up writes. Reads the whole trail.
+  absl::StatusOr<ChainReport> Verify(std::optional<std::string> expected_head);
 
   // The newest chained record: its id, hash, and the number of chained records ever written.
   struct ChainHead {

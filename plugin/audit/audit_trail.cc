@@ -228,6 +228,8 @@ void AuditTrail::QueryLoop() {
       queries.swap(queries_);
       stop = closed_;
     }
+    // A query sees every record queued before it (e.g. the refusal just answered).
+    if (!queries.empty() && !stop) Flush();
     for (QueryFn& query : queries) std::move(query)(store_);
     if (stop) return;
     if (absl::Now() >= next_prune) {

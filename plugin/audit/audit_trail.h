@@ -64,7 +64,8 @@ class AuditTrail {
   // queued at once, the rest are counted and written as one record at the interval's end or at
   // Close. Nothing waits for it to be durable. Dropped after Close.
   void RecordRefusal(AuditEvent refusal) ABSL_LOCKS_EXCLUDED(mu_);
-  // Runs `query` on the query thread (never on the caller's). After Close, on the caller's.
+  // Runs `query` on the query thread (never on the caller's) once everything Recorded before
+  // the call is durable or has failed. After Close, on the caller's.
   void Query(QueryFn query) ABSL_LOCKS_EXCLUDED(mu_);
   // Returns once everything recorded, and every device event published, before the call is
   // durable or has failed.
@@ -80,6 +81,8 @@ class AuditTrail {
   // Refused calls taken by RecordRefusal (each counted once, whether written alone or not).
   uint64_t refusals() const { return refusals_.load(); }
   const std::string& path() const { return store_.path(); }
+  // The newest chained record (for the exported head: log lines and metrics).
+  AuditStore::ChainHead chain_head() const { return store_.head(); }
 
  private:
   struct Pending {

@@ -23,6 +23,7 @@ enum ExitCode : int {
   kUsage = 2,
   kDeviceError = 3,      // the server refused: bad settings, wrong state, lease, not found...
   kConnectionError = 4,  // no server, or it went away
+  kAuditTrailBroken = 5, // audit verify: the hash chain has a broken link
 };
 
 // Set by SIGINT/SIGTERM; long commands poll it and clean up.

@@ -117,7 +117,8 @@ absl::Status DeviceControlService::AuthorizeStream(Context* context, const char*
                                                    const google::protobuf::Message& request) const {
   absl::StatusOr<auth::Principal> caller = auth_.Authorize(*context, method);
   if (caller.ok()) return absl::OkStatus();
-  audit_.RecordRefused({method, "", audit_.Summarize(request)}, caller.status());
+  audit_.RecordRefused({method, "", audit_.Summarize(request), PeerIpOf(*context)},
+                       caller.status());
   return caller.status();
 }
 
