@@ -218,7 +218,7 @@ TEST_F(AuditTrailTest, EveryCallAClientSendsIsACommandRecordWithItsMethod) {
       "/derma.v1.DeviceControl/ListDevices",    "/derma.v1.DeviceControl/GetDevice",
       "/derma.v1.DeviceControl/GetRun",         "/derma.v1.DeviceControl/ListRuns",
       "/derma.v1.DeviceControl/WatchRun",       "/derma.v1.DeviceControl/StreamTelemetry",
-      "/derma.v1.DeviceControl/ListAuditEvents"};
+      "/derma.v1.DeviceControl/ListAuditEvents", "/derma.v1.DeviceControl/VerifyAuditTrail"};
   for (const std::string& method : auth::KnownMethods()) {
     if (absl::StartsWith(method, "/derma.v1.DeviceControl/") && !reads.contains(method)) {
       EXPECT_TRUE(sent.contains(method)) << method << " is not sent by this test";
