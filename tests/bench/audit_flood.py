@@ -8,7 +8,7 @@ reports the audit records and bytes the flood added. Works on any dermad since t
 existed (older trails have no count column: every refusal is then one record).
 
   python3 tests/bench/audit_flood.py --dermad build/plugin/host/dermad \\
-      --python_dir build/python [--seconds 20] [--threads 4]
+      --python_dir build/python [--seconds 20] [--threads 4] [--rate CALLS_PER_S]
 """
 import argparse
 import hashlib
@@ -51,6 +51,8 @@ def main():
         os.path.dirname(__file__), "..", "..", "deploy", "fleet.textproto"))
     parser.add_argument("--seconds", type=float, default=20)
     parser.add_argument("--threads", type=int, default=4)
+    parser.add_argument("--rate", type=float, default=0,
+                        help="unauthenticated calls per second in all (0: as fast as refused)")
     args = parser.parse_args()
     sys.path.insert(0, args.python_dir)
     import grpc
@@ -101,7 +103,12 @@ def main():
     def flood(k):
         with grpc.insecure_channel(f"127.0.0.1:{port}") as ch:
             s = pb_grpc.DeviceControlStub(ch)
+            start = time.monotonic()
             while not stop.is_set():
+                if args.rate > 0:  # paced: the same attack whatever the server's speed
+                    wait = start + sent[k] * args.threads / args.rate - time.monotonic()
+                    if wait > 0:
+                        time.sleep(wait)
                 try:
                     s.ListDevices(pb.ListDevicesRequest(), timeout=10)
                 except grpc.RpcError:
