@@ -30,10 +30,10 @@ std::string ChainLink(absl::string_view previous, const AuditEvent& event);
 
 // The checkpoint standing for the pruned prefix of the chain.
 struct ChainCheckpoint {
-  int64_t through_id = 0;       // the last pruned record's id
-  std::string through_hash;     // its hash (ChainGenesis() when it was unchained)
-  int64_t chained_pruned = 0;   // chained records pruned so far
-  bool keyed = false;           // seal is an HMAC under the key file
+  int64_t through_id = 0;      // the last pruned record's id
+  std::string through_hash;    // its hash (ChainGenesis() when it was unchained)
+  int64_t chained_pruned = 0;  // chained records pruned so far
+  bool keyed = false;          // seal is an HMAC under the key file
   std::string seal;
 };
 // The seal of `checkpoint`: HMAC-SHA-256 under `hmac_key` when non-empty, else SHA-256.
@@ -44,14 +44,14 @@ absl::StatusOr<std::string> ReadHmacKeyFile(const std::string& path);
 
 struct ChainReport {
   bool intact = true;
-  int64_t unchained = 0;       // records from before the chain (schema 1)
-  int64_t chained = 0;         // chained records present
-  int64_t length = 0;          // chained records ever written: pruned + present
-  int64_t head_id = 0;         // the newest chained record (0: none)
-  std::string head_hash;       // its hash (ChainGenesis() when none)
-  bool checkpoint = false;     // a pruned prefix is sealed by a checkpoint
-  int64_t broken_id = 0;       // the first record whose link is broken (0: the checkpoint)
-  std::string problem;         // what is wrong there, for a person
+  int64_t unchained = 0;    // records from before the chain (schema 1)
+  int64_t chained = 0;      // chained records present
+  int64_t length = 0;       // chained records ever written: pruned + present
+  int64_t head_id = 0;      // the newest chained record (0: none)
+  std::string head_hash;    // its hash (ChainGenesis() when none)
+  bool checkpoint = false;  // a pruned prefix is sealed by a checkpoint
+  int64_t broken_id = 0;    // the first record whose link is broken (0: the checkpoint)
+  std::string problem;      // what is wrong there, for a person
 };
 
 // Walks the chain of the audit store behind `db` in id order and reports its first broken

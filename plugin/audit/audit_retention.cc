@@ -38,8 +38,8 @@ absl::StatusOr<int64_t> AuditStore::PruneEventBatch(int64_t last_id) {
   ChainCheckpoint checkpoint;
   int64_t deleted = 0;
   auto batch = [&]() -> absl::Status {
-    absl::StatusOr<SqliteStatement> old = db_->Prepare(
-        "SELECT id, hash FROM events WHERE id <= ?1 ORDER BY id LIMIT ?2");
+    absl::StatusOr<SqliteStatement> old =
+        db_->Prepare("SELECT id, hash FROM events WHERE id <= ?1 ORDER BY id LIMIT ?2");
     if (!old.ok()) return old.status();
     old->Bind(1, last_id).Bind(2, int64_t{kPruneBatch});
     int64_t chained = 0;
@@ -52,8 +52,8 @@ absl::StatusOr<int64_t> AuditStore::PruneEventBatch(int64_t last_id) {
       if (!old->IsNull(1)) ++chained;
     }
     if (deleted == 0) return absl::OkStatus();
-    absl::StatusOr<std::string> before = db_->QueryText(
-        "SELECT coalesce((SELECT chained_pruned FROM chain_checkpoint), 0)");
+    absl::StatusOr<std::string> before =
+        db_->QueryText("SELECT coalesce((SELECT chained_pruned FROM chain_checkpoint), 0)");
     if (!before.ok()) return before.status();
     checkpoint.chained_pruned = std::stoll(*before) + chained;
     checkpoint.keyed = !checkpoint_key_.empty();

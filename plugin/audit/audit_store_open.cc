@@ -14,8 +14,9 @@ namespace derma {
 namespace {
 
 absl::Status CannotCreate(const std::string& path, absl::string_view what) {
-  return absl::FailedPreconditionError(absl::StrCat(
-      "audit store ", path, ": cannot create a new trail (", what, "); is the directory writable?"));
+  return absl::FailedPreconditionError(absl::StrCat("audit store ", path,
+                                                    ": cannot create a new trail (", what,
+                                                    "); is the directory writable?"));
 }
 
 // Builds the schema in a temporary file beside `path` and links it into place. link() fails
@@ -57,8 +58,8 @@ absl::StatusOr<std::unique_ptr<AuditStore>> AuditStore::Open(const std::string& 
   if (absl::Status s = store->ReadHead(); !s.ok()) return s;
   absl::StatusOr<std::string> chained =
       store->db_->QueryText("SELECT count(*) FROM events WHERE hash IS NOT NULL");
-  absl::StatusOr<std::string> pruned = store->db_->QueryText(
-      "SELECT coalesce((SELECT chained_pruned FROM chain_checkpoint), 0)");
+  absl::StatusOr<std::string> pruned =
+      store->db_->QueryText("SELECT coalesce((SELECT chained_pruned FROM chain_checkpoint), 0)");
   if (!chained.ok()) return chained.status();
   if (!pruned.ok()) return pruned.status();
   store->head_.length = std::stoll(*chained) + std::stoll(*pruned);

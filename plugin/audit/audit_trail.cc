@@ -24,11 +24,7 @@ absl::Status ClosedError() {
 
 AuditTrail::AuditTrail(AuditStore& store, TelemetryFanout& fanout, const RunRegistry& runs,
                        AuditTrailOptions options)
-    : store_(store),
-      fanout_(fanout),
-      runs_(runs),
-      options_(options),
-      coalescer_(options.refusals) {
+    : store_(store), fanout_(fanout), runs_(runs), options_(options), coalescer_(options.refusals) {
   Subscribe();
   writer_ = std::thread([this] { WriterLoop(); });
   querier_ = std::thread([this] { QueryLoop(); });

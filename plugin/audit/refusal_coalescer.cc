@@ -1,7 +1,7 @@
 #include "plugin/audit/refusal_coalescer.h"
 
-#include "absl/strings/strip.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/strip.h"
 
 namespace derma {
 
@@ -57,9 +57,9 @@ std::vector<AuditEvent> RefusalCoalescer::TakeLocked(absl::Time now) {
     AuditEvent record = std::move(overflow_.last);
     record.count = overflow_.count;
     record.time_us = absl::ToUnixMicros(now);
-    record.detail = absl::StrCat("refusals of more than ", options_.max_pairs,
-                                 " distinct (peer IP, reason) pairs in one interval; the last: ",
-                                 record.detail);
+    record.detail = absl::StrCat(
+        "refusals of more than ", options_.max_pairs,
+        " distinct (peer IP, reason) pairs in one interval; the last: ", record.detail);
     records.push_back(std::move(record));
   }
   pairs_.clear();

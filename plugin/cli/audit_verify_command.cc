@@ -19,8 +19,8 @@ void PrintReport(const v1::VerifyAuditTrailResponse& r) {
         "audit trail intact: %d chained records (chain length %d%s), %d unchained from before "
         "the chain; head record %d sha256 %s\n",
         r.chained_records(), r.chain_length(),
-        r.has_checkpoint() ? ", the pruned ones sealed by a checkpoint" : "",
-        r.unchained_records(), r.head_id(), r.head_sha256());
+        r.has_checkpoint() ? ", the pruned ones sealed by a checkpoint" : "", r.unchained_records(),
+        r.head_id(), r.head_sha256());
   } else if (r.broken_id() != 0) {
     absl::PrintF("audit trail BROKEN at record %d: %s\n", r.broken_id(), r.problem());
   } else {

@@ -2,10 +2,11 @@
 // method, device, a request summary without lease ids, the result) and finishes the call only
 // once that record is durable, so a client never sees a command acknowledged that the trail
 // could lose. A refused call is answered at once; its record goes through the trail's refusal
-// coalescing (refusal_coalescer.h). Without an audit trail it finishes at once. Every call a client sends is recorded
-// with kind COMMAND, whatever its method (leases, emergency stops and runs included), or
-// AUTH_FAILURE when refused; this is the one place those kinds are chosen (what devices raise
-// on their own keeps its kinds: audit_device_events.cc). Layer: plugin/service. Thread-safe.
+// coalescing (refusal_coalescer.h). Without an audit trail it finishes at once. Every call a client
+// sends is recorded with kind COMMAND, whatever its method (leases, emergency stops and runs
+// included), or AUTH_FAILURE when refused; this is the one place those kinds are chosen (what
+// devices raise on their own keeps its kinds: audit_device_events.cc). Layer: plugin/service.
+// Thread-safe.
 #ifndef DERMA_PLUGIN_SERVICE_CALL_AUDIT_H_
 #define DERMA_PLUGIN_SERVICE_CALL_AUDIT_H_
 

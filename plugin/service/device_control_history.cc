@@ -181,10 +181,10 @@ grpc::ServerUnaryReactor* DeviceControlService::VerifyAuditTrail(
   std::optional<std::string> expected;
   if (const std::string& head = request->expected_head(); !head.empty()) {
     if (head.size() < 12 || head.find_first_not_of("0123456789abcdefABCDEF") != std::string::npos) {
-      return FinishNow(context, MakeError(absl::StatusCode::kInvalidArgument,
-                                          v1::ERROR_REASON_INVALID_FIELD,
-                                          "expected_head: must be at least 12 hex digits", {},
-                                          {{"expected_head", "at least 12 hex digits"}}));
+      return FinishNow(context,
+                       MakeError(absl::StatusCode::kInvalidArgument, v1::ERROR_REASON_INVALID_FIELD,
+                                 "expected_head: must be at least 12 hex digits", {},
+                                 {{"expected_head", "at least 12 hex digits"}}));
     }
     expected = head;
   }

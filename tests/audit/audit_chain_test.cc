@@ -3,6 +3,8 @@
 // an exported head, pruning keeps the chain verifiable through a checkpoint (sealed by an HMAC
 // key when one is given), a schema-1 trail is migrated with its records unchained, an empty
 // file is refused, and a new trail is created without leaving a temporary file behind.
+#include "plugin/audit/audit_chain.h"
+
 #include <sqlite3.h>
 #include <unistd.h>
 
@@ -14,7 +16,6 @@
 #include "absl/strings/str_cat.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
-#include "plugin/audit/audit_chain.h"
 #include "plugin/audit/audit_store.h"
 
 namespace derma::testing {

@@ -215,9 +215,9 @@ TEST_F(AuditTrailTest, EveryCallAClientSendsIsACommandRecordWithItsMethod) {
       "/derma.v1.DeviceControl/CancelRun",     "/derma.sim.v1.Simulator/AdvanceClock"};
   // The test sends every DeviceControl method that is not a read.
   const std::set<std::string> reads = {
-      "/derma.v1.DeviceControl/ListDevices",    "/derma.v1.DeviceControl/GetDevice",
-      "/derma.v1.DeviceControl/GetRun",         "/derma.v1.DeviceControl/ListRuns",
-      "/derma.v1.DeviceControl/WatchRun",       "/derma.v1.DeviceControl/StreamTelemetry",
+      "/derma.v1.DeviceControl/ListDevices",     "/derma.v1.DeviceControl/GetDevice",
+      "/derma.v1.DeviceControl/GetRun",          "/derma.v1.DeviceControl/ListRuns",
+      "/derma.v1.DeviceControl/WatchRun",        "/derma.v1.DeviceControl/StreamTelemetry",
       "/derma.v1.DeviceControl/ListAuditEvents", "/derma.v1.DeviceControl/VerifyAuditTrail"};
   for (const std::string& method : auth::KnownMethods()) {
     if (absl::StartsWith(method, "/derma.v1.DeviceControl/") && !reads.contains(method)) {
