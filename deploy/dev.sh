@@ -19,7 +19,7 @@ readonly DEBIAN_PACKAGES=(
   python3-grpcio python3-grpc-tools python3-protobuf python3-pytest
   golang-github-gogo-googleapis-dev grpc-proto clang-format prometheus
   libasan8 libubsan1 libtsan2 clang-14 libclang-rt-14-dev llvm-14
-  libmodbus-dev socat python3-pymodbus nginx
+  libmodbus-dev socat python3-pymodbus nginx libssl-dev
 )
 
 # The test binaries of the suites labelled `threads` (top CMakeLists.txt): what the

@@ -39,6 +39,8 @@ v1::AuditEvent AuditEventToProto(const AuditEvent& event) {
   out.set_code(event.code);
   out.set_reason(event.reason);
   out.set_detail(event.detail);
+  out.set_count(event.count);
+  out.set_peer_ip(event.peer_ip);
   return out;
 }
 

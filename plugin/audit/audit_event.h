@@ -24,6 +24,8 @@ struct AuditEvent {
   int code = 0;        // gRPC status code number, 0 = OK
   std::string reason;  // ErrorReason name without prefix, empty when OK
   std::string detail;
+  int64_t count = 1;    // calls this record stands for (coalesced refusals), ≥ 1
+  std::string peer_ip;  // AUTH_FAILURE: the caller's IP address, or "*" (overflow record)
 
   friend bool operator==(const AuditEvent&, const AuditEvent&) = default;
 };

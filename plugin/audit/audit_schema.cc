@@ -11,7 +11,7 @@
 namespace derma {
 namespace {
 
-// Version 1. A later version adds a migration step from each older one in CreateOrCheck.
+// Version 1. A new file gets version 1 and then every migration step, as an old file does.
 constexpr absl::string_view kSchemaV1 = R"sql(
 CREATE TABLE events (
   id INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -38,6 +38,21 @@ CREATE TABLE runs (
 CREATE INDEX runs_by_start ON runs (start_us);
 CREATE INDEX runs_by_device ON runs (device, start_us);
 CREATE INDEX runs_by_age ON runs (coalesce(end_us, start_us));
+)sql";
+
+// Version 1 → 2: the hash chain and coalesced refusals. Records already there keep a NULL
+// hash: they were written before the chain and are reported as unchained.
+constexpr absl::string_view kMigrateV1ToV2 = R"sql(
+ALTER TABLE events ADD COLUMN count INTEGER NOT NULL DEFAULT 1;
+ALTER TABLE events ADD COLUMN peer_ip TEXT NOT NULL DEFAULT '';
+ALTER TABLE events ADD COLUMN hash BLOB;  -- SHA-256 chain link; NULL: unchained (schema 1)
+CREATE TABLE chain_checkpoint (
+  one INTEGER PRIMARY KEY CHECK (one = 1),  -- at most one row
+  through_id INTEGER NOT NULL,      -- the last pruned record
+  through_hash BLOB NOT NULL,       -- its hash
+  chained_pruned INTEGER NOT NULL,  -- chained records pruned so far
+  keyed INTEGER NOT NULL,           -- 1: seal is HMAC-SHA-256 under the key file
+  seal BLOB NOT NULL);
 )sql";
 
 absl::Status Refuse(const SqliteDb& db, absl::string_view why) {
@@ -73,6 +88,15 @@ absl::Status QuickCheck(SqliteDb& db) {
                                  "); move it aside to start a new store"));
 }
 
+// An existing file without a schema (e.g. truncated to 0 bytes) lost its history: starting an
+// empty trail over it would hide that.
+absl::Status RefuseEmpty(const SqliteDb& db) {
+  return Refuse(db,
+                "the file exists but holds no audit trail (empty or truncated); its history is "
+                "lost or elsewhere: restore it from a backup, or remove the file to start a new "
+                "trail");
+}
+
 absl::StatusOr<int64_t> QueryInt(SqliteDb& db, absl::string_view sql) {
   absl::StatusOr<std::string> text = db.QueryText(sql);
   if (!text.ok()) return text.status();
@@ -84,7 +108,8 @@ absl::StatusOr<int64_t> QueryInt(SqliteDb& db, absl::string_view sql) {
 }
 
 // Runs inside BEGIN IMMEDIATE, so two processes opening a new file create the schema once.
-absl::Status CreateOrCheck(SqliteDb& db, int version) {
+absl::Status CreateOrCheck(SqliteDb& db, bool new_file) {
+  constexpr int version = kAuditSchemaVersion;
   absl::StatusOr<int64_t> application_id = QueryInt(db, "PRAGMA application_id");
   if (!application_id.ok()) return application_id.status();
   absl::StatusOr<int64_t> found = QueryInt(db, "PRAGMA user_version");
@@ -99,19 +124,28 @@ absl::Status CreateOrCheck(SqliteDb& db, int version) {
                                    version, "); use a newer dermad or another file"));
   }
   if (*found == version) return absl::OkStatus();
-  if (absl::Status s = db.Exec(kSchemaV1); !s.ok()) return s;
+  if (*found == 0) {
+    if (!new_file) return RefuseEmpty(db);
+    if (absl::Status s = db.Exec(kSchemaV1); !s.ok()) return s;
+  }
+  if (absl::Status s = db.Exec(kMigrateV1ToV2); !s.ok()) return s;
   return db.Exec(absl::StrCat("PRAGMA application_id = ", kAuditApplicationId,
                               "; PRAGMA user_version = ", version));
 }
 
 }  // namespace
 
-absl::Status PrepareAuditSchema(SqliteDb& db, int version) {
+absl::Status PrepareAuditSchema(SqliteDb& db, bool new_file) {
   // Waits for another connection's write (e.g. a second process) instead of failing at once,
   // but not for long: commands wait for their records, so a file another process keeps
   // locked must turn into AUDIT_UNAVAILABLE quickly rather than into client deadlines.
   sqlite3_busy_timeout(db.handle(), 1000);
   if (absl::Status s = QuickCheck(db); !s.ok()) return s;
+  if (!new_file) {  // before WAL mode writes a header into an empty file
+    absl::StatusOr<int64_t> objects = QueryInt(db, "SELECT count(*) FROM sqlite_schema");
+    if (!objects.ok()) return AsPrecondition(objects.status());
+    if (*objects == 0) return RefuseEmpty(db);
+  }
   absl::StatusOr<std::string> mode = db.QueryText("PRAGMA journal_mode = WAL");
   if (!mode.ok()) return AsPrecondition(mode.status());
   if (*mode != "wal") {
@@ -121,7 +155,7 @@ absl::Status PrepareAuditSchema(SqliteDb& db, int version) {
   // FULL: in WAL mode every commit fsyncs the log, so a returned write survives a power cut.
   if (absl::Status s = db.Exec("PRAGMA synchronous = FULL"); !s.ok()) return AsPrecondition(s);
   if (absl::Status s = db.Exec("BEGIN IMMEDIATE"); !s.ok()) return AsPrecondition(s);
-  absl::Status status = CreateOrCheck(db, version);
+  absl::Status status = CreateOrCheck(db, new_file);
   if (status.ok()) status = db.Exec("COMMIT");
   if (!status.ok()) db.Exec("ROLLBACK").IgnoreError();  // the first error is the one to report
   return AsPrecondition(status);

@@ -12,10 +12,16 @@ namespace derma {
 // PRAGMA application_id of an audit store: "DRMA".
 inline constexpr int kAuditApplicationId = 0x44524d41;
 
+// The schema version this build writes (kept in PRAGMA user_version). Version 2 added the hash
+// chain (events.hash, chain_checkpoint) and coalesced refusals (events.count, events.peer_ip).
+inline constexpr int kAuditSchemaVersion = 2;
+
 // Checks the file (PRAGMA quick_check), sets journal_mode=WAL, synchronous=FULL and a busy
-// timeout, and creates the schema at `version` if the file has none. Every failure is
+// timeout. A `new_file` (just created, empty) gets the schema; an existing file must hold an
+// audit store: one at an older version is migrated (version 1's records keep a NULL hash,
+// "unchained"), an empty one or anything else is refused. Every failure is
 // FAILED_PRECONDITION with a message naming the file.
-absl::Status PrepareAuditSchema(SqliteDb& db, int version);
+absl::Status PrepareAuditSchema(SqliteDb& db, bool new_file);
 
 }  // namespace derma
 

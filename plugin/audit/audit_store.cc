@@ -9,7 +9,6 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "google/protobuf/util/time_util.h"
-#include "plugin/audit/audit_schema.h"
 #include "plugin/errors/errors.h"
 
 namespace derma {
@@ -18,11 +17,12 @@ namespace {
 using google::protobuf::util::TimeUtil;
 
 constexpr absl::string_view kInsertEvent =
-    "INSERT INTO events (time_us, principal, device, kind, method, summary, code, reason, detail)"
-    " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)";
+    "INSERT INTO events (id, time_us, principal, device, kind, method, summary, code, reason,"
+    " detail, count, peer_ip, hash) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12,"
+    " ?13)";
 constexpr absl::string_view kSelectEvents =
-    "SELECT id, time_us, principal, device, kind, method, summary, code, reason, detail"
-    " FROM events WHERE id < ?1";
+    "SELECT id, time_us, principal, device, kind, method, summary, code, reason, detail, count,"
+    " peer_ip FROM events WHERE id < ?1";
 constexpr absl::string_view kUpsertRun =
     "INSERT INTO runs (name, device, start_us, end_us, state, end_reason, run)"
     " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) ON CONFLICT (name) DO UPDATE SET"
@@ -78,60 +78,89 @@ AuditEvent ReadEvent(const SqliteStatement& row) {
   event.code = static_cast<int>(row.Int(7));
   event.reason = row.Text(8);
   event.detail = row.Text(9);
+  event.count = row.Int(10);
+  event.peer_ip = row.Text(11);
   return event;
 }
 
 }  // namespace
 
-AuditStore::AuditStore(std::unique_ptr<SqliteDb> db, RetentionOptions retention)
-    : path_(db->path()), retention_(retention), db_(std::move(db)) {}
-
-absl::StatusOr<std::unique_ptr<AuditStore>> AuditStore::Open(const std::string& path,
-                                                             RetentionOptions retention) {
-  absl::StatusOr<std::unique_ptr<SqliteDb>> db = SqliteDb::Open(path);
-  if (!db.ok()) return db.status();
-  if (absl::Status s = PrepareAuditSchema(**db, kSchemaVersion); !s.ok()) return s;
-  return std::unique_ptr<AuditStore>(new AuditStore(*std::move(db), retention));
-}
+AuditStore::AuditStore(std::unique_ptr<SqliteDb> db, RetentionOptions retention,
+                       std::string checkpoint_key)
+    : path_(db->path()),
+      retention_(retention),
+      checkpoint_key_(std::move(checkpoint_key)),
+      db_(std::move(db)) {}
 
 absl::StatusOr<int64_t> AuditStore::InsertEvent(const AuditEvent& event) {
+  AuditEvent chained = event;
+  chained.id = head_.id + 1;
+  if (chained.count < 1) chained.count = 1;
+  const std::string hash = ChainLink(head_.hash, chained);
   absl::StatusOr<SqliteStatement> insert = db_->Prepare(kInsertEvent);
   if (!insert.ok()) return insert.status();
-  insert->Bind(1, event.time_us)
-      .Bind(2, event.principal)
-      .Bind(3, event.device)
-      .Bind(4, AuditKindName(event.kind))
-      .Bind(5, event.method)
-      .Bind(6, event.summary)
-      .Bind(7, int64_t{event.code})
-      .Bind(8, event.reason)
-      .Bind(9, event.detail);
+  insert->Bind(1, chained.id)
+      .Bind(2, chained.time_us)
+      .Bind(3, chained.principal)
+      .Bind(4, chained.device)
+      .Bind(5, AuditKindName(chained.kind))
+      .Bind(6, chained.method)
+      .Bind(7, chained.summary)
+      .Bind(8, int64_t{chained.code})
+      .Bind(9, chained.reason)
+      .Bind(10, chained.detail)
+      .Bind(11, chained.count)
+      .Bind(12, chained.peer_ip)
+      .BindBlob(13, hash);
   if (absl::Status s = insert->Run(); !s.ok()) return s;
-  return sqlite3_last_insert_rowid(db_->handle());
+  head_.id = chained.id;
+  head_.hash = hash;
+  ++head_.length;
+  return chained.id;
 }
 
-absl::StatusOr<int64_t> AuditStore::Append(const AuditEvent& event) {
-  if (absl::Status s = CheckEvent(event); !s.ok()) return s;
-  absl::MutexLock lock(&mu_);
-  // Autocommit: the INSERT is its own transaction, committed (WAL fsynced) before it returns.
-  return InsertEvent(event);
-}
-
-absl::Status AuditStore::AppendBatch(const std::vector<AuditEvent>& events) {
+absl::StatusOr<std::vector<int64_t>> AuditStore::WriteTransaction(
+    const std::vector<AuditEvent>& events, const std::vector<v1::Run>& runs) {
   for (const AuditEvent& event : events) {
     if (absl::Status s = CheckEvent(event); !s.ok()) return s;
   }
-  if (events.empty()) return absl::OkStatus();
+  std::vector<std::string> serialized;
+  serialized.reserve(runs.size());
+  for (const v1::Run& run : runs) {
+    if (absl::Status s = CheckRun(run); !s.ok()) return s;
+    serialized.push_back(run.SerializeAsString());
+  }
+  std::vector<int64_t> ids;
+  if (events.empty() && runs.empty()) return ids;
   absl::MutexLock lock(&mu_);
   if (absl::Status s = db_->Exec("BEGIN IMMEDIATE"); !s.ok()) return s;
-  absl::Status status;
-  for (const AuditEvent& event : events) {
-    status = InsertEvent(event).status();
-    if (!status.ok()) break;
+  const ChainHead before = head_;
+  absl::Status status = ReadHead();
+  for (size_t i = 0; status.ok() && i < events.size(); ++i) {
+    absl::StatusOr<int64_t> id = InsertEvent(events[i]);
+    status = id.status();
+    if (id.ok()) ids.push_back(*id);
+  }
+  for (size_t i = 0; status.ok() && i < runs.size(); ++i) {
+    status = UpsertRun(runs[i], serialized[i]);
   }
   if (status.ok()) status = db_->Exec("COMMIT");
-  if (!status.ok()) db_->Exec("ROLLBACK").IgnoreError();  // the first error is the one to report
-  return status;
+  if (!status.ok()) {
+    db_->Exec("ROLLBACK").IgnoreError();  // the first error is the one to report
+    head_ = before;
+    return status;
+  }
+  return ids;
+}
+
+absl::StatusOr<int64_t> AuditStore::Append(const AuditEvent& event) {
+  absl::StatusOr<std::vector<int64_t>> ids = WriteTransaction({event}, {});
+  if (!ids.ok()) return ids.status();
+  return ids->front();
+}
+
+absl::Status AuditStore::AppendBatch(const std::vector<AuditEvent>& events) {
+  return WriteTransaction(events, {}).status();
 }
 
 absl::StatusOr<AuditEventPage> AuditStore::ListEvents(const AuditEventFilter& filter, int page_size,
@@ -192,28 +221,7 @@ absl::Status AuditStore::RecordRun(const v1::Run& run) {
 
 absl::Status AuditStore::Commit(const std::vector<AuditEvent>& events,
                                 const std::vector<v1::Run>& runs) {
-  for (const AuditEvent& event : events) {
-    if (absl::Status s = CheckEvent(event); !s.ok()) return s;
-  }
-  std::vector<std::string> serialized;
-  serialized.reserve(runs.size());
-  for (const v1::Run& run : runs) {
-    if (absl::Status s = CheckRun(run); !s.ok()) return s;
-    serialized.push_back(run.SerializeAsString());
-  }
-  if (events.empty() && runs.empty()) return absl::OkStatus();
-  absl::MutexLock lock(&mu_);
-  if (absl::Status s = db_->Exec("BEGIN IMMEDIATE"); !s.ok()) return s;
-  absl::Status status;
-  for (size_t i = 0; status.ok() && i < events.size(); ++i) {
-    status = InsertEvent(events[i]).status();
-  }
-  for (size_t i = 0; status.ok() && i < runs.size(); ++i) {
-    status = UpsertRun(runs[i], serialized[i]);
-  }
-  if (status.ok()) status = db_->Exec("COMMIT");
-  if (!status.ok()) db_->Exec("ROLLBACK").IgnoreError();  // the first error is the one to report
-  return status;
+  return WriteTransaction(events, runs).status();
 }
 
 absl::StatusOr<std::vector<v1::Run>> AuditStore::EndInterruptedRuns() {

@@ -9,6 +9,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -19,7 +20,9 @@
 #include "absl/time/time.h"
 #include "absl/types/span.h"
 #include "derma/v1/run.pb.h"
+#include "plugin/audit/audit_chain.h"
 #include "plugin/audit/audit_event.h"
+#include "plugin/audit/audit_schema.h"
 #include "plugin/audit/sqlite_db.h"
 
 namespace derma {
@@ -55,18 +58,22 @@ struct PruneResult {
 class AuditStore {
  public:
   // The schema version this build writes (kept in PRAGMA user_version).
-  static constexpr int kSchemaVersion = 1;
+  static constexpr int kSchemaVersion = kAuditSchemaVersion;
   static constexpr int kDefaultPageSize = 100;
   static constexpr int kMaxPageSize = 1000;
   // Rows deleted per transaction by Prune.
   static constexpr int kPruneBatch = 1000;
 
-  // Opens the store at `path`, creating the file and its schema when missing, and checks it
-  // (PRAGMA quick_check). FAILED_PRECONDITION naming `path` when the file cannot be created or
-  // opened (e.g. the directory is not writable), is not a database or is corrupt, belongs to
-  // another application, or has a schema newer than kSchemaVersion.
+  // Opens the store at `path` and checks it (PRAGMA quick_check), migrating an older schema.
+  // Only where no file exists is a new store created, atomically: built in a temporary file
+  // beside it and linked into place, so a crash never leaves a half-made file. Every record is
+  // chained (audit_chain.h); `checkpoint_key` (empty: none) seals the checkpoints pruning
+  // writes. FAILED_PRECONDITION naming `path` when the file cannot be created or opened (e.g.
+  // the directory is not writable), is empty (e.g. truncated to 0 bytes), is not a database or
+  // is corrupt, belongs to another application, or has a schema newer than kSchemaVersion.
   static absl::StatusOr<std::unique_ptr<AuditStore>> Open(const std::string& path,
-                                                          RetentionOptions retention = {});
+                                                          RetentionOptions retention = {},
+                                                          std::string checkpoint_key = "");
 
   // Appends one event and returns its id once it is durable. INVALID_ARGUMENT (INVALID_FIELD)
   // for an unspecified kind; storage errors per SqliteDb::Error.
@@ -103,13 +110,37 @@ class AuditStore {
   // transaction, releasing the store between batches so writers are never held up for long.
   absl::StatusOr<PruneResult> Prune(absl::Time now) ABSL_LOCKS_EXCLUDED(mu_);
 
+  // Walks the hash chain (VerifyAuditChain with this store's checkpoint key) through a read
+  // connection of its own, in one snapshot, without holding up writes. Reads the whole trail.
+  absl::StatusOr<ChainReport> Verify(std::optional<std::string> expected_head);
+
+  // The newest chained record: its id, hash, and the number of chained records ever written.
+  struct ChainHead {
+    int64_t id = 0;
+    std::string hash = ChainGenesis();
+    int64_t length = 0;
+  };
+  ChainHead head() const ABSL_LOCKS_EXCLUDED(mu_);
+
   const std::string& path() const { return path_; }
   const RetentionOptions& retention() const { return retention_; }
 
  private:
-  AuditStore(std::unique_ptr<SqliteDb> db, RetentionOptions retention);
+  AuditStore(std::unique_ptr<SqliteDb> db, RetentionOptions retention, std::string checkpoint_key);
 
+  // Reads the newest record's id and hash into head_ (inside a write transaction, so another
+  // connection's writes are chained onto too).
+  absl::Status ReadHead() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Inserts `event` with the next id, chained onto head_; returns its id.
   absl::StatusOr<int64_t> InsertEvent(const AuditEvent& event) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Appends `events` and upserts `runs` in one transaction; the ids of the events.
+  absl::StatusOr<std::vector<int64_t>> WriteTransaction(const std::vector<AuditEvent>& events,
+                                                        const std::vector<v1::Run>& runs)
+      ABSL_LOCKS_EXCLUDED(mu_);
+  // Deletes the events with id ≤ `last_id`, kPruneBatch per transaction, moving the chain's
+  // checkpoint to the last one deleted in the same transaction; returns rows deleted.
+  absl::StatusOr<int64_t> PruneEventsThrough(int64_t last_id) ABSL_LOCKS_EXCLUDED(mu_);
+  absl::StatusOr<int64_t> PruneEventBatch(int64_t last_id) ABSL_LOCKS_EXCLUDED(mu_);
   absl::Status UpsertRun(const v1::Run& run, const std::string& serialized)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Runs one DELETE with `bounds` at ?1…?n and kPruneBatch at ?n+1 (its LIMIT); returns rows
@@ -124,8 +155,10 @@ class AuditStore {
 
   const std::string path_;
   const RetentionOptions retention_;
-  absl::Mutex mu_;
+  const std::string checkpoint_key_;
+  mutable absl::Mutex mu_;
   std::unique_ptr<SqliteDb> db_ ABSL_GUARDED_BY(mu_);
+  ChainHead head_ ABSL_GUARDED_BY(mu_);
 };
 
 }  // namespace derma

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <optional>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
@@ -23,7 +24,7 @@ absl::Status ClosedError() {
 
 AuditTrail::AuditTrail(AuditStore& store, TelemetryFanout& fanout, const RunRegistry& runs,
                        AuditTrailOptions options)
-    : store_(store), fanout_(fanout), runs_(runs), options_(options) {
+    : store_(store), fanout_(fanout), runs_(runs), options_(options), coalescer_(options.refusals) {
   Subscribe();
   writer_ = std::thread([this] { WriterLoop(); });
   querier_ = std::thread([this] { QueryLoop(); });
@@ -51,6 +52,12 @@ void AuditTrail::Record(AuditEvent event, Done done) {
     }
   }
   if (done) std::move(done)(ClosedError());
+}
+
+void AuditTrail::RecordRefusal(AuditEvent refusal) {
+  refusals_.fetch_add(1);
+  std::optional<AuditEvent> now = coalescer_.Admit(std::move(refusal), absl::Now());
+  if (now.has_value()) Record(*std::move(now), nullptr);
 }
 
 void AuditTrail::Query(QueryFn query) {
@@ -95,19 +102,27 @@ void AuditTrail::WriterLoop() {
     std::vector<Pending> pending;
     uint64_t flush_target = 0;
     bool last = false;
+    const absl::Time refusals_due = coalescer_.NextDue();
     {
       absl::MutexLock lock(&mu_);
-      mu_.Await(absl::Condition(
-          +[](AuditTrail* self) {
-            self->mu_.AssertReaderHeld();
-            return !self->queue_.empty() || self->events_waiting_ || self->closing_ ||
-                   self->flush_requested_ > self->flush_completed_;
-          },
-          this));
+      mu_.AwaitWithDeadline(absl::Condition(
+                                +[](AuditTrail* self) {
+                                  self->mu_.AssertReaderHeld();
+                                  return !self->queue_.empty() || self->events_waiting_ ||
+                                         self->closing_ ||
+                                         self->flush_requested_ > self->flush_completed_;
+                                },
+                                this),
+                            refusals_due);
       pending.swap(queue_);
       events_waiting_ = false;
       flush_target = flush_requested_;
       last = closing_;
+    }
+    // Counted refusals: at their interval's end, and all of them at the last commit.
+    const absl::Time now = absl::Now();
+    for (AuditEvent& refusal : last ? coalescer_.TakeAll(now) : coalescer_.TakeDue(now)) {
+      pending.push_back({std::move(refusal), nullptr});
     }
     CommitBatch(pending);
     absl::MutexLock lock(&mu_);
@@ -209,6 +224,8 @@ void AuditTrail::QueryLoop() {
       queries.swap(queries_);
       stop = closed_;
     }
+    // A query sees every record queued before it (e.g. the refusal just answered).
+    if (!queries.empty() && !stop) Flush();
     for (QueryFn& query : queries) std::move(query)(store_);
     if (stop) return;
     if (absl::Now() >= next_prune) {

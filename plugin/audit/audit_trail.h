@@ -24,6 +24,7 @@
 #include "absl/time/time.h"
 #include "plugin/audit/audit_event.h"
 #include "plugin/audit/audit_store.h"
+#include "plugin/audit/refusal_coalescer.h"
 #include "plugin/core/run_registry.h"
 #include "plugin/core/telemetry_fanout.h"
 
@@ -34,6 +35,8 @@ struct AuditTrailOptions {
   absl::Duration prune_interval = absl::Minutes(10);
   // Device events that may wait for the writer; beyond that the trail records the loss.
   size_t event_capacity = size_t{1} << 20;
+  // How refused calls (RecordRefusal) are coalesced.
+  RefusalCoalescingOptions refusals{};
 };
 
 // The audit record of one device event (time: `now`). Pure; exposed for tests.
@@ -56,7 +59,13 @@ class AuditTrail {
   // record is durable, or with the storage error (then nothing of that commit was written).
   // After Close, `done` is called at once with UNAVAILABLE (AUDIT_UNAVAILABLE).
   void Record(AuditEvent event, Done done) ABSL_LOCKS_EXCLUDED(mu_);
-  // Runs `query` on the query thread (never on the caller's). After Close, on the caller's.
+  // Queues a refused call's record (kind AUTH_FAILURE, peer_ip and reason set) through the
+  // trail's RefusalCoalescer: the first refusal of its (peer IP, reason) pair in an interval is
+  // queued at once, the rest are counted and written as one record at the interval's end or at
+  // Close. Nothing waits for it to be durable. Dropped after Close.
+  void RecordRefusal(AuditEvent refusal) ABSL_LOCKS_EXCLUDED(mu_);
+  // Runs `query` on the query thread (never on the caller's) once everything Recorded before
+  // the call is durable or has failed. After Close, on the caller's.
   void Query(QueryFn query) ABSL_LOCKS_EXCLUDED(mu_);
   // Returns once everything recorded, and every device event published, before the call is
   // durable or has failed.
@@ -69,7 +78,11 @@ class AuditTrail {
   uint64_t records_written() const { return records_written_.load(); }
   uint64_t commits() const { return commits_.load(); }
   uint64_t write_failures() const { return write_failures_.load(); }
+  // Refused calls taken by RecordRefusal (each counted once, whether written alone or not).
+  uint64_t refusals() const { return refusals_.load(); }
   const std::string& path() const { return store_.path(); }
+  // The newest chained record (for the exported head: log lines and metrics).
+  AuditStore::ChainHead chain_head() const { return store_.head(); }
 
  private:
   struct Pending {
@@ -110,6 +123,8 @@ class AuditTrail {
   std::atomic<uint64_t> records_written_{0};
   std::atomic<uint64_t> commits_{0};
   std::atomic<uint64_t> write_failures_{0};
+  std::atomic<uint64_t> refusals_{0};
+  RefusalCoalescer coalescer_;
   std::thread writer_;
   std::thread querier_;
 };

@@ -53,9 +53,11 @@ class SqliteStatement {
 
 class SqliteDb {
  public:
-  // Opens (creating if missing) the database file read-write with extended result codes.
-  // Fails FAILED_PRECONDITION naming `path` when the file cannot be opened or created.
-  static absl::StatusOr<std::unique_ptr<SqliteDb>> Open(const std::string& path);
+  // Opens the database file read-write with extended result codes, creating it when missing
+  // only if `create`. Fails FAILED_PRECONDITION naming `path` when the file cannot be opened or
+  // created.
+  static absl::StatusOr<std::unique_ptr<SqliteDb>> Open(const std::string& path,
+                                                        bool create = false);
   ~SqliteDb();
   SqliteDb(const SqliteDb&) = delete;
   SqliteDb& operator=(const SqliteDb&) = delete;

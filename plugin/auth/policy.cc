@@ -33,6 +33,7 @@ constexpr std::pair<const char*, Role> kTable[] = {
     {"/derma.v1.DeviceControl/ResetEmergencyStop", Role::kAdmin},
     // Who did what is for admins.
     {"/derma.v1.DeviceControl/ListAuditEvents", Role::kAdmin},
+    {"/derma.v1.DeviceControl/VerifyAuditTrail", Role::kAdmin},
     // The simulator.
     {"/derma.sim.v1.Simulator/InjectFault", Role::kAdmin},
     {"/derma.sim.v1.Simulator/ClearFault", Role::kAdmin},

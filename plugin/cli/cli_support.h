@@ -21,8 +21,9 @@ namespace derma::cli {
 enum ExitCode : int {
   kOk = 0,
   kUsage = 2,
-  kDeviceError = 3,      // the server refused: bad settings, wrong state, lease, not found...
-  kConnectionError = 4,  // no server, or it went away
+  kDeviceError = 3,       // the server refused: bad settings, wrong state, lease, not found...
+  kConnectionError = 4,   // no server, or it went away
+  kAuditTrailBroken = 5,  // audit verify: the hash chain has a broken link
 };
 
 // Set by SIGINT/SIGTERM; long commands poll it and clean up.

@@ -18,6 +18,9 @@ struct Options {
   std::string principal;                        // audit: only this principal's records
   absl::Duration since = absl::ZeroDuration();  // audit: only records this recent (0 = all)
   int limit = 100;                              // audit: most records printed
+  std::string db;                               // audit verify: the file, offline
+  std::string hmac_key_file;                    // audit verify --db: checkpoint key
+  std::string expect_head;                      // audit verify: an exported head (hex)
 };
 
 using Args = std::vector<std::string>;
@@ -35,6 +38,9 @@ int Runs(Connection& c, const Options& o, const Args& args);
 int Sim(Connection& c, const Options& o, const Args& args);
 // The audit trail, newest first (audit_command.cc).
 int Audit(Connection& c, const Options& o, const Args& args);
+// Checks the audit trail's hash chain (audit_verify_command.cc): offline with o.db, else
+// through VerifyAuditTrail. kOk when intact, kAuditTrailBroken when not.
+int AuditVerify(Connection& c, const Options& o, const Args& args);
 
 // One line describing a device: name, model, state, output, settings, fault.
 std::string DeviceLine(const v1::Device& device);

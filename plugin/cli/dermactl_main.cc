@@ -1,6 +1,6 @@
 // dermactl: the derma command line. `dermactl --help` lists the subcommands. Exit codes: 0 ok,
 // 2 usage, 3 device/state error (the server's reason and bad fields are printed), 4 connection
-// error.
+// error, 5 audit verify found the audit trail broken.
 #include <cmath>
 #include <csignal>
 #include <cstdio>
@@ -33,6 +33,9 @@ commands:
   runs [DEVICE]                 runs, newest first, with their dose ledgers
   audit [DEVICE]                the audit trail, newest first: commands with their principal
                                 and outcome, device events (admin role when auth is on)
+  audit verify                  check the audit trail's hash chain and print its head; with
+                                --db=FILE offline on the database file, else through the
+                                service (VerifyAuditTrail, admin); exit 5 when a link is broken
   sim fault DEVICE KIND         inject a simulator fault (e.g. over_temperature)
 
 options:
@@ -42,10 +45,14 @@ options:
   --principal=NAME     audit: only this principal's records
   --since=DURATION     audit: only records this recent, e.g. 90s, 15m, 2h
   --limit=N            audit: at most N records (default 100)
+  --db=FILE            audit verify: the audit database file (offline; dermad may be running)
+  --hmac_key_file=FILE audit verify --db: dermad's --audit_hmac_key_file, to check checkpoints
+  --expect_head=HEX    audit verify: a head exported earlier (log line or metric, ≥ 12 hex
+                       digits) that must still be in the chain
   --help               this text
 
 DEVICE is "pen-1" or "devices/pen-1". Exit codes: 0 ok, 2 usage, 3 device or state error,
-4 connection error.
+4 connection error, 5 audit trail broken (audit verify).
 )";
 
 void OnSignal(int) { derma::cli::g_interrupted.store(true); }
@@ -88,6 +95,12 @@ int main(int argc, char** argv) {
         absl::FPrintF(stderr, "dermactl: --limit needs a whole number ≥ 1\n");
         return kUsage;
       }
+    } else if (absl::StartsWith(arg, "--db=")) {
+      options.db = arg.substr(5);
+    } else if (absl::StartsWith(arg, "--hmac_key_file=")) {
+      options.hmac_key_file = arg.substr(16);
+    } else if (absl::StartsWith(arg, "--expect_head=")) {
+      options.expect_head = arg.substr(14);
     } else if (absl::StartsWith(arg, "--")) {
       absl::FPrintF(stderr, "dermactl: unknown option %s (see dermactl --help)\n", arg);
       return kUsage;
@@ -116,6 +129,10 @@ int main(int argc, char** argv) {
   if (command == "run") return derma::cli::RunProgram(connection, options, args);
   if (command == "runs") return derma::cli::Runs(connection, options, args);
   if (command == "sim") return derma::cli::Sim(connection, options, args);
+  if (command == "audit" && !args.empty() && args.front() == "verify") {
+    args.erase(args.begin());
+    return derma::cli::AuditVerify(connection, options, args);
+  }
   if (command == "audit") return derma::cli::Audit(connection, options, args);
   absl::FPrintF(stderr, "dermactl: unknown command \"%s\" (see dermactl --help)\n", command);
   return kUsage;

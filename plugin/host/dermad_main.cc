@@ -2,7 +2,8 @@
 // derma.sim.v1.Simulator, grpc.health.v1 and reflection on --listen, and ticks the simulated
 // devices. SIGINT/SIGTERM: health NOT_SERVING, every output off, open streams end with
 // UNAVAILABLE (SHUTTING_DOWN), exit 0. Bad config or flags, or an audit database that cannot be
-// opened: a message naming the file (and line and field), exit code 2, nothing started.
+// opened or is not a trail (an empty file included): a message naming the file (and line and
+// field), exit code 2, nothing started.
 #include <sys/stat.h>
 
 #include <atomic>
@@ -67,6 +68,10 @@ ABSL_FLAG(std::string, audit_db, "",
 ABSL_FLAG(bool, audit, true, "Keep an audit trail (--noaudit: none, with a warning)");
 ABSL_FLAG(absl::Duration, audit_max_age, absl::InfiniteDuration(),
           "Prune audit records and runs older than this (e.g. 2160h = 90 days; inf = keep)");
+ABSL_FLAG(std::string, audit_hmac_key_file, "",
+          "File of at least 16 secret bytes keying the HMAC that seals the audit chain's "
+          "checkpoints when records are pruned (without it a full rewrite of the chain is caught "
+          "only against an exported head)");
 ABSL_FLAG(int64_t, audit_max_rows, 0,
           "Keep at most this many audit records and as many runs (0 = no limit)");
 ABSL_FLAG(int32_t, max_streams, 128,
@@ -234,6 +239,7 @@ int main(int argc, char** argv) {
   }
   options.audit_retention.max_age = absl::GetFlag(FLAGS_audit_max_age);
   options.audit_retention.max_rows = absl::GetFlag(FLAGS_audit_max_rows);
+  options.audit_hmac_key_file = absl::GetFlag(FLAGS_audit_hmac_key_file);
   if (options.audit_retention.max_age <= absl::ZeroDuration() ||
       options.audit_retention.max_rows < 0) {
     absl::FPrintF(stderr, "dermad: --audit_max_age must be > 0 and --audit_max_rows ≥ 0\n");

@@ -3,6 +3,7 @@
 #include <malloc.h>
 
 #include <algorithm>
+#include <cstdio>
 #include <string>
 #include <utility>
 #include <vector>
@@ -29,10 +30,25 @@ namespace {
 // delays a device.
 constexpr size_t kStreamThreads = 2;
 
+// "derma: audit chain head at start-up: length N, record I, sha256 <64 hex digits>" on stderr:
+// whoever keeps these lines can later show that the newest records were removed.
+void LogChainHead(const AuditStore& store, absl::string_view when) {
+  const AuditStore::ChainHead head = store.head();
+  std::fprintf(stderr, "derma: audit chain head at %s: length %lld, record %lld, sha256 %s\n",
+               std::string(when).c_str(), static_cast<long long>(head.length),
+               static_cast<long long>(head.id), ToHex(head.hash).c_str());
+}
+
 // Opens the audit store and ends the runs the previous process left unended, recording each.
 absl::StatusOr<std::unique_ptr<AuditStore>> OpenAuditStore(const PluginOptions& options) {
+  std::string key;
+  if (!options.audit_hmac_key_file.empty()) {
+    absl::StatusOr<std::string> read = ReadHmacKeyFile(options.audit_hmac_key_file);
+    if (!read.ok()) return read.status();
+    key = *std::move(read);
+  }
   absl::StatusOr<std::unique_ptr<AuditStore>> store =
-      AuditStore::Open(options.audit_db, options.audit_retention);
+      AuditStore::Open(options.audit_db, options.audit_retention, std::move(key));
   if (!store.ok()) return store.status();
   absl::StatusOr<std::vector<v1::Run>> interrupted = (*store)->EndInterruptedRuns();
   if (!interrupted.ok()) {
@@ -56,6 +72,7 @@ absl::StatusOr<std::unique_ptr<AuditStore>> OpenAuditStore(const PluginOptions& 
     return absl::FailedPreconditionError(
         absl::StrCat("audit store ", options.audit_db, ": ", s.message()));
   }
+  LogChainHead(**store, "start-up");
   return store;
 }
 
@@ -87,7 +104,7 @@ absl::StatusOr<std::unique_ptr<Plugin>> Plugin::Create(const config::v1::FleetCo
     plugin->audit_store_ = std::move(audit_store);
     plugin->audit_trail_ = std::make_unique<AuditTrail>(
         *plugin->audit_store_, plugin->fleet_->telemetry(), plugin->fleet_->runs(),
-        AuditTrailOptions{.prune_interval = options.audit_prune_interval});
+        AuditTrailOptions{.prune_interval = options.audit_prune_interval, .refusals = {}});
   }
   plugin->call_audit_ = std::make_unique<service::CallAudit>(plugin->audit_trail_.get());
   plugin->stream_executor_ =
@@ -120,7 +137,10 @@ Plugin::~Plugin() {
   stream_executor_.reset();
   // Calls still waiting for their records are answered (or told the trail closed) before the
   // services and the fleet go.
-  if (audit_trail_ != nullptr) audit_trail_->Close();
+  if (audit_trail_ != nullptr) {
+    audit_trail_->Close();
+    LogChainHead(*audit_store_, "shutdown");
+  }
 }
 
 void Plugin::Register(grpc::ServerBuilder& builder) {

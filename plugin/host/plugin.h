@@ -90,6 +90,9 @@ struct PluginOptions {
   std::string audit_db;
   // How long the trail keeps records (by age and/or row count), and how often it prunes.
   RetentionOptions audit_retention;
+  // A file of at least 16 bytes whose contents key the HMAC that seals the audit chain's
+  // checkpoints (audit_chain.h); empty: checkpoints are sealed with a plain SHA-256.
+  std::string audit_hmac_key_file;
   absl::Duration audit_prune_interval = absl::Minutes(10);
 };
 
@@ -98,7 +101,9 @@ class Plugin {
   // Validates the config and builds the fleet (devices connected, not ticking yet), then opens
   // the audit trail and ends the runs it finds unended (INTERRUPTED: the previous process
   // died). INVALID_ARGUMENT listing every config problem, or naming the bad tokens file line;
-  // FAILED_PRECONDITION naming the audit file when it cannot be opened or is corrupt.
+  // FAILED_PRECONDITION naming the audit file when it cannot be opened, is empty or corrupt,
+  // or naming the HMAC key file when it cannot be read. Logs the audit chain's head on stderr
+  // here and again when the plugin is destroyed (after the trail's last record).
   static absl::StatusOr<std::unique_ptr<Plugin>> Create(const config::v1::FleetConfig& config,
                                                         PluginOptions options = {});
   ~Plugin();  // Shutdown()

@@ -120,6 +120,15 @@ void CollectCounters(const DeviceCounters& counters, const ClientMetric::Label& 
               id, static_cast<double>(counters.dead_man_stops()));
 }
 
+// The first 48 bits of `hash` as an integer: exact in a double (53-bit mantissa).
+int64_t ChainHeadPrefix48(const std::string& hash) {
+  int64_t prefix = 0;
+  for (size_t i = 0; i < 6 && i < hash.size(); ++i) {
+    prefix = (prefix << 8) | static_cast<unsigned char>(hash[i]);
+  }
+  return prefix;
+}
+
 }  // namespace
 
 std::vector<MetricFamily> FleetCollector::Collect() const {
@@ -231,6 +240,25 @@ std::vector<MetricFamily> FleetCollector::Collect() const {
             MetricType::Counter)
         .metric.emplace_back()
         .counter.value = static_cast<double>(audit_->write_failures());
+    const AuditStore::ChainHead head = audit_->chain_head();
+    out.Get("derma_audit_chain_length",
+            "Records in the audit trail's hash chain, pruned ones included; with "
+            "derma_audit_chain_head, lets a scraper notice the newest records removed.",
+            MetricType::Gauge)
+        .metric.emplace_back()
+        .gauge.value = static_cast<double>(head.length);
+    out.Get("derma_audit_chain_head",
+            "The first 48 bits of the newest chained record's SHA-256 hash, as an integer (the "
+            "full hash is in dermad's log at start-up and shutdown).",
+            MetricType::Gauge)
+        .metric.emplace_back()
+        .gauge.value = static_cast<double>(ChainHeadPrefix48(head.hash));
+    out.Get("derma_audit_refusals_total",
+            "Refused calls (AUTH_FAILURE) taken by the audit trail, each counted once whether its "
+            "record was written alone or coalesced into a record with a count.",
+            MetricType::Counter)
+        .metric.emplace_back()
+        .counter.value = static_cast<double>(audit_->refusals());
     out.Get("derma_audit_writable",
             "1 while the audit trail can be written; 0 while commands that could switch an "
             "output on are refused.",

@@ -92,23 +92,23 @@ void CallAudit::Finish(grpc::ServerUnaryReactor* reactor, const AuditedCall& cal
   });
 }
 
+std::string PeerIpOf(const grpc::ServerContextBase& context) {
+  return RefusalCoalescer::PeerIp(context.peer());
+}
+
 void CallAudit::FinishRefused(grpc::ServerUnaryReactor* reactor, const AuditedCall& call,
                               const absl::Status& refusal) const {
-  if (trail_ == nullptr) {
-    reactor->Finish(ToGrpcStatus(refusal));
-    return;
-  }
-  AuditedCall refused = call;
-  if (refused.principal.empty()) refused.principal = MetadataOf(refusal)["principal"];
-  trail_->Record(MakeRecord(refused, v1::AUDIT_EVENT_KIND_AUTH_FAILURE, "", refusal),
-                 [reactor, refusal](absl::Status) { reactor->Finish(ToGrpcStatus(refusal)); });
+  RecordRefused(call, refusal);
+  reactor->Finish(ToGrpcStatus(refusal));
 }
 
 void CallAudit::RecordRefused(const AuditedCall& call, const absl::Status& refusal) const {
   if (trail_ == nullptr) return;
   AuditedCall refused = call;
   if (refused.principal.empty()) refused.principal = MetadataOf(refusal)["principal"];
-  trail_->Record(MakeRecord(refused, v1::AUDIT_EVENT_KIND_AUTH_FAILURE, "", refusal), nullptr);
+  AuditEvent record = MakeRecord(refused, v1::AUDIT_EVENT_KIND_AUTH_FAILURE, "", refusal);
+  record.peer_ip = call.peer_ip;
+  trail_->RecordRefusal(std::move(record));
 }
 
 absl::Status CallAudit::CheckWritable() const {
@@ -124,6 +124,7 @@ grpc::ServerUnaryReactor* AdmitCall(const auth::Authorizer& auth, const CallAudi
                                     const google::protobuf::Message& request, CallClass call_class,
                                     AuditedCall* call) {
   call->method = method;
+  call->peer_ip = PeerIpOf(*context);
   absl::StatusOr<auth::Principal> caller = auth.Authorize(*context, method);
   if (caller.ok()) call->principal = caller->name;
   if (!caller.ok() || call_class != CallClass::kRead) call->summary = audit.Summarize(request);

@@ -1,10 +1,12 @@
 // CallAudit: the service's side of the audit trail. Builds the record of a call (principal,
 // method, device, a request summary without lease ids, the result) and finishes the call only
 // once that record is durable, so a client never sees a command acknowledged that the trail
-// could lose. Without an audit trail it finishes at once. Every call a client sends is recorded
-// with kind COMMAND, whatever its method (leases, emergency stops and runs included), or
-// AUTH_FAILURE when refused; this is the one place those kinds are chosen (what devices raise
-// on their own keeps its kinds: audit_device_events.cc). Layer: plugin/service. Thread-safe.
+// could lose. A refused call is answered at once; its record goes through the trail's refusal
+// coalescing (refusal_coalescer.h). Without an audit trail it finishes at once. Every call a client
+// sends is recorded with kind COMMAND, whatever its method (leases, emergency stops and runs
+// included), or AUTH_FAILURE when refused; this is the one place those kinds are chosen (what
+// devices raise on their own keeps its kinds: audit_device_events.cc). Layer: plugin/service.
+// Thread-safe.
 #ifndef DERMA_PLUGIN_SERVICE_CALL_AUDIT_H_
 #define DERMA_PLUGIN_SERVICE_CALL_AUDIT_H_
 
@@ -32,7 +34,11 @@ struct AuditedCall {
   const char* method = "";
   std::string principal;
   std::string summary;  // the request, without lease ids, at most kMaxSummaryBytes
+  std::string peer_ip;  // the caller's IP address without its port (coalesces refusals)
 };
+
+// The IP address of the caller of `context` ("127.0.0.1", "::1"), without its port.
+std::string PeerIpOf(const grpc::ServerContextBase& context);
 
 class CallAudit {
  public:
@@ -54,11 +60,12 @@ class CallAudit {
   // own error.
   void Finish(grpc::ServerUnaryReactor* reactor, const AuditedCall& call, const std::string& device,
               absl::Status status) const;
-  // Records a refused call (kind AUTH_FAILURE) and then finishes it with `refusal`, whatever
-  // becomes of the record: a refusal never says more than the refusal.
+  // Finishes a refused call with `refusal` at once and hands its record (kind AUTH_FAILURE) to
+  // the trail's refusal coalescing (AuditTrail::RecordRefusal): a flood of refusals never
+  // waits for the disk, and writes a bounded number of records with counts.
   void FinishRefused(grpc::ServerUnaryReactor* reactor, const AuditedCall& call,
                      const absl::Status& refusal) const;
-  // Records a refused stream call; the stream itself is refused by the caller at once.
+  // Records a refused stream call the same way; the stream is refused by the caller at once.
   void RecordRefused(const AuditedCall& call, const absl::Status& refusal) const;
   // OK, or UNAVAILABLE (AUDIT_UNAVAILABLE) while the trail cannot be written: checked by
   // commands that must not run unrecorded (all but the ones that only make a device safer).

@@ -179,4 +179,40 @@ grpc::ServerUnaryReactor* DeviceControlService::ListAuditEvents(
   return reactor;
 }
 
+grpc::ServerUnaryReactor* DeviceControlService::VerifyAuditTrail(
+    Context* context, const v1::VerifyAuditTrailRequest* request,
+    v1::VerifyAuditTrailResponse* response) {
+  if (Unary* denied = Deny(context, "/derma.v1.DeviceControl/VerifyAuditTrail", *request)) {
+    return denied;
+  }
+  if (!audit_.enabled()) return FinishNow(context, NoAuditTrail());
+  std::optional<std::string> expected;
+  if (const std::string& head = request->expected_head(); !head.empty()) {
+    if (head.size() < 12 || head.find_first_not_of("0123456789abcdefABCDEF") != std::string::npos) {
+      return FinishNow(context,
+                       MakeError(absl::StatusCode::kInvalidArgument, v1::ERROR_REASON_INVALID_FIELD,
+                                 "expected_head: must be at least 12 hex digits", {},
+                                 {{"expected_head", "at least 12 hex digits"}}));
+    }
+    expected = head;
+  }
+  Unary* reactor = context->DefaultReactor();
+  audit_.trail()->Query([reactor, response, expected](AuditStore& store) {
+    absl::StatusOr<ChainReport> report = store.Verify(expected);
+    if (report.ok()) {
+      response->set_intact(report->intact);
+      response->set_unchained_records(report->unchained);
+      response->set_chained_records(report->chained);
+      response->set_chain_length(report->length);
+      response->set_head_id(report->head_id);
+      response->set_head_sha256(ToHex(report->head_hash));
+      response->set_has_checkpoint(report->checkpoint);
+      response->set_broken_id(report->broken_id);
+      response->set_problem(report->problem);
+    }
+    reactor->Finish(ToGrpcStatus(StoreError(report.status())));
+  });
+  return reactor;
+}
+
 }  // namespace derma::service

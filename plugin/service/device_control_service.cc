@@ -125,7 +125,10 @@ grpc::ServerUnaryReactor* DeviceControlService::Deny(
 absl::StatusOr<auth::Principal> DeviceControlService::AuthorizeStream(
     Context* context, const char* method, const google::protobuf::Message& request) const {
   absl::StatusOr<auth::Principal> caller = auth_.Authorize(*context, method);
-  if (!caller.ok()) audit_.RecordRefused({method, "", audit_.Summarize(request)}, caller.status());
+  if (!caller.ok()) {
+    audit_.RecordRefused({method, "", audit_.Summarize(request), PeerIpOf(*context)},
+                         caller.status());
+  }
   return caller;
 }
 

@@ -84,6 +84,8 @@ class DeviceControlService final : public v1::DeviceControl::CallbackService {
       Context* context, const v1::StreamTelemetryRequest* request) override;
   Unary* ListAuditEvents(Context* context, const v1::ListAuditEventsRequest* request,
                          v1::ListAuditEventsResponse* response) override;
+  Unary* VerifyAuditTrail(Context* context, const v1::VerifyAuditTrailRequest* request,
+                          v1::VerifyAuditTrailResponse* response) override;
 
  private:
   // Resolves `name` (reporting `field`), then runs `command` on the device's strand and

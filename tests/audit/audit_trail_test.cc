@@ -274,5 +274,40 @@ TEST(AuditEventFromDeviceEventTest, EachEventTypeGetsItsKindAndDetail) {
   EXPECT_EQ(AuditEventFromDeviceEvent(event, now).kind, v1::AUDIT_EVENT_KIND_STATE_CHANGE);
 }
 
+AuditEvent Refused(const std::string& ip) {
+  AuditEvent event;
+  event.time_us = 1;
+  event.kind = v1::AUDIT_EVENT_KIND_AUTH_FAILURE;
+  event.method = "/derma.v1.DeviceControl/ListDevices";
+  event.code = 16;
+  event.reason = "UNAUTHENTICATED";
+  event.peer_ip = ip;
+  return event;
+}
+
+TEST_F(AuditTrailTest, AFloodOfRefusalsFromOneAddressIsTwoRecordsWhoseCountsSumToIt) {
+  Open({}, {.refusals = {.interval = absl::Hours(1), .max_pairs = 4}});
+  constexpr int kRefusals = 20000;
+  for (int i = 0; i < kRefusals; ++i) trail_->RecordRefusal(Refused("127.0.0.1"));
+  trail_->Close();  // the counted rest is written at shutdown: nothing is lost
+  std::vector<AuditEvent> stored = Stored();
+  ASSERT_EQ(stored.size(), 2u);
+  EXPECT_EQ(stored[0].count + stored[1].count, kRefusals);
+  EXPECT_EQ(stored[1].count, 1);
+  EXPECT_EQ(stored[0].peer_ip, "127.0.0.1");
+  EXPECT_EQ(trail_->refusals(), uint64_t{kRefusals});
+}
+
+TEST_F(AuditTrailTest, CountedRefusalsAreWrittenWhenTheirIntervalEnds) {
+  Open({}, {.refusals = {.interval = absl::Milliseconds(50), .max_pairs = 4}});
+  for (int i = 0; i < 10; ++i) trail_->RecordRefusal(Refused("127.0.0.1"));
+  // No Close: the writer wakes at the interval's end by itself.
+  absl::Time deadline = absl::Now() + absl::Seconds(10);
+  while (Stored().size() < 2 && absl::Now() < deadline) absl::SleepFor(absl::Milliseconds(10));
+  std::vector<AuditEvent> stored = Stored();
+  ASSERT_EQ(stored.size(), 2u);
+  EXPECT_EQ(stored[0].count, 9);
+}
+
 }  // namespace
 }  // namespace derma::testing

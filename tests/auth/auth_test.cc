@@ -39,7 +39,7 @@ bool Allowed(Role role, const std::string& method) {
 
 TEST(PolicyMatrixTest, EveryRoleTimesEveryRpc) {
   const std::vector<std::string> methods = KnownMethods();
-  ASSERT_EQ(methods.size(), 27u) << "20 DeviceControl + 7 Simulator methods";
+  ASSERT_EQ(methods.size(), 28u) << "21 DeviceControl + 7 Simulator methods";
   for (const std::string& method : methods) {
     const bool viewer = kViewerMethods.contains(method);
     const bool op = viewer || kOperatorMethods.contains(method);
@@ -71,6 +71,7 @@ TEST(PolicyMatrixTest, EmergencyStopIsOpenToEveryRoleAndResetIsAdminOnly) {
 
 TEST(PolicyMatrixTest, TheAuditTrailIsForAdminsOnly) {
   EXPECT_EQ(RequiredRole("/derma.v1.DeviceControl/ListAuditEvents"), Role::kAdmin);
+  EXPECT_EQ(RequiredRole("/derma.v1.DeviceControl/VerifyAuditTrail"), Role::kAdmin);
 }
 
 TEST(PolicyMatrixTest, HealthNeedsNoCredentialsAndUnknownMethodsNeedAdmin) {
