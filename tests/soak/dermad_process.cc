@@ -103,6 +103,9 @@ absl::Status DermadProcess::Spawn(const DermadOptions& options) {
            "--listen=127.0.0.1:0",
            absl::StrCat("--metrics_listen=127.0.0.1:", metrics_port_),
            "--log_level=error",
+           // The soak's clients share one principal (no tokens file), as one station's many
+           // lab scripts would not: only the server-wide stream limit applies to them.
+           "--max_streams_per_principal=0",
            "--mutex_deadlock_detection"};  // lock-order checks on, as in every test
   argv_.insert(argv_.end(), options.extra.begin(), options.extra.end());
   std::vector<char*> args;

@@ -270,8 +270,15 @@ class AuditUnavailable(DermaError):
 
 
 class StreamLimit(DermaError):
-    """Too many concurrent streams on the server (or a client stopped reading for too long)."""
+    """Too many concurrent streams on the server, or for this principal (metadata `principal`;
+    without a tokens file every caller is the one principal "local"), or a client stopped
+    reading for too long."""
     reason_name = "STREAM_LIMIT"
+
+    @property
+    def principal(self) -> str | None:
+        """The principal whose own limit was reached (None for the server-wide one)."""
+        return self.metadata.get("principal")
 
 
 class DriverError(DermaError):
@@ -284,6 +291,12 @@ class DriverError(DermaError):
 class Unauthenticated(DermaError):
     """The call carried no valid credentials (bearer token or client certificate)."""
     reason_name = "UNAUTHENTICATED"
+
+
+class MalformedRequest(DermaError):
+    """The request's bytes did not parse as the method's request message (a client built from
+    another version of the proto, or a string that is not UTF-8). Metadata: `method`."""
+    reason_name = "MALFORMED_REQUEST"
 
 
 class PermissionDenied(DermaError):
@@ -314,7 +327,7 @@ BY_REASON: dict[str, type[DermaError]] = {
         NoElectrodeContact, RunActive, RunEnded, VirtualClockRequired, NotSimulated,
         LeaseMismatch, LeaseExpired, LeaseHeld, DeviceNotFound, RunNotFound, DeviceOffline,
         ShuttingDown, StreamLimit, DriverError, Unauthenticated, PermissionDenied,
-        AuditUnavailable)
+        AuditUnavailable, MalformedRequest)
 }
 
 

@@ -92,15 +92,17 @@ def test_shutdown_ends_the_stream_with_shutting_down(dermad) -> None:
 def test_past_the_stream_limit_a_stream_fails_with_stream_limit(client) -> None:
     streams = []
     try:
-        with pytest.raises(errors.StreamLimit):
-            for _ in range(129):  # the server allows 128
+        with pytest.raises(errors.StreamLimit) as refused:
+            # 32 per principal; without a tokens file every caller is the principal "local"
+            for _ in range(33):
                 stream = client.telemetry(["pen-2"])
                 streams.append(stream)
                 next(iter(stream))  # the snapshot: this stream is open
     finally:
         for stream in streams:
             stream.close()
-    assert len(streams) == 129
+    assert len(streams) == 33
+    assert refused.value.principal == "local"
 
 
 def test_a_device_named_twice_is_streamed_once(client) -> None:
