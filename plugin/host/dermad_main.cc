@@ -90,6 +90,10 @@ namespace {
 
 std::atomic<bool> g_stop{false};
 
+// The metrics exposer at exit, reachable (a volatile store is never optimized away) so that
+// leak checkers do not report what is deliberately left to the OS.
+prometheus::Exposer* volatile g_exposer_left_to_the_os = nullptr;
+
 void OnSignal(int) { g_stop.store(true); }
 
 bool g_quiet = false;  // --log_level=error
@@ -319,6 +323,6 @@ int main(int argc, char** argv) {
        absl::ToInt64Milliseconds(absl::Now() - stop_start));
   // Stopping the metrics web server takes about 2 s; the process is exiting, so let the OS
   // reclaim it instead of delaying the exit.
-  exposer.release();
+  g_exposer_left_to_the_os = exposer.release();
   return 0;
 }
