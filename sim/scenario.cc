@@ -1,7 +1,5 @@
 #include "sim/scenario.h"
 
-#include "sim/fault_requests.h"
-
 #include <algorithm>
 #include <cmath>
 #include <string>
@@ -11,6 +9,7 @@
 #include "google/protobuf/io/tokenizer.h"
 #include "google/protobuf/text_format.h"
 #include "plugin/errors/errors.h"
+#include "sim/fault_requests.h"
 
 namespace derma::sim {
 namespace {
@@ -49,9 +48,9 @@ void CheckAction(const ScenarioAction& action, const std::string& path,
                  const std::function<bool(absl::string_view)>& device_exists,
                  std::vector<FieldViolation>* out) {
   if (!(action.at_s() >= 0 && action.at_s() <= kMaxScenarioAtSeconds)) {
-    out->push_back({path + ".at_s", absl::StrCat("must be within 0–",
-                                                 static_cast<int64_t>(kMaxScenarioAtSeconds),
-                                                 " s (365 days), got ", action.at_s())});
+    out->push_back({path + ".at_s",
+                    absl::StrCat("must be within 0–", static_cast<int64_t>(kMaxScenarioAtSeconds),
+                                 " s (365 days), got ", action.at_s())});
   }
   switch (action.action_case()) {
     case ScenarioAction::kInjectFault:

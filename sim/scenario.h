@@ -24,9 +24,9 @@ absl::StatusOr<derma::sim::v1::Scenario> ParseScenarioText(absl::string_view tex
 // The latest an action may be scheduled: a year after the scenario is loaded.
 inline constexpr double kMaxScenarioAtSeconds = 365.0 * 24 * 3600;
 
-// Checks every action: an action is set, at_s is within 0–kMaxScenarioAtSeconds, every name satisfies
-// `device_exists` (called with the name as written, "devices/{id}"), fault kinds are set and
-// impedances lie within 100–1e6 Ω. INVALID_ARGUMENT reason SCENARIO_INVALID with one
+// Checks every action: an action is set, at_s is within 0–kMaxScenarioAtSeconds, every name
+// satisfies `device_exists` (called with the name as written, "devices/{id}"), fault kinds are set
+// and impedances lie within 100–1e6 Ω. INVALID_ARGUMENT reason SCENARIO_INVALID with one
 // FieldViolation per problem, e.g. "actions[2].inject_fault.name".
 absl::Status ValidateScenario(const derma::sim::v1::Scenario& scenario,
                               const std::function<bool(absl::string_view name)>& device_exists);

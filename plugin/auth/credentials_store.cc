@@ -28,7 +28,8 @@ std::string Sha256Hex(const std::string& text) {
 
 absl::StatusOr<CredentialsStore> CredentialsStore::Load(const std::string& path) {
   std::ifstream file(path);
-  if (!file) return absl::InvalidArgumentError(absl::StrCat("tokens file ", path, ": cannot read it"));
+  if (!file)
+    return absl::InvalidArgumentError(absl::StrCat("tokens file ", path, ": cannot read it"));
   std::stringstream text;
   text << file.rdbuf();
   return Parse(text.str(), path);

@@ -44,8 +44,8 @@ namespace {
 
 // Refuses a name longer than any valid one before it is looked up or echoed.
 absl::Status NameTooLong(absl::string_view field, size_t bytes, absl::string_view kind) {
-  const size_t most = kind == "run name" ? DeviceManager::kMaxRunNameBytes
-                                         : DeviceManager::kMaxDeviceNameBytes;
+  const size_t most =
+      kind == "run name" ? DeviceManager::kMaxRunNameBytes : DeviceManager::kMaxDeviceNameBytes;
   const std::string what =
       absl::StrCat("is ", bytes, " bytes long; a ", kind, " is at most ", most, " bytes");
   return MakeError(absl::StatusCode::kInvalidArgument, v1::ERROR_REASON_INVALID_FIELD,

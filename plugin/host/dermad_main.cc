@@ -7,8 +7,8 @@
 #include <sys/stat.h>
 
 #include <atomic>
-#include <cmath>
 #include <cerrno>
+#include <cmath>
 #include <csignal>
 #include <cstdio>
 #include <cstdlib>
@@ -291,11 +291,11 @@ int main(int argc, char** argv) {
   derma::host::Fleet& fleet = (*plugin)->fleet();
   // The port line is what scripts (and the end-to-end tests, with --listen=...:0) read: it is
   // printed at every log level.
-  absl::FPrintF(
-      stdout,
-      "dermad: serving %d devices from %s on %s, port %d (%s clock); SIGINT/SIGTERM "
-      "stop every output\n",
-      fleet.devices().size(), path, listen, port, fleet.clock().IsVirtual() ? "virtual" : "real");
+  absl::FPrintF(stdout,
+                "dermad: serving %d devices from %s on %s, port %d (%s clock); SIGINT/SIGTERM "
+                "stop every output\n",
+                fleet.devices().size(), path, listen, port,
+                fleet.clock().IsVirtual() ? "virtual" : "real");
   std::fflush(stdout);
   if (!options.audit_db.empty()) Info("dermad: audit trail %s\n", options.audit_db);
 

@@ -109,8 +109,8 @@ absl::StatusOr<std::unique_ptr<Plugin>> Plugin::Create(const config::v1::FleetCo
   plugin->call_audit_ = std::make_unique<service::CallAudit>(plugin->audit_trail_.get());
   plugin->stream_executor_ =
       std::make_unique<ThreadPoolExecutor>(kStreamThreads, options.stream_thread_nice);
-  plugin->streams_ = std::make_unique<service::StreamRegistry>(
-      options.max_streams, options.max_streams_per_principal);
+  plugin->streams_ = std::make_unique<service::StreamRegistry>(options.max_streams,
+                                                               options.max_streams_per_principal);
   plugin->authorizer_ = std::make_unique<auth::Authorizer>(std::move(credentials));
   host::Fleet& f = *plugin->fleet_;
   plugin->device_control_ = std::make_unique<service::DeviceControlService>(

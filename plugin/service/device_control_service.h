@@ -107,7 +107,7 @@ class DeviceControlService final : public v1::DeviceControl::CallbackService {
   Unary* Deny(Context* context, const char* method, const google::protobuf::Message& request) const;
   // A stream's authorization: OK, or the refusal (recorded in the trail).
   absl::StatusOr<auth::Principal> AuthorizeStream(Context* context, const char* method,
-                               const google::protobuf::Message& request) const;
+                                                  const google::protobuf::Message& request) const;
   // GetRun / ListRuns for runs the registry no longer (or never) held: from the audit store.
   Unary* GetStoredRun(Context* context, const v1::GetRunRequest* request,
                       v1::GetRunResponse* response);

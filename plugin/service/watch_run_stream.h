@@ -24,12 +24,9 @@ class WatchRunStream : public grpc::ServerWriteReactor<v1::WatchRunResponse>,
                        public OpenStream,
                        public std::enable_shared_from_this<WatchRunStream> {
  public:
-  static grpc::ServerWriteReactor<v1::WatchRunResponse>* Begin(DeviceManager& devices,
-                                                               RunRegistry& runs,
-                                                               StreamRegistry& registry,
-                                                               Executor& executor,
-                                                               const v1::WatchRunRequest& request,
-                                                               const std::string& principal);
+  static grpc::ServerWriteReactor<v1::WatchRunResponse>* Begin(
+      DeviceManager& devices, RunRegistry& runs, StreamRegistry& registry, Executor& executor,
+      const v1::WatchRunRequest& request, const std::string& principal);
 
   WatchRunStream(RunRegistry& runs, StreamRegistry& registry, Executor& executor);
   void End(const absl::Status& status) override;
