@@ -10,6 +10,7 @@
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "plugin/audit/audit_schema.h"
 
 namespace derma {
 namespace {
@@ -43,8 +44,7 @@ std::string HmacSha256(absl::string_view key, absl::string_view bytes) {
 }
 
 constexpr absl::string_view kSelectChain =
-    "SELECT id, time_us, principal, device, kind, method, summary, code, reason, detail, count,"
-    " peer_ip, hash FROM events ORDER BY id";
+    "SELECT " DERMA_AUDIT_EVENT_COLUMNS ", hash FROM events ORDER BY id";
 
 }  // namespace
 
@@ -133,23 +133,6 @@ void CheckCheckpoint(const ChainCheckpoint& checkpoint, absl::string_view hmac_k
   if (!report.problem.empty()) report.intact = false;
 }
 
-AuditEvent ReadChainRow(const SqliteStatement& row) {
-  AuditEvent event;
-  event.id = row.Int(0);
-  event.time_us = row.Int(1);
-  event.principal = row.Text(2);
-  event.device = row.Text(3);
-  event.kind = AuditKindFromName(row.Text(4));
-  event.method = row.Text(5);
-  event.summary = row.Text(6);
-  event.code = static_cast<int>(row.Int(7));
-  event.reason = row.Text(8);
-  event.detail = row.Text(9);
-  event.count = row.Int(10);
-  event.peer_ip = row.Text(11);
-  return event;
-}
-
 }  // namespace
 
 absl::StatusOr<ChainReport> VerifyAuditChain(SqliteDb& db, absl::string_view hmac_key,
@@ -196,7 +179,7 @@ absl::StatusOr<ChainReport> VerifyAuditChain(SqliteDb& db, absl::string_view hma
       return report;
     }
     const std::string hash = select->Blob(12);
-    if (ChainLink(previous, ReadChainRow(*select)) != hash) {
+    if (ChainLink(previous, AuditEventFromRow(*select)) != hash) {
       report.intact = false;
       report.broken_id = id;
       report.problem =

@@ -161,4 +161,21 @@ absl::Status PrepareAuditSchema(SqliteDb& db, bool new_file) {
   return AsPrecondition(status);
 }
 
+AuditEvent AuditEventFromRow(const SqliteStatement& row) {
+  AuditEvent event;
+  event.id = row.Int(0);
+  event.time_us = row.Int(1);
+  event.principal = row.Text(2);
+  event.device = row.Text(3);
+  event.kind = AuditKindFromName(row.Text(4));
+  event.method = row.Text(5);
+  event.summary = row.Text(6);
+  event.code = static_cast<int>(row.Int(7));
+  event.reason = row.Text(8);
+  event.detail = row.Text(9);
+  event.count = row.Int(10);
+  event.peer_ip = row.Text(11);
+  return event;
+}
+
 }  // namespace derma

@@ -5,6 +5,7 @@
 #define DERMA_PLUGIN_AUDIT_AUDIT_SCHEMA_H_
 
 #include "absl/status/status.h"
+#include "plugin/audit/audit_event.h"
 #include "plugin/audit/sqlite_db.h"
 
 namespace derma {
@@ -22,6 +23,14 @@ inline constexpr int kAuditSchemaVersion = 2;
 // "unchained"), an empty one or anything else is refused. Every failure is
 // FAILED_PRECONDITION with a message naming the file.
 absl::Status PrepareAuditSchema(SqliteDb& db, bool new_file);
+
+// The columns of an event, in the order AuditEventFromRow reads them:
+// "SELECT " DERMA_AUDIT_EVENT_COLUMNS " FROM events ...", any further columns after them.
+#define DERMA_AUDIT_EVENT_COLUMNS \
+  "id, time_us, principal, device, kind, method, summary, code, reason, detail, count, peer_ip"
+
+// The event in columns 0–11 of `row`, selected as DERMA_AUDIT_EVENT_COLUMNS.
+AuditEvent AuditEventFromRow(const SqliteStatement& row);
 
 }  // namespace derma
 

@@ -9,6 +9,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "google/protobuf/util/time_util.h"
+#include "plugin/audit/audit_schema.h"
 #include "plugin/errors/errors.h"
 
 namespace derma {
@@ -21,8 +22,7 @@ constexpr absl::string_view kInsertEvent =
     " detail, count, peer_ip, hash) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12,"
     " ?13)";
 constexpr absl::string_view kSelectEvents =
-    "SELECT id, time_us, principal, device, kind, method, summary, code, reason, detail, count,"
-    " peer_ip FROM events WHERE id < ?1";
+    "SELECT " DERMA_AUDIT_EVENT_COLUMNS " FROM events WHERE id < ?1";
 constexpr absl::string_view kUpsertRun =
     "INSERT INTO runs (name, device, start_us, end_us, state, end_reason, run)"
     " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) ON CONFLICT (name) DO UPDATE SET"
@@ -64,23 +64,6 @@ int64_t LastRecordedDeviceMicros(const v1::Run& run) {
 std::string WithoutPrefix(std::string name, absl::string_view prefix) {
   if (absl::StartsWith(name, prefix)) name.erase(0, prefix.size());
   return name;
-}
-
-AuditEvent ReadEvent(const SqliteStatement& row) {
-  AuditEvent event;
-  event.id = row.Int(0);
-  event.time_us = row.Int(1);
-  event.principal = row.Text(2);
-  event.device = row.Text(3);
-  event.kind = AuditKindFromName(row.Text(4));
-  event.method = row.Text(5);
-  event.summary = row.Text(6);
-  event.code = static_cast<int>(row.Int(7));
-  event.reason = row.Text(8);
-  event.detail = row.Text(9);
-  event.count = row.Int(10);
-  event.peer_ip = row.Text(11);
-  return event;
 }
 
 }  // namespace
@@ -196,7 +179,7 @@ absl::StatusOr<AuditEventPage> AuditStore::ListEvents(const AuditEventFilter& fi
       page.next_page_token = absl::StrCat(page.events.back().id);
       break;
     }
-    page.events.push_back(ReadEvent(*select));
+    page.events.push_back(AuditEventFromRow(*select));
   }
   return page;
 }
