@@ -196,25 +196,27 @@ def test_clients_without_a_certificate_or_without_tls_are_rejected(pki, secure_d
         assert plain.value.code() == grpc.StatusCode.UNAVAILABLE
 
 
-def test_bad_tokens_file_exits_2_naming_the_line(tmp_path):
+def start_with_tokens_file(tmp_path, text):
+    """Starts dermad with a tokens file holding `text`; returns (the file, the finished run)."""
     tokens = tmp_path / "tokens"
-    tokens.write_text("token plain-text-secret alice admin\n")
+    tokens.write_text(text)
     result = subprocess.run([os.environ["DERMAD"], "--config", FLEET, "--metrics_listen=",
                              "--listen", "127.0.0.1:0", f"--tokens_file={tokens}",
                              f"--state_dir={tmp_path}"],
                             capture_output=True, text=True, timeout=20)
+    return tokens, result
+
+
+def test_bad_tokens_file_exits_2_naming_the_line(tmp_path):
+    tokens, result = start_with_tokens_file(tmp_path, "token plain-text-secret alice admin\n")
     assert result.returncode == 2
     assert f"tokens file {tokens}:1:" in result.stderr
     assert "bad config" not in result.stderr  # the fleet config is fine
 
 
 def test_a_tokens_file_listing_one_hash_twice_exits_2_naming_both_lines(tmp_path):
-    tokens = tmp_path / "tokens"
     digest = hashlib.sha256(b"s3cret").hexdigest()
-    tokens.write_text(f"token sha256:{digest} alice viewer\r\ntoken sha256:{digest} eve admin\r\n")
-    result = subprocess.run([os.environ["DERMAD"], "--config", FLEET, "--metrics_listen=",
-                             "--listen", "127.0.0.1:0", f"--tokens_file={tokens}",
-                             f"--state_dir={tmp_path}"],
-                            capture_output=True, text=True, timeout=20)
+    tokens, result = start_with_tokens_file(
+        tmp_path, f"token sha256:{digest} alice viewer\r\ntoken sha256:{digest} eve admin\r\n")
     assert result.returncode == 2
     assert f"tokens file {tokens}:2: this token hash is already listed on line 1" in result.stderr
