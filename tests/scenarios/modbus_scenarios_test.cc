@@ -9,8 +9,8 @@
 // response timeout × (retries + 1) plus the resynchronising waits after failed tries (here
 // 0.02 + 0.05 × 3 + 3 × 0.045 ≈ 0.31 s, checked against kTolerance), and a device whose link
 // returns is connected again within reconnect_backoff_max_s plus that.
-#include <fstream>
 #include <cstdlib>
+#include <fstream>
 #include <sstream>
 
 #include "absl/strings/str_format.h"
@@ -56,14 +56,31 @@ constexpr char kModbusFleet[] = R"pb(
     reconnect_backoff_max_s: 0.3
     watchdog_s: 0.5
   }
-  devices { id: "pen-1" kind: DEVICE_KIND_MICRONEEDLING backend: BACKEND_MODBUS
-            modbus { link: "pens" unit_id: 1 } }
-  devices { id: "pen-2" kind: DEVICE_KIND_MICRONEEDLING backend: BACKEND_MODBUS model: "DP-300"
-            modbus { link: "pens" unit_id: 2 } }
-  devices { id: "stim-1" kind: DEVICE_KIND_MICROCURRENT backend: BACKEND_MODBUS
-            modbus { link: "stims" unit_id: 1 } }
-  devices { id: "stim-2" kind: DEVICE_KIND_MICROCURRENT backend: BACKEND_MODBUS
-            modbus { link: "stims" unit_id: 2 } }
+  devices {
+    id: "pen-1"
+    kind: DEVICE_KIND_MICRONEEDLING
+    backend: BACKEND_MODBUS
+    modbus { link: "pens" unit_id: 1 }
+  }
+  devices {
+    id: "pen-2"
+    kind: DEVICE_KIND_MICRONEEDLING
+    backend: BACKEND_MODBUS
+    model: "DP-300"
+    modbus { link: "pens" unit_id: 2 }
+  }
+  devices {
+    id: "stim-1"
+    kind: DEVICE_KIND_MICROCURRENT
+    backend: BACKEND_MODBUS
+    modbus { link: "stims" unit_id: 1 }
+  }
+  devices {
+    id: "stim-2"
+    kind: DEVICE_KIND_MICROCURRENT
+    backend: BACKEND_MODBUS
+    modbus { link: "stims" unit_id: 2 }
+  }
 )pb";
 
 std::string ReadScenario(const std::string& file) {
@@ -87,12 +104,15 @@ class ModbusScenarioTest : public ServerFixture {
     const std::string& address = emulator_->endpoints()[0].address;
     port_of_emulator_ = std::stoi(address.substr(address.rfind(':') + 1));
     ServerFixture::SetUp();
-    ASSERT_TRUE(WaitFor([&] {
-      for (const char* name : {kPen, kPen2, kStim, kStim2}) {
-        if (GetDevice(name).state() != v1::DEVICE_STATE_IDLE) return false;
-      }
-      return true;
-    }, absl::Seconds(10))) << "devices not IDLE";
+    ASSERT_TRUE(WaitFor(
+        [&] {
+          for (const char* name : {kPen, kPen2, kStim, kStim2}) {
+            if (GetDevice(name).state() != v1::DEVICE_STATE_IDLE) return false;
+          }
+          return true;
+        },
+        absl::Seconds(10)))
+        << "devices not IDLE";
   }
   void TearDown() override {
     ServerFixture::TearDown();
@@ -158,20 +178,23 @@ TEST_F(ModbusScenarioTest, LinkDropRecoveryOverTcp) {
   const absl::Time loaded = Load("link_drop_recovery.textproto");
   ASSERT_TRUE(WaitForState(kPen2, v1::DEVICE_STATE_OFFLINE, absl::Seconds(2) + kTolerance));
   EXPECT_GE(absl::Now() - loaded, absl::Seconds(2));
+  // The state can be seen a tick before the first sample taken offline (output commanded off):
+  // wait for that sample rather than race it.
+  EXPECT_TRUE(WaitFor([&] { return !GetDevice(kPen2).latest_sample().output_on(); }, kTolerance));
   const v1::Device offline = GetDevice(kPen2);
-  EXPECT_FALSE(offline.latest_sample().output_on());
   EXPECT_EQ(offline.active_fault().kind(), v1::FAULT_KIND_LINK_DROP);
   EXPECT_EQ(GetRun(run.name()).end_reason(), v1::RUN_END_REASON_LINK_LOST);
   // The instrument cannot hear derma: its own watchdog switches its output off.
-  EXPECT_TRUE(WaitFor([&] { return !Emulated(kPen2).output_on(); },
-                      absl::Milliseconds(500) + kTolerance));
+  EXPECT_TRUE(
+      WaitFor([&] { return !Emulated(kPen2).output_on(); }, absl::Milliseconds(500) + kTolerance));
   ASSERT_TRUE(WaitForState(kPen2, v1::DEVICE_STATE_IDLE, absl::Seconds(1) + kReconnect));
   EXPECT_GE(absl::Now() - loaded, absl::Seconds(3));
   EXPECT_FALSE(GetDevice(kPen2).has_active_fault());
   v1::Run again;
   ASSERT_THAT(StartRun(kPen2, lease, {Step(0.3, PenSettings(1.0, 120))}, &again), IsOk());
-  EXPECT_TRUE(WaitFor([&] { return GetRun(again.name()).end_reason() ==
-                                   v1::RUN_END_REASON_COMPLETED; }, absl::Seconds(3)))
+  EXPECT_TRUE(
+      WaitFor([&] { return GetRun(again.name()).end_reason() == v1::RUN_END_REASON_COMPLETED; },
+              absl::Seconds(3)))
       << GetRun(again.name()).DebugString();
 }
 
@@ -201,8 +224,8 @@ TEST_F(ModbusScenarioTest, StimulatorContactAndImpedanceOverRtu) {
   EXPECT_EQ(GetRun(run.name()).state(), v1::RUN_STATE_PAUSED);
   EXPECT_EQ(Call("Resume", kStim, lease).error_code(), grpc::StatusCode::FAILED_PRECONDITION);
   // Contact back at 3 s: Resume works.
-  ASSERT_TRUE(WaitFor([&] { return Call("Resume", kStim, lease).ok(); },
-                      absl::Seconds(1) + kTolerance));
+  ASSERT_TRUE(
+      WaitFor([&] { return Call("Resume", kStim, lease).ok(); }, absl::Seconds(1) + kTolerance));
   EXPECT_TRUE(WaitFor([&] { return Emulated(kStim).output_on(); }, kTolerance));
   // Impedance spike at 5 s: current off, FAULT, run ended FAULT.
   ASSERT_TRUE(WaitForState(kStim, v1::DEVICE_STATE_FAULT, absl::Seconds(3) + kTolerance));
@@ -226,8 +249,8 @@ TEST_F(ModbusScenarioTest, PenStallOverTcp) {
   EXPECT_EQ(GetRun(run.name()).end_reason(), v1::RUN_END_REASON_FAULT);
   EXPECT_FALSE(Emulated(kPen).output_on());
   EXPECT_EQ(Call("ResetFault", kPen, lease).error_code(), grpc::StatusCode::FAILED_PRECONDITION);
-  EXPECT_TRUE(WaitFor([&] { return Call("ResetFault", kPen, lease).ok(); },
-                      absl::Seconds(1) + kTolerance));
+  EXPECT_TRUE(
+      WaitFor([&] { return Call("ResetFault", kPen, lease).ok(); }, absl::Seconds(1) + kTolerance));
 }
 
 TEST_F(ModbusScenarioTest, LeaseLossStopsBothInstrumentsAtTheExpiry) {
@@ -238,12 +261,13 @@ TEST_F(ModbusScenarioTest, LeaseLossStopsBothInstrumentsAtTheExpiry) {
   ASSERT_THAT(StartRun(kStim, stim_lease, {Step(60, StimSettings(100))}, &stim_run), IsOk());
   const absl::Time loaded = Load("lease_loss.textproto");
   // The client vanishes: nobody renews. The dead-man switch fires at the expiry (2 s).
-  ASSERT_TRUE(WaitFor([&] { return GetRun(pen_run.name()).end_reason() ==
-                                   v1::RUN_END_REASON_LEASE_EXPIRED; },
-                      absl::Seconds(2) + kTolerance));
+  ASSERT_TRUE(WaitFor(
+      [&] { return GetRun(pen_run.name()).end_reason() == v1::RUN_END_REASON_LEASE_EXPIRED; },
+      absl::Seconds(2) + kTolerance));
   EXPECT_GE(absl::Now() - loaded, absl::Seconds(2) - kTolerance);
-  EXPECT_TRUE(WaitFor([&] { return GetRun(stim_run.name()).end_reason() ==
-                                   v1::RUN_END_REASON_LEASE_EXPIRED; }, kTolerance));
+  EXPECT_TRUE(WaitFor(
+      [&] { return GetRun(stim_run.name()).end_reason() == v1::RUN_END_REASON_LEASE_EXPIRED; },
+      kTolerance));
   EXPECT_TRUE(WaitFor([&] { return !Emulated(kPen).output_on() && !Emulated(kStim).output_on(); },
                       kTolerance));
   EXPECT_EQ(GetDevice(kPen).state(), v1::DEVICE_STATE_IDLE);
@@ -271,8 +295,8 @@ TEST_F(ModbusScenarioTest, EmergencyStopOfEverythingWithOneInstrumentOutOfReach)
   }
   // pen-2 was out of reach: derma says so, and the pen's watchdog switches it off.
   EXPECT_THAT(response.unconfirmed(), ::testing::ElementsAre(kPen2));
-  EXPECT_TRUE(WaitFor([&] { return !Emulated(kPen2).output_on(); },
-                      absl::Milliseconds(500) + kTolerance));
+  EXPECT_TRUE(
+      WaitFor([&] { return !Emulated(kPen2).output_on(); }, absl::Milliseconds(500) + kTolerance));
   drop.set_up(true);
   emulator_->control().SetLink(drop, [](absl::Status s) { EXPECT_TRUE(s.ok()) << s; });
   // Back in reach, pen-2 latches the stop it missed.
