@@ -296,6 +296,12 @@ int main(int argc, char** argv) {
                 "stop every output\n",
                 fleet.devices().size(), path, listen, port,
                 fleet.clock().IsVirtual() ? "virtual" : "real");
+  if (exposer != nullptr && !exposer->GetListeningPorts().empty()) {
+    // With --metrics_listen=HOST:0 this is the only place the chosen port shows.
+    const std::string metrics = absl::GetFlag(FLAGS_metrics_listen);
+    absl::FPrintF(stdout, "dermad: metrics on http://%s:%d/metrics\n",
+                  metrics.substr(0, metrics.rfind(':')), exposer->GetListeningPorts().front());
+  }
   std::fflush(stdout);
   if (!options.audit_db.empty()) Info("dermad: audit trail %s\n", options.audit_db);
 

@@ -16,6 +16,11 @@ except ImportError as missing:  # a fresh checkout: nothing generated yet
                       "clients/python/generate.py or build the CMake target "
                       "derma_python_client") from missing
 
+try:
+    from derma._version import __version__
+except ImportError:  # generate.py ran without --version (by hand, outside the CMake build)
+    __version__ = "0+unknown"
+
 from derma import errors
 from derma.audit import AuditRecord
 from derma.client import Client, connect
@@ -27,7 +32,7 @@ from derma.telemetry import (Event, Gap, Heartbeat, Sample, Snapshot, Synced,
                              TelemetryStream)
 
 __all__ = [
-    "connect", "Client", "Lease", "Device", "Fault", "Parameter", "Cartridge", "Run",
+    "__version__", "connect", "Client", "Lease", "Device", "Fault", "Parameter", "Cartridge", "Run",
     "RunHandle", "Ledger", "Sample", "Event", "Snapshot", "Synced", "Heartbeat", "Gap",
     "TelemetryStream", "DermaError", "errors", "AuditRecord",
 ]

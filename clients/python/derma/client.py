@@ -17,13 +17,15 @@ import datetime
 import getpass
 import os
 import socket
+import time
 from typing import Any, Iterable, Iterator, Optional
 
 import grpc
 
 from derma.audit import AuditRecord
+from derma.credentials import PathLike, channel_settings
 from derma.devices import Device, device_name
-from derma.errors import ConnectionError, from_rpc_error
+from derma.errors import ConnectionError, TlsError, connection_failure, from_rpc_error
 from derma.lease import Lease
 from derma.runs import Run, RunHandle, StepLike, start_run
 from derma.sim import Simulator
@@ -205,20 +207,59 @@ class Client:
 
 
 @contextlib.contextmanager
-def connect(target: str, *, timeout_s: float = 10.0,
-            holder: Optional[str] = None) -> Iterator[Client]:
-    """Connects to dermad at target ("host:port"), waiting up to timeout_s seconds for the
-    connection; yields a Client whose unary calls each get a timeout_s deadline, and closes
-    the channel on exit. Raises derma.errors.ConnectionError if the server is not reachable.
-    holder names this client in leases (default "user@host:pid", at most 128 characters)."""
-    channel = grpc.insecure_channel(target, options=CHANNEL_OPTIONS)
+def connect(target: str, *, timeout_s: float = 10.0, holder: Optional[str] = None,
+            tls: bool = False, tls_ca: Optional[PathLike] = None,
+            tls_cert: Optional[PathLike] = None, tls_key: Optional[PathLike] = None,
+            tls_server_name: Optional[str] = None, token: Optional[str] = None,
+            token_file: Optional[PathLike] = None) -> Iterator[Client]:
+    """Connects to dermad at target ("host:port"), waiting up to timeout_s seconds for it to
+    answer; yields a Client whose unary calls each get a timeout_s deadline, and closes the
+    channel on exit. holder names this client in leases (default "user@host:pid", at most
+    128 characters).
+
+    Security (see derma.credentials): tls_ca (the lab CA's PEM file) or tls=True (the
+    system's CAs) turn TLS on; tls_cert and tls_key add the client certificate (mTLS);
+    tls_server_name overrides the name the server's certificate must carry; token, or the
+    first line of token_file, is sent as a bearer token (over TLS, or plaintext to loopback).
+
+    Connecting makes one ListDevices call (page_size 1), so it checks the credentials too.
+    Raises ValueError for bad arguments or unreadable files; TlsError when the TLS handshake
+    fails (certificate not trusted, name mismatch, no client certificate for an mTLS server,
+    plaintext against TLS); Unauthenticated when the token or certificate is not accepted;
+    ConnectionError when nothing answers within timeout_s."""
+    settings = channel_settings(target, tls=tls, tls_ca=tls_ca, tls_cert=tls_cert,
+                                tls_key=tls_key, tls_server_name=tls_server_name, token=token,
+                                token_file=token_file)
+    options = [*CHANNEL_OPTIONS, *settings.options]
+    channel = (grpc.secure_channel(target, settings.credentials, options=options)
+               if settings.credentials is not None
+               else grpc.insecure_channel(target, options=options))
     try:
-        try:
-            grpc.channel_ready_future(channel).result(timeout=timeout_s)
-        except grpc.FutureTimeoutError:
-            raise ConnectionError("", f"cannot reach dermad at {target} within {timeout_s} s",
-                                  {"target": target}) from None
-        with Client(channel, timeout_s=timeout_s, holder=holder or default_holder()) as client:
+        client = Client(channel, timeout_s=timeout_s, holder=holder or default_holder())
+        wait_until_answering(client, target, timeout_s, tls=settings.tls)
+        with client:
             yield client
     finally:
         channel.close()
+
+
+def wait_until_answering(client: Client, target: str, timeout_s: float, *, tls: bool) -> None:
+    """Calls ListDevices (page_size 1) until the server answers, for at most timeout_s;
+    raises the typed error when it refuses, a TlsError at once for a failed handshake (or
+    after three closed connections in a row), else the last ConnectionError at the end."""
+    deadline = time.monotonic() + timeout_s
+    request = pb.ListDevicesRequest(page_size=1)
+    closed_in_a_row = 0
+    while True:
+        try:
+            client.stub.ListDevices(request, timeout=max(deadline - time.monotonic(), 0.001))
+            return
+        except grpc.RpcError as error:
+            failure = connection_failure(error, target, timeout_s, tls=tls)
+            if failure is None:
+                raise from_rpc_error(error) from None
+            closed_in_a_row = closed_in_a_row + 1 if isinstance(failure, TlsError) else 0
+            if (isinstance(failure, TlsError) and (not failure.uncertain or closed_in_a_row >= 3)
+                    or time.monotonic() + 0.05 >= deadline):
+                raise failure from None
+        time.sleep(0.05)

@@ -12,7 +12,7 @@ import builtins
 from typing import Any, ClassVar, Iterable, Mapping, Sequence
 
 import grpc
-from google.rpc import error_details_pb2, status_pb2
+from derma.rpc_protos import error_details_pb2, status_pb2
 
 DOMAIN = "derma"
 _DETAILS_KEY = "grpc-status-details-bin"
@@ -315,6 +315,16 @@ class ConnectionError(DermaError, builtins.ConnectionError):  # noqa: A001 (is-a
     """The server cannot be reached (gRPC UNAVAILABLE without a derma reason)."""
 
 
+class TlsError(ConnectionError):
+    """The TLS handshake failed: the server's certificate is not trusted by tls_ca, does not
+    carry the target's name (or tls_server_name), the server wants a client certificate
+    (mTLS) and got none or one it does not trust, or one side speaks TLS and the other
+    plaintext. `message` says what gRPC reported. `uncertain` is true when the server only
+    closed the connection, so the cause is inferred."""
+
+    uncertain = False
+
+
 class DeadlineExceeded(DermaError, builtins.TimeoutError):
     """The call's deadline passed before the server answered."""
 
@@ -337,6 +347,50 @@ def from_rpc_error(error: grpc.RpcError) -> DermaError:
     typed = _typed(error)
     typed.rpc_error = error
     return typed
+
+
+# What gRPC's TLS layer (OpenSSL 3 or BoringSSL) puts in the status message of a failed
+# handshake, and what each means; compared in lower case with "_" read as " ".
+_TLS_SYMPTOMS = (
+    ("certificate verify failed", "the server's certificate is not signed by a CA in tls_ca "
+                                  "(or the system's CAs), or has expired"),
+    ("peer name", "the server's certificate does not carry the target's host name (give "
+                  "tls_server_name=NAME to check another name)"),
+    ("wrong version number", "the server does not speak TLS (a plaintext dermad?)"),
+    ("certificate required", "the server requires a client certificate (tls_cert, tls_key)"),
+    ("unknown ca", "the server does not trust the client certificate's CA"),
+    ("handshake failed", "the TLS handshake failed"),
+)
+
+
+def connection_failure(error: grpc.RpcError, target: str, timeout_s: float, *,
+                       tls: bool) -> ConnectionError | None:
+    """For a call that never reached the service (UNAVAILABLE or DEADLINE_EXCEEDED without a
+    derma reason): a TlsError when the message shows a failed handshake, a TlsError marked
+    `uncertain` when the server closed the connection without a word (what a TLS server does
+    to plaintext, and an mTLS server to a client without an accepted certificate), else a
+    ConnectionError naming target. None for any other error."""
+    code = error.code() if isinstance(error, grpc.Call) else None
+    message = (error.details() if isinstance(error, grpc.Call) else str(error)) or ""
+    trailers = error.trailing_metadata() if isinstance(error, grpc.Call) else None
+    info, _ = _details(trailers or ())
+    if (info is not None and info.reason) or code not in (grpc.StatusCode.UNAVAILABLE,
+                                                          grpc.StatusCode.DEADLINE_EXCEEDED):
+        return None
+    said = message.lower().replace("_", " ")
+    for symptom, meaning in _TLS_SYMPTOMS:
+        if symptom in said:
+            return TlsError("", f"TLS to {target} failed: {meaning} ({message})",
+                            {"target": target}, (), code)
+    if "socket closed" in said or "connection reset" in said:
+        meaning = ("the server closed the connection during the TLS handshake: it requires a "
+                   "client certificate (tls_cert, tls_key) signed by a CA it trusts" if tls else
+                   "the server closed the connection: it serves TLS (connect with tls_ca=...)")
+        failure = TlsError("", f"{target}: {meaning} ({message})", {"target": target}, (), code)
+        failure.uncertain = True
+        return failure
+    return ConnectionError("", f"cannot reach dermad at {target} within {timeout_s} s "
+                               f"({message})", {"target": target}, (), code)
 
 
 def _typed(error: grpc.RpcError) -> DermaError:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import grpc
 import pytest
 from google.protobuf import any_pb2
-from google.rpc import error_details_pb2, status_pb2
+from derma.rpc_protos import error_details_pb2, status_pb2
 
 from derma import errors
 from derma.devices import device_name, settings_dict, settings_proto
