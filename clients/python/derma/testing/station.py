@@ -30,7 +30,7 @@ import tempfile
 import threading
 import time
 from pathlib import Path
-from typing import IO, Iterator, Optional, Sequence, Union
+from typing import IO, Any, Iterator, Optional, Sequence, Union
 
 from derma.client import Client, connect
 from derma.sim import FaultLike
@@ -92,7 +92,8 @@ class Station:
     """
 
     def __init__(self, command: list[str], scratch: Path, *, expect_metrics: bool,
-                 start_timeout_s: float, call_timeout_s: float) -> None:
+                 start_timeout_s: float, call_timeout_s: float,
+                 client_settings: dict[str, Any]) -> None:
         self.command = command
         self._expect_metrics = expect_metrics
         self.scratch = scratch
@@ -114,7 +115,8 @@ class Station:
         self._reader.start()
         try:
             self._wait_until_serving(start_timeout_s)
-            context = connect(self.target, timeout_s=call_timeout_s, holder="derma.testing")
+            context = connect(self.target, **{"timeout_s": call_timeout_s,
+                                              "holder": "derma.testing", **client_settings})
             self.client = context.__enter__()
             self._client_context = context
         except BaseException:
@@ -227,6 +229,7 @@ def start_dermad(fleet: Optional[PathLike] = None, *, fleet_text: Optional[str] 
                  dermad: Optional[PathLike] = None, clock: Optional[str] = "virtual",
                  metrics: bool = False, args: Sequence[str] = (),
                  start_timeout_s: float = 10, call_timeout_s: float = 10,
+                 client_settings: Optional[dict[str, Any]] = None,
                  keep_files: bool = False) -> Iterator[Station]:
     """Starts a dermad for a test and yields its Station; stops it at the end.
 
@@ -235,7 +238,9 @@ def start_dermad(fleet: Optional[PathLike] = None, *, fleet_text: Optional[str] 
     and stimulators stim-1 and stim-2). clock: "virtual" (default), "real", or None for the
     config's own. metrics: serve /metrics on a free port (Station.metrics_url); off by default.
     args: more dermad flags, e.g. ["--tokens_file=tokens"]. start_timeout_s bounds the wait
-    for dermad to serve; call_timeout_s is the client's deadline per call.
+    for dermad to serve; call_timeout_s is the client's deadline per call. client_settings
+    are more derma.connect arguments for the station's client, e.g. {"tls_ca": "ca.pem",
+    "token": "..."} for a station started with --tls_* and --tokens_file in args.
 
     When the block raises, dermad is still stopped and the block's exception propagates;
     otherwise a dermad that does not exit 0 on SIGTERM raises DermadError. keep_files leaves
@@ -260,7 +265,8 @@ def start_dermad(fleet: Optional[PathLike] = None, *, fleet_text: Optional[str] 
                *([f"--clock={clock}"] if clock else []), *args]
     try:
         station = Station(command, scratch, expect_metrics=metrics,
-                          start_timeout_s=start_timeout_s, call_timeout_s=call_timeout_s)
+                          start_timeout_s=start_timeout_s, call_timeout_s=call_timeout_s,
+                          client_settings=dict(client_settings or {}))
     except BaseException:
         shutil.rmtree(scratch, ignore_errors=True)
         raise
