@@ -20,6 +20,7 @@ readonly DEBIAN_PACKAGES=(
   golang-github-gogo-googleapis-dev grpc-proto clang-format prometheus
   libasan8 libubsan1 libtsan2 clang-14 libclang-rt-14-dev llvm-14
   libmodbus-dev socat python3-pymodbus nginx libssl-dev
+  python3-setuptools python3-wheel python3-pip python3-venv openssl
 )
 
 # The test binaries of the suites labelled `threads` (top CMakeLists.txt): what the
