@@ -28,6 +28,7 @@
 #include "absl/strings/str_join.h"
 #include "absl/strings/string_view.h"
 #include "absl/synchronization/mutex.h"
+#include "tests/bench/audit_latency.h"
 #include "tests/bench/big_fleet.h"
 #include "tests/bench/derma_server.h"
 #include "tests/bench/echo_server.h"
@@ -217,7 +218,9 @@ absl::StatusOr<LoadedFleetResults> MeasureLoadedFleet(const Settings& s,
   return results;
 }
 
-// Configure latency of a plugin with an audit trail in a temporary directory.
+// Configure latency of a plugin with an audit trail in a temporary directory: one client
+// (interleaved with echo, as the other unary rows), then kAuditClients clients at once, each on
+// its own pen; the floor, fdatasync in the same directory, is measured before and after.
 absl::Status MeasureAuditedConfigure(const Settings& s, const std::string& echo_address,
                                      Report& report) {
   std::string dir = (std::filesystem::temp_directory_path() / "derma-bench-XXXXXX").string();
@@ -225,16 +228,32 @@ absl::Status MeasureAuditedConfigure(const Settings& s, const std::string& echo_
   PluginOptions options;
   options.audit_db = dir + "/audit.db";
   absl::StatusOr<LatencyResult> latency;
+  absl::StatusOr<ConcurrentConfigureResult> concurrent;
+  std::vector<absl::Duration> fsync;
+  absl::Status fsync_before = MeasureFdatasync(dir, s.latency.calls / 4, fsync);
   {
-    absl::StatusOr<std::unique_ptr<DermaServer>> derma =
-        DermaServer::Start(MakeFleet(s.latency_devices, /*virtual_clock=*/false), options);
+    absl::StatusOr<std::unique_ptr<DermaServer>> derma = DermaServer::Start(
+        MakeFleet(std::max(s.latency_devices, 2 * kAuditClients), /*virtual_clock=*/false),
+        options);
     if (!derma.ok()) return derma.status();
     Progress("unary latency with the audit trail");
     latency = MeasureLatency(echo_address, (*derma)->address(), "devices/pen-1", s.latency);
+    Progress(absl::StrCat(kAuditClients, " clients configuring with the audit trail"));
+    std::vector<std::string> pens;
+    for (int i = 1; i <= kAuditClients; ++i) pens.push_back(absl::StrCat("devices/pen-", i));
+    if (latency.ok()) {
+      concurrent =
+          MeasureConcurrentConfigure((*derma)->address(), pens, s.latency.warmup,
+                                     s.latency.calls / 2, *(*derma)->plugin().audit_trail());
+    }
   }
+  absl::Status fsync_after = MeasureFdatasync(dir, s.latency.calls / 4, fsync);
   std::filesystem::remove_all(dir);
-  if (!latency.ok()) return latency.status();
-  report.AddAuditedConfigure(latency->configure);
+  for (const absl::Status& status :
+       {latency.status(), concurrent.status(), fsync_before, fsync_after}) {
+    if (!status.ok()) return status;
+  }
+  report.AddAuditedConfigure(latency->configure, ComputePercentiles(std::move(fsync)), *concurrent);
   return absl::OkStatus();
 }
 
