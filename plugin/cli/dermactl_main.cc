@@ -4,7 +4,10 @@
 #include <cmath>
 #include <csignal>
 #include <cstdio>
+#include <cstring>
+#include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/strings/match.h"
@@ -12,7 +15,10 @@
 #include "absl/strings/str_format.h"
 #include "absl/time/time.h"
 #include "plugin/cli/commands.h"
+#include "plugin/cli/config_file.h"
+#include "plugin/cli/credentials.h"
 
+namespace derma::cli {
 namespace {
 
 constexpr char kHelp[] = R"(dermactl: drive a derma service from the terminal
@@ -55,27 +61,59 @@ DEVICE is "pen-1" or "devices/pen-1". Exit codes: 0 ok, 2 usage, 3 device or sta
 4 connection error, 5 audit trail broken (audit verify).
 )";
 
-void OnSignal(int) { derma::cli::g_interrupted.store(true); }
+void OnSignal(int) { g_interrupted.store(true); }
 
-}  // namespace
+// The connection flags: each sets one field of the command line's ClientSettings.
+constexpr std::pair<const char*, std::optional<Setting> ClientSettings::*> kConnectionFlags[] = {
+    {"--target=", &ClientSettings::target},
+    {"--tls_ca=", &ClientSettings::tls_ca},
+    {"--tls_cert=", &ClientSettings::tls_cert},
+    {"--tls_key=", &ClientSettings::tls_key},
+    {"--tls_server_name=", &ClientSettings::tls_server_name},
+    {"--token_file=", &ClientSettings::token_file},
+};
 
-int main(int argc, char** argv) {
-  using derma::cli::kUsage;
-  derma::cli::Options options;
-  const char* env_target = std::getenv("DERMA_TARGET");
-  std::string target = env_target != nullptr ? env_target : "127.0.0.1:50051";
-  std::vector<std::string> args;
+// Handles `arg` when it is a connection flag; returns false when it is not one. Sets *exit_code
+// on a usage error.
+bool ParseConnectionFlag(const std::string& arg, ClientSettings& flags, int* exit_code) {
+  if (arg == "--token" || absl::StartsWith(arg, "--token=")) {
+    absl::FPrintF(stderr,
+                  "dermactl: --token is not an option: a token on the command line is visible to "
+                  "every user of this machine (ps, /proc) and stays in shell history. Put it in a "
+                  "file only you can read and pass --token_file=FILE, or set $DERMA_TOKEN\n");
+    *exit_code = kUsage;
+    return true;
+  }
+  for (const auto& [prefix, field] : kConnectionFlags) {
+    if (!absl::StartsWith(arg, prefix)) continue;
+    const std::string name(prefix, std::strlen(prefix) - 1);
+    const std::string value = arg.substr(std::strlen(prefix));
+    if (value.empty()) {
+      absl::FPrintF(stderr, "dermactl: %s needs a value\n", name);
+      *exit_code = kUsage;
+    }
+    flags.*field = Setting{value, name};
+    return true;
+  }
+  return false;
+}
+
+// Parses the command line into `options`, `flags` and the positional `args`; returns an exit
+// code when dermactl should stop here (--help, a usage error).
+std::optional<int> ParseArguments(int argc, char** argv, Options& options, ClientSettings& flags,
+                                  Args& args) {
   for (int i = 1; i < argc; ++i) {
     const std::string arg = argv[i];
+    int exit_code = kOk;
     if (arg == "--help" || arg == "-h" || arg == "help") {
       absl::PrintF("%s", kHelp);
-      return 0;
+      return kOk;
+    } else if (ParseConnectionFlag(arg, flags, &exit_code)) {
+      if (exit_code != kOk) return exit_code;
     } else if (arg == "--json") {
       options.json = true;
     } else if (arg == "--all") {
       options.all = true;
-    } else if (absl::StartsWith(arg, "--target=")) {
-      target = arg.substr(9);
     } else if (absl::StartsWith(arg, "--duration_s=")) {
       if (!absl::SimpleAtod(arg.substr(13), &options.duration_s) ||
           !(options.duration_s >= 0 && std::isfinite(options.duration_s))) {
@@ -112,28 +150,54 @@ int main(int argc, char** argv) {
     absl::FPrintF(stderr, "%s", kHelp);
     return kUsage;
   }
-  std::signal(SIGINT, OnSignal);
-  std::signal(SIGTERM, OnSignal);
+  return std::nullopt;
+}
+
+int RunCommand(Connection& connection, const Options& options, Args args) {
   const std::string command = args.front();
   args.erase(args.begin());
-  derma::cli::Connection connection = derma::cli::Connect(target);
-  if (command == "list") return derma::cli::List(connection, options, args);
-  if (command == "get") return derma::cli::Get(connection, options, args);
-  if (command == "watch") return derma::cli::Watch(connection, options, args);
-  if (command == "configure") return derma::cli::Configure(connection, options, args);
+  if (command == "list") return List(connection, options, args);
+  if (command == "get") return Get(connection, options, args);
+  if (command == "watch") return Watch(connection, options, args);
+  if (command == "configure") return Configure(connection, options, args);
   if (command == "start" || command == "pause" || command == "resume" || command == "stop") {
-    return derma::cli::Command(connection, options, command, args);
+    return Command(connection, options, command, args);
   }
-  if (command == "estop") return derma::cli::Estop(connection, options, args);
-  if (command == "reset") return derma::cli::Reset(connection, options, args);
-  if (command == "run") return derma::cli::RunProgram(connection, options, args);
-  if (command == "runs") return derma::cli::Runs(connection, options, args);
-  if (command == "sim") return derma::cli::Sim(connection, options, args);
+  if (command == "estop") return Estop(connection, options, args);
+  if (command == "reset") return Reset(connection, options, args);
+  if (command == "run") return RunProgram(connection, options, args);
+  if (command == "runs") return Runs(connection, options, args);
+  if (command == "sim") return Sim(connection, options, args);
   if (command == "audit" && !args.empty() && args.front() == "verify") {
     args.erase(args.begin());
-    return derma::cli::AuditVerify(connection, options, args);
+    return AuditVerify(connection, options, args);
   }
-  if (command == "audit") return derma::cli::Audit(connection, options, args);
+  if (command == "audit") return Audit(connection, options, args);
   absl::FPrintF(stderr, "dermactl: unknown command \"%s\" (see dermactl --help)\n", command);
   return kUsage;
 }
+
+int Main(int argc, char** argv) {
+  Options options;
+  ClientSettings flags;
+  Args args;
+  if (std::optional<int> done = ParseArguments(argc, argv, options, flags, args)) return *done;
+  absl::StatusOr<ChannelPlan> plan = [&]() -> absl::StatusOr<ChannelPlan> {
+    absl::StatusOr<ClientSettings> settings = GatherClientSettings(flags);
+    if (!settings.ok()) return settings.status();
+    return PlanChannel(*settings);
+  }();
+  if (!plan.ok()) {
+    absl::FPrintF(stderr, "dermactl: %s\n", plan.status().message());
+    return kUsage;
+  }
+  std::signal(SIGINT, OnSignal);
+  std::signal(SIGTERM, OnSignal);
+  Connection connection = Connect(*plan);
+  return RunCommand(connection, options, std::move(args));
+}
+
+}  // namespace
+}  // namespace derma::cli
+
+int main(int argc, char** argv) { return derma::cli::Main(argc, argv); }
