@@ -1,6 +1,9 @@
-// dermactl: the derma command line. `dermactl --help` lists the subcommands. Exit codes: 0 ok,
-// 2 usage, 3 device/state error (the server's reason and bad fields are printed), 4 connection
-// error, 5 audit verify found the audit trail broken.
+// dermactl: the derma command line. `dermactl --help` lists the subcommands and the connection
+// settings (TLS, mTLS, bearer token, config file: credentials.h, config_file.h). Exit codes: 0 ok,
+// 2 usage (also a bad config file or an unreadable CA, certificate, key or token file, before
+// any connection), 3 device/state error (the server's reason and bad fields are printed),
+// 4 connection error, 5 audit verify found the audit trail broken, 6 TLS handshake failed,
+// 7 credentials refused (UNAUTHENTICATED) or role too low (PERMISSION_DENIED).
 #include <cmath>
 #include <csignal>
 #include <cstdio>
@@ -23,7 +26,7 @@ namespace {
 
 constexpr char kHelp[] = R"(dermactl: drive a derma service from the terminal
 
-usage: dermactl [--target=HOST:PORT] [--json] COMMAND [ARGS]
+usage: dermactl [--target=HOST:PORT] [TLS and token options] [--json] COMMAND [ARGS]
 
 commands:
   list                          every device, one line each
@@ -45,7 +48,6 @@ commands:
   sim fault DEVICE KIND         inject a simulator fault (e.g. over_temperature)
 
 options:
-  --target=HOST:PORT   derma service (default 127.0.0.1:50051, or $DERMA_TARGET)
   --json               machine-readable output, one JSON object per line
   --duration_s=N       watch: stop after N seconds
   --principal=NAME     audit: only this principal's records
@@ -57,8 +59,57 @@ options:
                        digits) that must still be in the chain
   --help               this text
 
-DEVICE is "pen-1" or "devices/pen-1". Exit codes: 0 ok, 2 usage, 3 device or state error,
-4 connection error, 5 audit trail broken (audit verify).
+connection (a flag overrides the environment, which overrides the config file):
+  --target=HOST:PORT      derma service (else $DERMA_TARGET, else the config file's target,
+                          else 127.0.0.1:50051)
+  --tls_ca=FILE           TLS on: trust server certificates signed by this CA (PEM). Without
+                          it dermactl speaks plaintext
+  --tls_cert=FILE         mTLS: the client certificate (PEM); needs --tls_key and --tls_ca
+  --tls_key=FILE          mTLS: its private key (PEM, unencrypted); needs --tls_cert
+  --tls_server_name=NAME  check the server's certificate for NAME instead of the target's
+                          host (a target given as an IP address or through a tunnel);
+                          needs --tls_ca
+  --token_file=FILE       send "authorization: Bearer TOKEN" on every call, TOKEN being the
+                          first line of FILE without surrounding blanks. Refused: a FILE that
+                          group or others may access (chmod 600 FILE), an empty token, a
+                          token with blanks or characters outside printable ASCII
+  $DERMA_TOKEN            the token itself, when set and not empty and no --token_file is given
+                          (it overrides the config file's token_file)
+  There is no --token: a token on the command line is visible to every user (ps). A token is
+  never sent in plaintext to a target that is not loopback (localhost, 127.0.0.0/8, ::1, a
+  unix: socket): dermactl refuses (exit 2) unless TLS is on.
+  CA, certificate, key and token files are read and checked (a certificate, a key, the key
+  matching the certificate) before any connection; a problem is a usage error naming the file.
+
+config file: $DERMACTL_CONFIG when set and not empty (it must exist; /dev/null for none), else
+  $XDG_CONFIG_HOME/derma/dermactl.conf when XDG_CONFIG_HOME is set and not empty, else
+  $HOME/.config/derma/dermactl.conf (these two may be absent). One `key = value` a line, blanks
+  around both ignored; keys: target, tls_ca, tls_cert, tls_key, tls_server_name, token_file,
+  each at most once. Blank lines and lines starting with # are skipped (a # after a value is
+  part of the value). Relative paths are relative to the file's folder; ~ is not expanded.
+  An unknown key, a line without =, an empty value or a repeated key is a usage error naming
+  FILE:LINE. Every command reads it, even audit verify --db. Example:
+    target = station-7.lab:50051
+    tls_ca = ca.pem
+    tls_cert = robot-7.pem
+    tls_key = robot-7.key
+    token_file = token
+
+gRPC's own log lines are kept off the terminal (set $GRPC_VERBOSITY to see them); dermactl
+says what failed instead.
+
+DEVICE is "pen-1" or "devices/pen-1". Exit codes:
+  0 ok
+  2 usage: bad arguments, a bad config file, an unreadable or unfit CA, certificate, key or
+    token file, a token that would go in plaintext beyond loopback
+  3 device or state error (the server's reason and every bad field are printed)
+  4 connection error: no server, or it went away
+  5 audit trail broken (audit verify)
+  6 TLS failure: the server's certificate is not trusted or not for the name checked, the
+    server requires a client certificate or does not trust ours, TLS to a plaintext server or
+    plaintext to a TLS-only one (the message names the likely cause and quotes gRPC's words)
+  7 access refused: UNAUTHENTICATED (no token, or one the service does not know) or
+    PERMISSION_DENIED (the message names the role the call needs)
 )";
 
 void OnSignal(int) { g_interrupted.store(true); }

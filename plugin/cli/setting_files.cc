@@ -28,11 +28,11 @@ absl::Status Refuse(const Setting& file, absl::string_view what, absl::string_vi
   return absl::InvalidArgumentError(absl::StrCat(what, " ", Named(file), ": ", problem));
 }
 
-// The whole of a regular file.
+// The whole of a file (a pipe too, e.g. --token_file=<(pass show station-7)); not a folder.
 absl::StatusOr<std::string> ReadWhole(const Setting& file, absl::string_view what,
                                       struct stat* info) {
   if (stat(file.value.c_str(), info) != 0) return Refuse(file, what, std::strerror(errno));
-  if (!S_ISREG(info->st_mode)) return Refuse(file, what, "not a regular file");
+  if (S_ISDIR(info->st_mode)) return Refuse(file, what, "it is a folder");
   std::ifstream in(file.value, std::ios::binary);
   if (!in) return Refuse(file, what, std::strerror(errno));
   std::stringstream text;
