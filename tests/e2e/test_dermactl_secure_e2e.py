@@ -148,7 +148,8 @@ def test_a_known_client_certificate_is_its_own_credential(pki, station):
 
 
 def test_tls_server_name_overrides_the_name_checked(pki, station):
-    assert secure(pki, station, "--tls_server_name=localhost", "list", role="viewer").returncode == 0
+    result = secure(pki, station, "--tls_server_name=localhost", "list", role="viewer")
+    assert result.returncode == 0, result.stderr
 
 
 def test_untrusted_server_certificate_exits_6(pki, station):
