@@ -74,7 +74,8 @@ connection (a flag overrides the environment, which overrides the config file):
                           group or others may access (chmod 600 FILE), an empty token, a
                           token with blanks or characters outside printable ASCII
   $DERMA_TOKEN            the token itself, when set and not empty and no --token_file is given
-                          (it overrides the config file's token_file)
+                          (it overrides the config file's token_file; blanks or characters
+                          outside printable ASCII are refused)
   There is no --token: a token on the command line is visible to every user (ps). A token is
   never sent in plaintext to a target that is not loopback (localhost, 127.0.0.0/8, ::1, a
   unix: socket): dermactl refuses (exit 2) unless TLS is on.
@@ -85,8 +86,8 @@ config file: $DERMACTL_CONFIG when set and not empty (it must exist; /dev/null f
   $XDG_CONFIG_HOME/derma/dermactl.conf when XDG_CONFIG_HOME is set and not empty, else
   $HOME/.config/derma/dermactl.conf (these two may be absent). One `key = value` a line, blanks
   around both ignored; keys: target, tls_ca, tls_cert, tls_key, tls_server_name, token_file,
-  each at most once. Blank lines and lines starting with # are skipped (a # after a value is
-  part of the value). Relative paths are relative to the file's folder; ~ is not expanded.
+  each at most once. Blank lines and lines whose first non-blank character is # are skipped
+  (a # after a value is part of the value). Relative paths are relative to the file's folder; ~ is not expanded.
   An unknown key, a line without =, an empty value or a repeated key is a usage error naming
   FILE:LINE. Every command reads it, even audit verify --db. Example:
     target = station-7.lab:50051
