@@ -5,6 +5,7 @@
 #include "absl/strings/str_format.h"
 #include "absl/time/time.h"
 #include "google/protobuf/util/time_util.h"
+#include "plugin/cli/call_failure.h"
 #include "plugin/cli/commands.h"
 
 namespace derma::cli {
@@ -58,7 +59,7 @@ int Audit(Connection& c, const Options& o, const Args& args) {
     request.set_page_size(std::min(left, kMaxPage));
     v1::ListAuditEventsResponse response;
     grpc::Status status = c.devices->ListAuditEvents(Call().get(), request, &response);
-    if (!status.ok()) return Report(status);
+    if (!status.ok()) return Report(c, status);
     for (const v1::AuditEvent& event : response.events()) {
       if (o.json) {
         absl::PrintF("%s\n", Json(event));

@@ -8,6 +8,7 @@
 #include "absl/strings/str_format.h"
 #include "plugin/audit/audit_chain.h"
 #include "plugin/audit/sqlite_db.h"
+#include "plugin/cli/call_failure.h"
 #include "plugin/cli/commands.h"
 
 namespace derma::cli {
@@ -92,7 +93,7 @@ int AuditVerify(Connection& c, const Options& o, const Args& args) {
     grpc::ClientContext context;  // the whole trail is read: more than the default deadline
     context.set_deadline(std::chrono::system_clock::now() + std::chrono::minutes(10));
     grpc::Status status = c.devices->VerifyAuditTrail(&context, request, &response);
-    if (!status.ok()) return Report(status);
+    if (!status.ok()) return Report(c, status);
   }
   if (o.json) {
     absl::PrintF("%s\n", Json(response));

@@ -4,24 +4,36 @@
 
 #include <chrono>
 #include <cstdio>
+#include <cstdlib>
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_format.h"
 #include "absl/time/time.h"
 #include "google/protobuf/util/json_util.h"
-#include "google/rpc/error_details.pb.h"
-#include "google/rpc/status.pb.h"
+#include "grpc/support/log.h"
 
 namespace derma::cli {
 
 std::atomic<bool> g_interrupted{false};
 
-Connection Connect(const std::string& target) {
+namespace {
+
+void SwallowGrpcLog(gpr_log_func_args*) {}
+
+}  // namespace
+
+Connection Connect(const ChannelPlan& plan) {
+  // gRPC logs a failed handshake or connection attempt on stderr in its own words (and more than
+  // once); dermactl reports the failed call instead. $GRPC_VERBOSITY keeps them for debugging.
+  if (std::getenv("GRPC_VERBOSITY") == nullptr) gpr_set_log_function(SwallowGrpcLog);
   grpc::ChannelArguments args;
   args.SetInt(GRPC_ARG_KEEPALIVE_TIME_MS, 10000);
   args.SetInt(GRPC_ARG_KEEPALIVE_PERMIT_WITHOUT_CALLS, 1);
+  if (!plan.server_name_override.empty()) args.SetSslTargetNameOverride(plan.server_name_override);
   Connection connection;
-  connection.channel = grpc::CreateCustomChannel(target, grpc::InsecureChannelCredentials(), args);
+  connection.facts = plan.facts;
+  connection.channel = grpc::experimental::CreateCustomChannelWithInterceptors(
+      plan.target, plan.credentials, args, BearerTokenInterceptors(plan.token));
   connection.devices = v1::DeviceControl::NewStub(connection.channel);
   connection.simulator = sim::v1::Simulator::NewStub(connection.channel);
   return connection;
@@ -31,31 +43,6 @@ std::unique_ptr<grpc::ClientContext> Call(bool stream) {
   auto context = std::make_unique<grpc::ClientContext>();
   if (!stream) context->set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
   return context;
-}
-
-int Report(const grpc::Status& status) {
-  google::rpc::Status details;
-  google::rpc::ErrorInfo info;
-  google::rpc::BadRequest bad_request;
-  if (details.ParseFromString(status.error_details())) {
-    for (const auto& any : details.details()) {
-      if (any.Is<google::rpc::ErrorInfo>()) any.UnpackTo(&info);
-      if (any.Is<google::rpc::BadRequest>()) any.UnpackTo(&bad_request);
-    }
-  }
-  const bool from_derma = info.domain() == "derma";
-  if (!from_derma && (status.error_code() == grpc::StatusCode::UNAVAILABLE ||
-                      status.error_code() == grpc::StatusCode::DEADLINE_EXCEEDED)) {
-    absl::FPrintF(stderr, "dermactl: cannot reach the derma service: %s\n", status.error_message());
-    return kConnectionError;
-  }
-  absl::FPrintF(stderr, "dermactl: %s: %s\n", from_derma ? info.reason() : "ERROR",
-                status.error_message());
-  for (const auto& violation : bad_request.field_violations()) {
-    absl::FPrintF(stderr, "  %s: %s\n", violation.field(), violation.description());
-  }
-  if (info.reason() == "SHUTTING_DOWN") return kConnectionError;
-  return kDeviceError;
 }
 
 std::string Json(const google::protobuf::Message& message) {

@@ -1,6 +1,6 @@
-// Support for dermactl: exit codes, the connection, turning gRPC errors into plain words, JSON
-// output, and the lease a command holds while it runs. Layer: plugin/cli (a client of the
-// contract; it links no service code). Not thread-safe except LeaseKeeper.
+// Support for dermactl: exit codes, the connection, JSON output, and the lease a command holds
+// while it runs. Failed calls are put into words by call_failure.h. Layer: plugin/cli (a client of
+// the contract; it links no service code). Not thread-safe except LeaseKeeper.
 #ifndef DERMA_PLUGIN_CLI_CLI_SUPPORT_H_
 #define DERMA_PLUGIN_CLI_CLI_SUPPORT_H_
 
@@ -14,6 +14,7 @@
 #include "derma/v1/device_control.grpc.pb.h"
 #include "google/protobuf/message.h"
 #include "grpcpp/grpcpp.h"
+#include "plugin/cli/credentials.h"
 
 namespace derma::cli {
 
@@ -24,6 +25,8 @@ enum ExitCode : int {
   kDeviceError = 3,       // the server refused: bad settings, wrong state, lease, not found...
   kConnectionError = 4,   // no server, or it went away
   kAuditTrailBroken = 5,  // audit verify: the hash chain has a broken link
+  kTlsFailure = 6,        // the TLS handshake failed (trust, name, client certificate, protocol)
+  kAccessDenied = 7,      // the server refused the credentials (UNAUTHENTICATED) or the role
 };
 
 // Set by SIGINT/SIGTERM; long commands poll it and clean up.
@@ -33,15 +36,15 @@ struct Connection {
   std::shared_ptr<grpc::Channel> channel;
   std::unique_ptr<v1::DeviceControl::Stub> devices;
   std::unique_ptr<sim::v1::Simulator::Stub> simulator;
+  TransportFacts facts;  // how it connects, for error messages
 };
-Connection Connect(const std::string& target);
+// Opens the channel `plan` describes (no connection is made until the first call). gRPC's own
+// log lines are swallowed from here on unless $GRPC_VERBOSITY is set: dermactl's errors say
+// what failed (call_failure.h).
+Connection Connect(const ChannelPlan& plan);
 
 // A client context with the default deadline (10 s), or none for streams.
 std::unique_ptr<grpc::ClientContext> Call(bool stream = false);
-
-// Prints a failed call in plain words to stderr — the reason, the message, each bad field —
-// and returns the exit code for it.
-int Report(const grpc::Status& status);
 
 // Message as one-line JSON (proto field names).
 std::string Json(const google::protobuf::Message& message);

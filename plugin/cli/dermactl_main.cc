@@ -1,10 +1,16 @@
-// dermactl: the derma command line. `dermactl --help` lists the subcommands. Exit codes: 0 ok,
-// 2 usage, 3 device/state error (the server's reason and bad fields are printed), 4 connection
-// error, 5 audit verify found the audit trail broken.
+// dermactl: the derma command line. `dermactl --help` lists the subcommands and the connection
+// settings (TLS, mTLS, bearer token, config file: credentials.h, config_file.h). Exit codes: 0 ok,
+// 2 usage (also a bad config file or an unreadable CA, certificate, key or token file, before
+// any connection), 3 device/state error (the server's reason and bad fields are printed),
+// 4 connection error, 5 audit verify found the audit trail broken, 6 TLS handshake failed,
+// 7 credentials refused (UNAUTHENTICATED) or role too low (PERMISSION_DENIED).
 #include <cmath>
 #include <csignal>
 #include <cstdio>
+#include <cstring>
+#include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/strings/match.h"
@@ -12,12 +18,15 @@
 #include "absl/strings/str_format.h"
 #include "absl/time/time.h"
 #include "plugin/cli/commands.h"
+#include "plugin/cli/config_file.h"
+#include "plugin/cli/credentials.h"
 
+namespace derma::cli {
 namespace {
 
 constexpr char kHelp[] = R"(dermactl: drive a derma service from the terminal
 
-usage: dermactl [--target=HOST:PORT] [--json] COMMAND [ARGS]
+usage: dermactl [--target=HOST:PORT] [TLS and token options] [--json] COMMAND [ARGS]
 
 commands:
   list                          every device, one line each
@@ -39,7 +48,6 @@ commands:
   sim fault DEVICE KIND         inject a simulator fault (e.g. over_temperature)
 
 options:
-  --target=HOST:PORT   derma service (default 127.0.0.1:50051, or $DERMA_TARGET)
   --json               machine-readable output, one JSON object per line
   --duration_s=N       watch: stop after N seconds
   --principal=NAME     audit: only this principal's records
@@ -51,31 +59,113 @@ options:
                        digits) that must still be in the chain
   --help               this text
 
-DEVICE is "pen-1" or "devices/pen-1". Exit codes: 0 ok, 2 usage, 3 device or state error,
-4 connection error, 5 audit trail broken (audit verify).
+connection (a flag overrides the environment, which overrides the config file):
+  --target=HOST:PORT      derma service (else $DERMA_TARGET, else the config file's target,
+                          else 127.0.0.1:50051)
+  --tls_ca=FILE           TLS on: trust server certificates signed by this CA (PEM). Without
+                          it dermactl speaks plaintext
+  --tls_cert=FILE         mTLS: the client certificate (PEM); needs --tls_key and --tls_ca
+  --tls_key=FILE          mTLS: its private key (PEM, unencrypted); needs --tls_cert
+  --tls_server_name=NAME  check the server's certificate for NAME instead of the target's
+                          host (a target given as an IP address or through a tunnel);
+                          needs --tls_ca
+  --token_file=FILE       send "authorization: Bearer TOKEN" on every call, TOKEN being the
+                          first line of FILE without surrounding blanks. Refused: a FILE that
+                          group or others may access (chmod 600 FILE), an empty token, a
+                          token with blanks or characters outside printable ASCII
+  $DERMA_TOKEN            the token itself, when set and not empty and no --token_file is given
+                          (it overrides the config file's token_file; blanks or characters
+                          outside printable ASCII are refused)
+  There is no --token: a token on the command line is visible to every user (ps). A token is
+  never sent in plaintext to a target that is not loopback (localhost, 127.0.0.0/8, ::1, a
+  unix: socket): dermactl refuses (exit 2) unless TLS is on.
+  CA, certificate, key and token files are read and checked (a certificate, a key, the key
+  matching the certificate) before any connection; a problem is a usage error naming the file.
+
+config file: $DERMACTL_CONFIG when set and not empty (it must exist; /dev/null for none), else
+  $XDG_CONFIG_HOME/derma/dermactl.conf when XDG_CONFIG_HOME is set and not empty, else
+  $HOME/.config/derma/dermactl.conf (these two may be absent). One `key = value` a line, blanks
+  around both ignored; keys: target, tls_ca, tls_cert, tls_key, tls_server_name, token_file,
+  each at most once. Blank lines and lines whose first non-blank character is # are skipped
+  (a # after a value is part of the value). Relative paths are relative to the file's folder; ~ is not expanded.
+  An unknown key, a line without =, an empty value or a repeated key is a usage error naming
+  FILE:LINE. Every command reads it, even audit verify --db. Example:
+    target = station-7.lab:50051
+    tls_ca = ca.pem
+    tls_cert = robot-7.pem
+    tls_key = robot-7.key
+    token_file = token
+
+gRPC's own log lines are kept off the terminal (set $GRPC_VERBOSITY to see them); dermactl
+says what failed instead.
+
+DEVICE is "pen-1" or "devices/pen-1". Exit codes:
+  0 ok
+  2 usage: bad arguments, a bad config file, an unreadable or unfit CA, certificate, key or
+    token file, a token that would go in plaintext beyond loopback
+  3 device or state error (the server's reason and every bad field are printed)
+  4 connection error: no server, or it went away
+  5 audit trail broken (audit verify)
+  6 TLS failure: the server's certificate is not trusted or not for the name checked, the
+    server requires a client certificate or does not trust ours, TLS to a plaintext server or
+    plaintext to a TLS-only one (the message names the likely cause and quotes gRPC's words)
+  7 access refused: UNAUTHENTICATED (no token, or one the service does not know) or
+    PERMISSION_DENIED (the message names the role the call needs)
 )";
 
-void OnSignal(int) { derma::cli::g_interrupted.store(true); }
+void OnSignal(int) { g_interrupted.store(true); }
 
-}  // namespace
+// The connection flags: each sets one field of the command line's ClientSettings.
+constexpr std::pair<const char*, std::optional<Setting> ClientSettings::*> kConnectionFlags[] = {
+    {"--target=", &ClientSettings::target},
+    {"--tls_ca=", &ClientSettings::tls_ca},
+    {"--tls_cert=", &ClientSettings::tls_cert},
+    {"--tls_key=", &ClientSettings::tls_key},
+    {"--tls_server_name=", &ClientSettings::tls_server_name},
+    {"--token_file=", &ClientSettings::token_file},
+};
 
-int main(int argc, char** argv) {
-  using derma::cli::kUsage;
-  derma::cli::Options options;
-  const char* env_target = std::getenv("DERMA_TARGET");
-  std::string target = env_target != nullptr ? env_target : "127.0.0.1:50051";
-  std::vector<std::string> args;
+// Handles `arg` when it is a connection flag; returns false when it is not one. Sets *exit_code
+// on a usage error.
+bool ParseConnectionFlag(const std::string& arg, ClientSettings& flags, int* exit_code) {
+  if (arg == "--token" || absl::StartsWith(arg, "--token=")) {
+    absl::FPrintF(stderr,
+                  "dermactl: --token is not an option: a token on the command line is visible to "
+                  "every user of this machine (ps, /proc) and stays in shell history. Put it in a "
+                  "file only you can read and pass --token_file=FILE, or set $DERMA_TOKEN\n");
+    *exit_code = kUsage;
+    return true;
+  }
+  for (const auto& [prefix, field] : kConnectionFlags) {
+    if (!absl::StartsWith(arg, prefix)) continue;
+    const std::string name(prefix, std::strlen(prefix) - 1);
+    const std::string value = arg.substr(std::strlen(prefix));
+    if (value.empty()) {
+      absl::FPrintF(stderr, "dermactl: %s needs a value\n", name);
+      *exit_code = kUsage;
+    }
+    flags.*field = Setting{value, name};
+    return true;
+  }
+  return false;
+}
+
+// Parses the command line into `options`, `flags` and the positional `args`; returns an exit
+// code when dermactl should stop here (--help, a usage error).
+std::optional<int> ParseArguments(int argc, char** argv, Options& options, ClientSettings& flags,
+                                  Args& args) {
   for (int i = 1; i < argc; ++i) {
     const std::string arg = argv[i];
+    int exit_code = kOk;
     if (arg == "--help" || arg == "-h" || arg == "help") {
       absl::PrintF("%s", kHelp);
-      return 0;
+      return kOk;
+    } else if (ParseConnectionFlag(arg, flags, &exit_code)) {
+      if (exit_code != kOk) return exit_code;
     } else if (arg == "--json") {
       options.json = true;
     } else if (arg == "--all") {
       options.all = true;
-    } else if (absl::StartsWith(arg, "--target=")) {
-      target = arg.substr(9);
     } else if (absl::StartsWith(arg, "--duration_s=")) {
       if (!absl::SimpleAtod(arg.substr(13), &options.duration_s) ||
           !(options.duration_s >= 0 && std::isfinite(options.duration_s))) {
@@ -112,28 +202,54 @@ int main(int argc, char** argv) {
     absl::FPrintF(stderr, "%s", kHelp);
     return kUsage;
   }
-  std::signal(SIGINT, OnSignal);
-  std::signal(SIGTERM, OnSignal);
+  return std::nullopt;
+}
+
+int RunCommand(Connection& connection, const Options& options, Args args) {
   const std::string command = args.front();
   args.erase(args.begin());
-  derma::cli::Connection connection = derma::cli::Connect(target);
-  if (command == "list") return derma::cli::List(connection, options, args);
-  if (command == "get") return derma::cli::Get(connection, options, args);
-  if (command == "watch") return derma::cli::Watch(connection, options, args);
-  if (command == "configure") return derma::cli::Configure(connection, options, args);
+  if (command == "list") return List(connection, options, args);
+  if (command == "get") return Get(connection, options, args);
+  if (command == "watch") return Watch(connection, options, args);
+  if (command == "configure") return Configure(connection, options, args);
   if (command == "start" || command == "pause" || command == "resume" || command == "stop") {
-    return derma::cli::Command(connection, options, command, args);
+    return Command(connection, options, command, args);
   }
-  if (command == "estop") return derma::cli::Estop(connection, options, args);
-  if (command == "reset") return derma::cli::Reset(connection, options, args);
-  if (command == "run") return derma::cli::RunProgram(connection, options, args);
-  if (command == "runs") return derma::cli::Runs(connection, options, args);
-  if (command == "sim") return derma::cli::Sim(connection, options, args);
+  if (command == "estop") return Estop(connection, options, args);
+  if (command == "reset") return Reset(connection, options, args);
+  if (command == "run") return RunProgram(connection, options, args);
+  if (command == "runs") return Runs(connection, options, args);
+  if (command == "sim") return Sim(connection, options, args);
   if (command == "audit" && !args.empty() && args.front() == "verify") {
     args.erase(args.begin());
-    return derma::cli::AuditVerify(connection, options, args);
+    return AuditVerify(connection, options, args);
   }
-  if (command == "audit") return derma::cli::Audit(connection, options, args);
+  if (command == "audit") return Audit(connection, options, args);
   absl::FPrintF(stderr, "dermactl: unknown command \"%s\" (see dermactl --help)\n", command);
   return kUsage;
 }
+
+int Main(int argc, char** argv) {
+  Options options;
+  ClientSettings flags;
+  Args args;
+  if (std::optional<int> done = ParseArguments(argc, argv, options, flags, args)) return *done;
+  absl::StatusOr<ChannelPlan> plan = [&]() -> absl::StatusOr<ChannelPlan> {
+    absl::StatusOr<ClientSettings> settings = GatherClientSettings(flags);
+    if (!settings.ok()) return settings.status();
+    return PlanChannel(*settings);
+  }();
+  if (!plan.ok()) {
+    absl::FPrintF(stderr, "dermactl: %s\n", plan.status().message());
+    return kUsage;
+  }
+  std::signal(SIGINT, OnSignal);
+  std::signal(SIGTERM, OnSignal);
+  Connection connection = Connect(*plan);
+  return RunCommand(connection, options, std::move(args));
+}
+
+}  // namespace
+}  // namespace derma::cli
+
+int main(int argc, char** argv) { return derma::cli::Main(argc, argv); }

@@ -9,6 +9,7 @@
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
+#include "plugin/cli/call_failure.h"
 #include "plugin/cli/commands.h"
 
 namespace derma::cli {
@@ -32,7 +33,7 @@ absl::StatusOr<v1::Device> FetchDevice(Connection& c, const std::string& name, i
   v1::GetDeviceResponse response;
   grpc::Status status = c.devices->GetDevice(Call().get(), request, &response);
   if (!status.ok()) {
-    *code = Report(status);
+    *code = Report(c, status);
     return absl::UnknownError("reported");
   }
   return response.device();
@@ -113,7 +114,7 @@ int List(Connection& c, const Options& o, const Args& args) {
   request.set_page_size(10000);
   v1::ListDevicesResponse response;
   grpc::Status status = c.devices->ListDevices(Call().get(), request, &response);
-  if (!status.ok()) return Report(status);
+  if (!status.ok()) return Report(c, status);
   for (const v1::Device& device : response.devices()) {
     absl::PrintF("%s\n", o.json ? Json(device) : DeviceLine(device));
   }
@@ -167,11 +168,11 @@ int Configure(Connection& c, const Options& o, const Args& args) {
     }
   }
   LeaseKeeper lease(*c.devices, name);
-  if (!lease.status().ok()) return Report(lease.status());
+  if (!lease.status().ok()) return Report(c, lease.status());
   request.set_lease_id(lease.lease_id());
   v1::ConfigureResponse response;
   grpc::Status status = c.devices->Configure(Call().get(), request, &response);
-  if (!status.ok()) return Report(status);
+  if (!status.ok()) return Report(c, status);
   absl::PrintF("%s\n", o.json ? Json(response.applied_settings())
                               : "applied: " + DeviceLine(response.device()));
   return kOk;
@@ -190,7 +191,7 @@ int Command(Connection& c, const Options& o, const std::string& verb, const Args
     after = response.device();
   } else {
     LeaseKeeper lease(*c.devices, name);
-    if (!lease.status().ok()) return Report(lease.status());
+    if (!lease.status().ok()) return Report(c, lease.status());
     if (verb == "start") {
       v1::StartRequest request;
       request.set_name(name);
@@ -214,7 +215,7 @@ int Command(Connection& c, const Options& o, const std::string& verb, const Args
       after = response.device();
     }
   }
-  if (!status.ok()) return Report(status);
+  if (!status.ok()) return Report(c, status);
   absl::PrintF("%s\n", o.json ? Json(after) : DeviceLine(after));
   return kOk;
 }
@@ -229,7 +230,7 @@ int Estop(Connection& c, const Options& o, const Args& args) {
   }
   v1::EmergencyStopResponse response;
   grpc::Status status = c.devices->EmergencyStop(Call().get(), request, &response);
-  if (!status.ok()) return Report(status);
+  if (!status.ok()) return Report(c, status);
   for (const v1::Device& device : response.devices()) {
     absl::PrintF("%s\n", o.json ? Json(device) : DeviceLine(device));
   }
@@ -243,7 +244,7 @@ int Reset(Connection& c, const Options& o, const Args& args) {
   absl::StatusOr<v1::Device> device = FetchDevice(c, name, &code);
   if (!device.ok()) return code;
   LeaseKeeper lease(*c.devices, name);
-  if (!lease.status().ok()) return Report(lease.status());
+  if (!lease.status().ok()) return Report(c, lease.status());
   grpc::Status status;
   v1::Device after;
   if (device->state() == v1::DEVICE_STATE_ESTOPPED) {
@@ -262,7 +263,7 @@ int Reset(Connection& c, const Options& o, const Args& args) {
     status = c.devices->ResetFault(Call().get(), request, &response);
     after = response.device();
   }
-  if (!status.ok()) return Report(status);
+  if (!status.ok()) return Report(c, status);
   absl::PrintF("%s\n", o.json ? Json(after) : DeviceLine(after));
   return kOk;
 }
@@ -287,7 +288,7 @@ int Sim(Connection& c, const Options& o, const Args& args) {
   request.set_kind(kind);
   sim::v1::InjectFaultResponse response;
   grpc::Status status = c.simulator->InjectFault(Call().get(), request, &response);
-  if (!status.ok()) return Report(status);
+  if (!status.ok()) return Report(c, status);
   if (!o.json) {
     absl::PrintF("injected %s on %s\n", Short(v1::FaultKind_Name(kind), "FAULT_KIND_"),
                  request.name());

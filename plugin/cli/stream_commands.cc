@@ -13,6 +13,7 @@
 #include "absl/time/clock.h"
 #include "google/protobuf/text_format.h"
 #include "google/protobuf/util/json_util.h"
+#include "plugin/cli/call_failure.h"
 #include "plugin/cli/commands.h"
 
 namespace derma::cli {
@@ -124,7 +125,7 @@ int Watch(Connection& c, const Options& o, const Args& args) {
   }
   grpc::Status status = reader->Finish();
   if (status.error_code() == grpc::StatusCode::CANCELLED) return kOk;  // duration or Ctrl-C
-  return status.ok() ? kOk : Report(status);
+  return status.ok() ? kOk : Report(c, status);
 }
 
 int RunProgram(Connection& c, const Options& o, const Args& args) {
@@ -154,14 +155,14 @@ int RunProgram(Connection& c, const Options& o, const Args& args) {
   }
   const std::string name = DeviceName(args[0]);
   LeaseKeeper lease(*c.devices, name);
-  if (!lease.status().ok()) return Report(lease.status());
+  if (!lease.status().ok()) return Report(c, lease.status());
   v1::StartRunRequest start;
   start.set_parent(name);
   start.set_lease_id(lease.lease_id());
   *start.mutable_steps() = program.steps();
   v1::StartRunResponse started;
   grpc::Status status = c.devices->StartRun(Call().get(), start, &started);
-  if (!status.ok()) return Report(status);
+  if (!status.ok()) return Report(c, status);
   const std::string run_name = started.run().name();
   if (!o.json) absl::PrintF("started %s\n", run_name);
 
@@ -208,7 +209,7 @@ int RunProgram(Connection& c, const Options& o, const Args& args) {
     if (s.ok()) last = cancelled.run();
     absl::FPrintF(stderr, "dermactl: interrupted; run cancelled, output off\n");
   } else if (!status.ok()) {
-    return Report(status);
+    return Report(c, status);
   }
   if (o.json) {
     absl::PrintF("%s\n", Json(last));
@@ -234,7 +235,7 @@ int Runs(Connection& c, const Options& o, const Args& args) {
   request.set_page_size(1000);
   v1::ListRunsResponse response;
   grpc::Status status = c.devices->ListRuns(Call().get(), request, &response);
-  if (!status.ok()) return Report(status);
+  if (!status.ok()) return Report(c, status);
   for (const v1::Run& run : response.runs()) {
     if (o.json) {
       absl::PrintF("%s\n", Json(run));

@@ -4,20 +4,18 @@ roles; UNAUTHENTICATED / PERMISSION_DENIED carry an ErrorInfo reason."""
 import hashlib
 import os
 import subprocess
-import tempfile
 import urllib.request
 
 import grpc
 import pytest
 
-from conftest import PORT_LINE, free_port
+from conftest import free_port
 from derma.v1 import audit_pb2
 from derma.v1 import device_control_pb2 as pb
 from derma.v1 import device_control_pb2_grpc as pb_grpc
 from derma.v1 import device_pb2
 from google.rpc import error_details_pb2, status_pb2
-
-FLEET = os.path.join(os.environ["DERMA_REPO"], "deploy", "fleet.textproto")
+from security_rig import FLEET, make_pki, start_dermad, stop_dermad
 
 
 def reason(error):
@@ -31,40 +29,10 @@ def reason(error):
     return None
 
 
-def openssl(*args, cwd):
-    subprocess.run(["openssl", *args], cwd=cwd, check=True, capture_output=True)
-
-
 @pytest.fixture(scope="module")
 def pki(tmp_path_factory):
     """A lab CA, a server certificate for 127.0.0.1, and client certificates for two CNs."""
-    d = tmp_path_factory.mktemp("pki")
-    openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "ca.key", "-out", "ca.pem",
-            "-days", "2", "-subj", "/CN=derma-lab-ca", cwd=d)
-    (d / "server.ext").write_text("subjectAltName=IP:127.0.0.1,DNS:localhost\n")
-    for name, ext in (("server", ["-extfile", "server.ext"]), ("robot-7", []), ("stranger", [])):
-        openssl("req", "-newkey", "rsa:2048", "-nodes", "-keyout", f"{name}.key",
-                "-out", f"{name}.csr", "-subj", f"/CN={name}", cwd=d)
-        openssl("x509", "-req", "-in", f"{name}.csr", "-CA", "ca.pem", "-CAkey", "ca.key",
-                "-CAcreateserial", "-out", f"{name}.pem", "-days", "2", *ext, cwd=d)
-    return d
-
-
-def start(*args):
-    if not any(a.startswith("--metrics_listen") for a in args):
-        args = ("--metrics_listen=", *args)
-    args = (f"--state_dir={tempfile.mkdtemp(prefix='dermad-state-')}", *args)
-    process = subprocess.Popen(
-        [os.environ["DERMAD"], "--config", FLEET, *args],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    line = process.stdout.readline()
-    match = PORT_LINE.search(line)
-    return process, (int(match.group(1)) if match else None)
-
-
-def stop(process):
-    process.terminate()
-    process.wait(timeout=10)
+    return make_pki(tmp_path_factory.mktemp("pki"))
 
 
 def test_plaintext_on_a_network_address_is_refused_unless_insecure():
@@ -73,11 +41,11 @@ def test_plaintext_on_a_network_address_is_refused_unless_insecure():
                              capture_output=True, text=True, timeout=20)
     assert refused.returncode == 2
     assert "refusing to serve plaintext" in refused.stderr
-    process, port = start("--listen", f"0.0.0.0:{free_port()}", "--insecure")
+    process, port = start_dermad("--listen", f"0.0.0.0:{free_port()}", "--insecure")
     try:
         assert port is not None
     finally:
-        stop(process)
+        stop_dermad(process)
     assert "WARNING: serving plaintext" in process.stderr.read()
 
 
@@ -89,13 +57,13 @@ def secure_dermad(pki, tmp_path):
         f"token sha256:{hashlib.sha256(b'admin-token').hexdigest()} ada admin\n"
         "cert robot-7 robot-7 operator\n")
     metrics_port = free_port()
-    process, port = start("--listen", "127.0.0.1:0", f"--metrics_listen=127.0.0.1:{metrics_port}",
-                          f"--tls_cert={pki / 'server.pem'}",
-                          f"--tls_key={pki / 'server.key'}", f"--tls_client_ca={pki / 'ca.pem'}",
-                          f"--tokens_file={tokens}")
+    process, port = start_dermad(
+        "--listen", "127.0.0.1:0", f"--metrics_listen=127.0.0.1:{metrics_port}",
+        f"--tls_cert={pki / 'server.pem'}", f"--tls_key={pki / 'server.key'}",
+        f"--tls_client_ca={pki / 'ca.pem'}", f"--tokens_file={tokens}")
     assert port is not None, process.stderr.read()
     yield port, metrics_port
-    stop(process)
+    stop_dermad(process)
 
 
 def channel(pki, port, client=None):
