@@ -108,12 +108,15 @@ void AuditTrail::WriterLoop() {
       mu_.AwaitWithDeadline(absl::Condition(
                                 +[](AuditTrail* self) {
                                   self->mu_.AssertReaderHeld();
-                                  return !self->queue_.empty() || self->events_waiting_ ||
-                                         self->closing_ ||
-                                         self->flush_requested_ > self->flush_completed_;
+                                  return self->events_waiting_ || self->MustCommit();
                                 },
                                 this),
                             refusals_due);
+      if (!MustCommit() && events_waiting_) {
+        mu_.AwaitWithTimeout(
+            absl::Condition(static_cast<const AuditTrail*>(this), &AuditTrail::MustCommit),
+            options_.events_alone_grace);
+      }
       pending.swap(queue_);
       events_waiting_ = false;
       flush_target = flush_requested_;
@@ -132,6 +135,11 @@ void AuditTrail::WriterLoop() {
       return;
     }
   }
+}
+
+bool AuditTrail::MustCommit() const {
+  mu_.AssertReaderHeld();
+  return !queue_.empty() || closing_ || flush_requested_ > flush_completed_;
 }
 
 void AuditTrail::CommitBatch(std::vector<Pending>& pending) {

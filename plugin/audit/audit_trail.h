@@ -3,8 +3,10 @@
 // durable (so the service acknowledges a command only then); device events (state changes,
 // faults, lease expiries, emergency stops, runs with their ledgers) arrive through an
 // events-only telemetry subscription. One writer thread commits everything that queued up
-// since its previous commit in one transaction (group commit: one fsync for many records); a
-// second thread answers queries and prunes by the store's retention options, so pruning never
+// since its previous commit in one transaction (group commit: one fsync for many records);
+// device events with no record queued wait a short grace (5 ms) for one, so a command and the
+// events it caused share one fsync (nobody waits on events alone, and a query flushes them first);
+// a second thread answers queries and prunes by the store's retention options, so pruning never
 // holds up a command for longer than one batch delete. Layer: plugin/audit. Thread-safe.
 #ifndef DERMA_PLUGIN_AUDIT_AUDIT_TRAIL_H_
 #define DERMA_PLUGIN_AUDIT_AUDIT_TRAIL_H_
@@ -37,6 +39,11 @@ struct AuditTrailOptions {
   size_t event_capacity = size_t{1} << 20;
   // How refused calls (RecordRefusal) are coalesced.
   RefusalCoalescingOptions refusals{};
+  // How long device events with no record queued wait for one to share their commit. A
+  // command publishes its device events (SETTINGS_APPLIED, state changes) just before its
+  // record is queued; committing the events at once would make the command wait for two
+  // fsyncs.
+  absl::Duration events_alone_grace = absl::Milliseconds(5);
 };
 
 // The audit record of one device event (time: `now`). Pure; exposed for tests.
@@ -95,6 +102,9 @@ class AuditTrail {
   void QueryLoop();
   // Moves waiting device events (and the runs they name) into `events` / `runs`.
   void DrainDeviceEvents(std::vector<AuditEvent>& events, std::vector<v1::Run>& runs);
+  // Something waits for the writer: a record, a flush, or the close (device events alone do
+  // not: they wait up to a short grace for a record to share their commit).
+  bool MustCommit() const ABSL_SHARED_LOCKS_REQUIRED(mu_);
   void CommitBatch(std::vector<Pending>& pending);
 
   AuditStore& store_;

@@ -1,5 +1,7 @@
 // AuditTrail: a record's callback runs only once it is durable; concurrent records share
-// commits (group commit); device events and the runs they name are recorded; Flush waits for
+// commits (group commit); a command's record and its device events share one commit, and
+// events alone are committed after a short grace; device events and the runs they name are
+// recorded; Flush waits for
 // device events; a failed commit reports the error and marks the trail unwritable until a
 // commit succeeds; events lost to an overflow are recorded as lost; pruning runs on its own;
 // after Close a record is refused. Also the record of each device event kind.
@@ -143,6 +145,34 @@ TEST_F(AuditTrailTest, DeviceEventsAndTheRunsTheyNameAreRecordedByFlush) {
   absl::StatusOr<v1::Run> kept = store_->GetRun("devices/pen-1/runs/r1");
   ASSERT_TRUE(kept.ok()) << kept.status();
   EXPECT_EQ(kept->ledger().strokes_delivered(), 7u);
+}
+
+TEST_F(AuditTrailTest, ACommandsRecordAndTheEventsPublishedJustBeforeItShareOneCommit) {
+  AuditTrailOptions options;
+  options.events_alone_grace = absl::Hours(1);  // the record always comes within the grace
+  Open({}, options);
+  fanout_.PublishEvent(
+      0, StateChange("devices/pen-1", 1, v1::DEVICE_STATE_IDLE, v1::DEVICE_STATE_RUNNING));
+  // Not needed for the outcome (the grace is an hour): time in which a writer that committed
+  // events alone would have done so, so the test shows the difference.
+  absl::SleepFor(absl::Milliseconds(50));
+  ASSERT_TRUE(RecordAndWait(Command("/derma.v1.DeviceControl/Start")).ok());
+  EXPECT_EQ(trail_->commits(), 1u);  // one fsync acknowledges the command with its event
+  EXPECT_EQ(Stored().size(), 2u);
+}
+
+TEST_F(AuditTrailTest, DeviceEventsAloneAreCommittedAfterTheGraceWithoutAFlush) {
+  AuditTrailOptions options;
+  options.events_alone_grace = absl::Milliseconds(20);
+  Open({}, options);
+  fanout_.PublishEvent(
+      0, StateChange("devices/pen-1", 1, v1::DEVICE_STATE_IDLE, v1::DEVICE_STATE_FAULT));
+  const absl::Time deadline = absl::Now() + absl::Seconds(30);
+  while (trail_->records_written() < 1 && absl::Now() < deadline) {
+    absl::SleepFor(absl::Milliseconds(1));
+  }
+  EXPECT_EQ(trail_->records_written(), 1u);
+  EXPECT_EQ(Stored().size(), 1u);
 }
 
 TEST_F(AuditTrailTest, ARunNamedBeforeItIsPublishedIsRecordedWithTheNextCommit) {
