@@ -10,12 +10,14 @@
 #define DERMA_PLUGIN_SERVICE_DEVICE_CONTROL_SERVICE_H_
 
 #include <atomic>
+#include <chrono>
 #include <string>
 #include <vector>
 
 #include "derma/v1/device_control.grpc.pb.h"
 #include "plugin/auth/authorizer.h"
 #include "plugin/core/device_manager.h"
+#include "plugin/core/emergency_stop_times.h"
 #include "plugin/core/executor.h"
 #include "plugin/core/run_registry.h"
 #include "plugin/core/telemetry_fanout.h"
@@ -27,6 +29,8 @@ namespace derma::service {
 struct DeviceControlOptions {
   size_t stream_sample_capacity = 65536;
   absl::Duration heartbeat_interval = absl::Seconds(1);
+  // Where each EmergencyStop's time to the last output off is recorded (null: nowhere).
+  EmergencyStopTimes* stop_times = nullptr;
 };
 
 class DeviceControlService final : public v1::DeviceControl::CallbackService {
@@ -113,6 +117,9 @@ class DeviceControlService final : public v1::DeviceControl::CallbackService {
                       v1::GetRunResponse* response);
   Unary* ListStoredRuns(Context* context, const std::string& device, size_t offset, size_t size,
                         v1::ListRunsResponse* response);
+  // Records, in options_.stop_times, the time from `entered` (an EmergencyStop handler's entry)
+  // to now, when the last targeted output went off.
+  void RecordStop(StopScope scope, std::chrono::steady_clock::time_point entered) const;
 
   DeviceManager& devices_;
   RunRegistry& runs_;
