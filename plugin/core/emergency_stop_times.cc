@@ -4,9 +4,7 @@
 
 namespace derma {
 
-const char* StopScopeLabel(StopScope scope) {
-  return scope == StopScope::kAll ? "all" : "device";
-}
+const char* StopScopeLabel(StopScope scope) { return scope == StopScope::kAll ? "all" : "device"; }
 
 void EmergencyStopTimes::Observe(StopScope scope, absl::Duration duration) {
   Series& series = series_[static_cast<int>(scope)];

@@ -1,6 +1,8 @@
-// DeviceControlService::EmergencyStop: no lease, the device's urgent lane, every targeted
-// output off before anything else. The time from the handler's entry to the last output off
-// is recorded (EmergencyStopTimes) apart from building the response and the audit record.
+// DeviceControlService::EmergencyStop: no lease, ahead of every queued command, every targeted
+// output off before anything else (DeviceManager::EmergencyStopAll). The time from the
+// handler's entry to the last output off is recorded (EmergencyStopTimes) before the devices'
+// bookkeeping, the response and the audit record. The response is sent once every targeted
+// device's stop is finished (ESTOPPED latched and published), whatever its view.
 #include <algorithm>
 #include <chrono>
 #include <memory>
@@ -34,6 +36,43 @@ void ReadStopped(const DeviceView& view, bool summary, v1::Device* out) {
   if (sample.sequence > 0) SampleToProto(sample, out->mutable_latest_sample());
 }
 
+// What an all-devices stop read of each device right after its stop, by device index.
+class StoppedDevices {
+ public:
+  StoppedDevices(size_t devices, bool devices_wanted)
+      : entries_(devices_wanted ? devices : 0, nullptr), unconfirmed_(devices, 0) {}
+  StoppedDevices(const StoppedDevices&) = delete;
+  StoppedDevices& operator=(const StoppedDevices&) = delete;
+  ~StoppedDevices() {
+    for (v1::Device* entry : entries_) {
+      if (entry != nullptr && entry->GetArena() == nullptr) delete entry;
+    }
+  }
+
+  // On the device's strand (or the thread holding it), once per device.
+  void Read(const Device& device, bool summary, google::protobuf::Arena* arena) {
+    const uint32_t i = device.index();
+    if (!entries_.empty()) {
+      entries_[i] = google::protobuf::Arena::CreateMessage<v1::Device>(arena);
+      ReadStopped(device.view(), summary, entries_[i]);
+    }
+    unconfirmed_[i] = device.output_unconfirmed() ? 1 : 0;
+  }
+  // Once every Read has returned: the devices in index order and the sorted unconfirmed names.
+  void MoveInto(const std::vector<std::string>& names, v1::EmergencyStopResponse& response) {
+    for (v1::Device*& entry : entries_) response.mutable_devices()->AddAllocated(entry);
+    entries_.clear();
+    for (uint32_t i = 0; i < unconfirmed_.size(); ++i) {
+      if (unconfirmed_[i]) response.add_unconfirmed(names[i]);
+    }
+    std::sort(response.mutable_unconfirmed()->begin(), response.mutable_unconfirmed()->end());
+  }
+
+ private:
+  std::vector<v1::Device*> entries_;  // empty in the COUNT view
+  std::vector<char> unconfirmed_;
+};
+
 }  // namespace
 
 void DeviceControlService::RecordStop(StopScope scope, StopClock::time_point entered) const {
@@ -56,8 +95,9 @@ grpc::ServerUnaryReactor* DeviceControlService::EmergencyStop(
   if (request->target_case() == v1::EmergencyStopRequest::kName) {
     return OnDevice(context, std::move(call), request->name(), "name", /*urgent=*/true,
                     [this, response, devices_wanted, summary, entered](Device& d) {
-                      d.EmergencyStop();
+                      d.EmergencyStopOutputOff();
                       RecordStop(StopScope::kDevice, entered);
+                      d.FinishEmergencyStop();
                       response->set_stopped_count(1);
                       if (devices_wanted) ReadStopped(d.view(), summary, response->add_devices());
                       if (d.output_unconfirmed()) response->add_unconfirmed(d.name());
@@ -69,29 +109,20 @@ grpc::ServerUnaryReactor* DeviceControlService::EmergencyStop(
                          InvalidField("target", "set name, or all_devices to true"));
   }
   Unary* reactor = context->DefaultReactor();
-  // One entry per device, read on its strand right after its stop (a reset racing the call
-  // cannot show up in the response); strands fill distinct, pre-allocated entries.
-  if (devices_wanted) {
-    for (uint32_t i = 0; i < devices_.size(); ++i) response->add_devices();
-  }
   response->set_stopped_count(static_cast<uint32_t>(devices_.size()));
-  // Per device, set by its own strand; gathered once every stop is done.
-  auto unconfirmed = std::make_shared<std::vector<char>>(devices_.size(), 0);
+  // Per device, filled on its strand right after its stop (a reset racing the call cannot show
+  // up in the response): its entry (made there, on the response's arena if it has one, so
+  // nothing per device is allocated before the outputs are off) and whether its output is
+  // unconfirmed. Strands
+  // fill distinct slots; gathered once every stop is done.
+  auto stopped = std::make_shared<StoppedDevices>(devices_.size(), devices_wanted);
   devices_.EmergencyStopAll(
-      [this, reactor, response, unconfirmed, entered, call = std::move(call)]() mutable {
-        RecordStop(StopScope::kAll, entered);
-        for (uint32_t i = 0; i < unconfirmed->size(); ++i) {
-          if ((*unconfirmed)[i]) response->add_unconfirmed(names_[i]);
-        }
-        std::sort(response->mutable_unconfirmed()->begin(), response->mutable_unconfirmed()->end());
+      [this, reactor, response, stopped, call = std::move(call)]() mutable {
+        stopped->MoveInto(names_, *response);
         audit_.Finish(reactor, call, "", absl::OkStatus());
       },
-      [response, devices_wanted, summary, unconfirmed](Device& d) {
-        if (devices_wanted) {
-          ReadStopped(d.view(), summary, response->mutable_devices(static_cast<int>(d.index())));
-        }
-        (*unconfirmed)[d.index()] = d.output_unconfirmed() ? 1 : 0;
-      });
+      [response, summary, stopped](Device& d) { stopped->Read(d, summary, response->GetArena()); },
+      [this, entered] { RecordStop(StopScope::kAll, entered); });
   return reactor;
 }
 

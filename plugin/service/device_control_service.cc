@@ -125,7 +125,7 @@ grpc::ServerUnaryReactor* DeviceControlService::OnDevice(
     audit.Finish(reactor, call, device.name(), std::move(status));
   };
   if (urgent) {
-    devices_.PostUrgent(*index, std::move(task));
+    devices_.DispatchUrgent(*index, std::move(task));
   } else {
     devices_.Dispatch(*index, std::move(task));
   }

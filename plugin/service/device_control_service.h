@@ -93,8 +93,8 @@ class DeviceControlService final : public v1::DeviceControl::CallbackService {
 
  private:
   // Resolves `name` (reporting `field`), then runs `command` on the device's strand and
-  // finishes the call with its status once its audit record is durable. `urgent` uses the
-  // strand's urgent lane.
+  // finishes the call with its status once its audit record is durable. `urgent` runs it ahead
+  // of the device's queued work (DeviceManager::DispatchUrgent).
   Unary* OnDevice(Context* context, AuditedCall call, const std::string& name, const char* field,
                   bool urgent, absl::AnyInvocable<absl::Status(Device&) &&> command);
   // OnDevice for commands refused once shutdown began.

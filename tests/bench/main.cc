@@ -57,8 +57,8 @@ ABSL_FLAG(int, estop_echo_calls, 10,
 ABSL_FLAG(int, estop_audit_calls, 61,
           "EmergencyStop(all_devices) calls of the audit-trail rows (a second loaded fleet).");
 ABSL_FLAG(std::vector<std::string>, sections,
-          std::vector<std::string>(
-              {"big", "audit", "loaded", "loaded-audit", "throughput", "scrape"}),
+          std::vector<std::string>({"big", "audit", "loaded", "loaded-audit", "throughput",
+                                    "scrape"}),
           "Sections to run besides the unary latency rows, which always run (they are the "
           "baseline): big (10,000 devices), audit (Configure with the audit trail), loaded "
           "(EmergencyStop(all) and device-driven telemetry), loaded-audit (EmergencyStop(all) "
@@ -153,9 +153,9 @@ absl::StatusOr<Settings> SettingsFromFlags() {
                  .window = absl::Seconds(Pick(FLAGS_throughput_window_s, 0.5))};
   s.batch_samples = absl::GetFlag(FLAGS_batch_samples);
   if (s.latency.calls < 1 || s.latency.warmup < 0 || s.latency_devices < 1 || s.streams < 1 ||
-      s.estop_calls < 1 || s.estop_audit_calls < 1 || s.estop_restart < 0 || s.estop_echo_calls < 0 ||
-      s.synthetic_devices < 1 || s.synthetic.producers < 1 || s.synthetic.flow_window < 256 ||
-      s.batch_samples < 1) {
+      s.estop_calls < 1 || s.estop_audit_calls < 1 || s.estop_restart < 0 ||
+      s.estop_echo_calls < 0 || s.synthetic_devices < 1 || s.synthetic.producers < 1 ||
+      s.synthetic.flow_window < 256 || s.batch_samples < 1) {
     return absl::InvalidArgumentError("every count must be positive (flow_window ≥ 256)");
   }
   return s;

@@ -58,8 +58,7 @@ void Report::AddBigFleet(const BigFleetResult& fleet) {
 std::string Report::VersusEchoP99(const Percentiles& p, const EstopResult& estop) {
   std::string out = absl::StrCat(FormatLatency(p.p50), " / ", FormatLatency(p.p99));
   if (estop.echo_under_load.count > 0) {
-    absl::StrAppend(&out, " = ", FormatRatio(Ratio(p.p99, estop.echo_under_load.p99)),
-                    " echo p99");
+    absl::StrAppend(&out, " = ", FormatRatio(Ratio(p.p99, estop.echo_under_load.p99)), " echo p99");
   }
   return out;
 }
@@ -85,26 +84,25 @@ void Report::CheckEstop(const EstopResult& estop, const std::string& what) {
 void Report::AddEstop(const EstopResult& estop, size_t devices, int streams) {
   const std::string what = absl::StrCat("EmergencyStop(all) ", devices, " dev, ", streams,
                                         streams == 1 ? " stream" : " streams");
-  const std::string later =
-      absl::StrCat(estop.in_server.count, " calls; ", estop.restarted_per_call,
-                   " dev RUNNING before each");
+  const std::string later = absl::StrCat(estop.in_server.count, " calls; ",
+                                         estop.restarted_per_call, " dev RUNNING before each");
   table_.AddInfo(absl::StrCat(what, ": in server p50"), FormatLatency(estop.in_server.p50),
                  absl::StrCat("request to last output off; ", later));
   table_.AddGoal(absl::StrCat(what, ": in server p99"), FormatLatency(estop.in_server.p99),
                  absl::StrCat("≤ ", FormatLatency(kEstopInServerP99Goal)),
                  estop.in_server.p99 <= kEstopInServerP99Goal);
   if (estop.echo_under_load.count > 0) {
-    table_.AddInfo("bare gRPC echo p50 / p99, same load",
-                   absl::StrCat(FormatLatency(estop.echo_under_load.p50), " / ",
-                                FormatLatency(estop.echo_under_load.p99)),
-                   absl::StrCat("baseline: ", estop.echo_under_load.count,
-                                " calls between the stops"));
+    table_.AddInfo(
+        "bare gRPC echo p50 / p99, same load",
+        absl::StrCat(FormatLatency(estop.echo_under_load.p50), " / ",
+                     FormatLatency(estop.echo_under_load.p99)),
+        absl::StrCat("baseline: ", estop.echo_under_load.count, " calls between the stops"));
   }
   for (size_t v = 0; v < kStopViews.size(); ++v) {
     const Percentiles& p = estop.response[v];
     if (p.count == 0) continue;
-    const std::string row = absl::StrCat(what, ": response ", StopViewName(kStopViews[v]),
-                                         " p50 / p99");
+    const std::string row =
+        absl::StrCat(what, ": response ", StopViewName(kStopViews[v]), " p50 / p99");
     const std::string note = absl::StrCat(p.count, " calls; ", estop.response_bytes[v], " bytes");
     if (kStopViews[v] == v1::STOP_RESPONSE_VIEW_COUNT && estop.echo_under_load.count > 0) {
       table_.AddGoal(row, VersusEchoP99(p, estop),
@@ -128,10 +126,10 @@ void Report::AddEstop(const EstopResult& estop, size_t devices, int streams) {
 void Report::AddAuditedEstop(const EstopResult& estop, size_t devices, int streams) {
   const std::string what =
       absl::StrCat("EmergencyStop(all) ", devices, " dev, ", streams, " streams, audit trail");
-  table_.AddInfo(absl::StrCat(what, ": in server p50 / p99"),
-                 absl::StrCat(FormatLatency(estop.in_server.p50), " / ",
-                              FormatLatency(estop.in_server.p99)),
-                 absl::StrCat("request to last output off; ", estop.in_server.count, " calls"));
+  table_.AddInfo(
+      absl::StrCat(what, ": in server p50 / p99"),
+      absl::StrCat(FormatLatency(estop.in_server.p50), " / ", FormatLatency(estop.in_server.p99)),
+      absl::StrCat("request to last output off; ", estop.in_server.count, " calls"));
   static_assert(kStopViews.back() == v1::STOP_RESPONSE_VIEW_COUNT);
   const size_t count_view = kStopViews.size() - 1;
   if (estop.response[count_view].count > 0) {

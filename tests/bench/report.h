@@ -7,8 +7,8 @@
 #include <string>
 #include <vector>
 
-#include "tests/bench/estop.h"
 #include "tests/bench/big_fleet.h"
+#include "tests/bench/estop.h"
 #include "tests/bench/latency.h"
 #include "tests/bench/scrape.h"
 #include "tests/bench/table.h"
