@@ -74,7 +74,8 @@ TEST_F(FleetStopTest, EveryOutputGoesOffBeforeAnyDeviceIsLatched) {
   EXPECT_THAT(outputs_at_off, Each(false));
   EXPECT_THAT(states_at_off, Each(v1::DEVICE_STATE_RUNNING)) << "bookkeeping comes after";
   EXPECT_THAT(States(), Each(v1::DEVICE_STATE_ESTOPPED));
-  EXPECT_EQ(executor.RunUntilIdle(), 0u) << "nothing was left for the executor";
+  executor.RunUntilIdle();  // the pool's offers to help find every stop finished
+  EXPECT_EQ(log.size(), 5u) << "no stop is finished twice";
 }
 
 TEST_F(FleetStopTest, ADeviceBusyWithATaskStopsInItsUrgentLaneAndOutputsOffWaitsForIt) {
