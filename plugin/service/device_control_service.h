@@ -1,6 +1,7 @@
 // DeviceControlService: derma.v1.DeviceControl on the gRPC callback API. Adapts only: parses
-// names, posts the command to the device's strand (EmergencyStop to its urgent lane), and
-// finishes the reactor when the strand answers; no handler blocks a gRPC thread. Reads
+// names, posts the command to the device's strand (EmergencyStop ahead of its queued work, on the
+// receiving thread when the device's strand is idle and its driver never blocks), and finishes
+// the reactor when the strand answers; no handler blocks a gRPC thread. Reads
 // (GetDevice, ListDevices, GetRun, ListRuns) come from thread-safe views without a strand hop;
 // with an audit trail, ended runs and the trail itself are read on the trail's query thread.
 // Every handler first asks the Authorizer (plugin/auth) whether the caller may call it; every
