@@ -262,12 +262,30 @@ void Device::Stop() {
 }
 
 void Device::EmergencyStop() {
+  EmergencyStopOutputOff();
+  FinishEmergencyStop();
+}
+
+void Device::EmergencyStopOutputOff() {
   // Before anything else, even before accounting the time up to now. One reading of the clock:
   // the time accounted with the output on ends where the output went off, also when another
   // thread moves the clock meanwhile.
   const absl::Time now = std::max(time_, context_.clock.Now());
   force_off_unconfirmed_ = !driver_->EmergencyStop(now);
+  estop_output_off_at_ = now;
+}
+
+void Device::FinishEmergencyStop() {
+  if (!estop_output_off_at_.has_value()) EmergencyStopOutputOff();
+  const absl::Time now = *std::exchange(estop_output_off_at_, std::nullopt);
   view_.counters().CountEmergencyStop();
+  // Already latched, its output shown off and confirmed, nothing waiting to be announced: a
+  // repeated fleet-wide stop changes nothing a reader could see, so nothing is republished (the
+  // next tick accounts the time as usual). Most devices of a repeated stop-all are such.
+  if (state_ == v1::DEVICE_STATE_ESTOPPED && !published_output_on_ && !published_unconfirmed_ &&
+      !output_unconfirmed() && unsent_events_.empty() && unpublished_runs_.empty()) {
+    return;
+  }
   AdvanceTo(now);
   if (state_ == v1::DEVICE_STATE_OFFLINE) {
     // The link loss already ended any run; the latch waits for the link.
@@ -291,10 +309,10 @@ absl::Status Device::ResetEmergencyStop(const std::string& lease_id) {
                        absl::StrCat(name_, " link is down: ", s.message()), {{"device", name_}});
     }
     FailDriver(s, time_);
-    return MakeError(absl::StatusCode::kInternal, v1::ERROR_REASON_DRIVER_ERROR,
-                     absl::StrCat(name_, " driver failed to clear its emergency stop: ",
-                                  s.message()),
-                     {{"device", name_}});
+    return MakeError(
+        absl::StatusCode::kInternal, v1::ERROR_REASON_DRIVER_ERROR,
+        absl::StrCat(name_, " driver failed to clear its emergency stop: ", s.message()),
+        {{"device", name_}});
   }
   reading_.estop_latched = false;
   estop_pending_ = false;

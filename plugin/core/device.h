@@ -82,7 +82,15 @@ class Device {
   // Output off; RUNNING/PAUSED → IDLE, run ends STOPPED. Always OK.
   void Stop();
   // Output off before anything else; latches ESTOPPED (or a pending latch while OFFLINE).
+  // The same as EmergencyStopOutputOff() then FinishEmergencyStop().
   void EmergencyStop();
+  // EmergencyStop in two halves, for a fleet-wide stop that switches every output off before
+  // it does any device's bookkeeping. EmergencyStopOutputOff only switches the output off (the
+  // driver's stop, at one reading of the clock). FinishEmergencyStop must be the device's next
+  // call, with no other task of its strand in between: it latches the state, ends the run and
+  // publishes the view, events and a fresh sample (alone, it does the whole EmergencyStop).
+  void EmergencyStopOutputOff();
+  void FinishEmergencyStop();
   // Clears the ESTOPPED latch: to IDLE, or to FAULT when a latching fault was raised before
   // or during the stop (or is still present).
   absl::Status ResetEmergencyStop(const std::string& lease_id);
@@ -238,7 +246,9 @@ class Device {
   RegulationMonitor regulation_;
   std::optional<v1::Fault> active_fault_;
   FaultMask known_faults_ = 0;
-  bool estop_pending_ = false;              // EmergencyStop while OFFLINE: latch on reconnect
+  bool estop_pending_ = false;  // EmergencyStop while OFFLINE: latch on reconnect
+  // Set by EmergencyStopOutputOff: when the output went off, for FinishEmergencyStop.
+  std::optional<absl::Time> estop_output_off_at_;
   std::optional<v1::Fault> fault_pending_;  // FAULT to latch when the link is back
   bool driver_failed_ = false;              // driver error reported; cleared on a good read
   bool force_off_unconfirmed_ = false;      // the last ForceOutputOff was not confirmed
@@ -254,7 +264,8 @@ class Device {
   std::optional<ActiveRun> run_;
   std::vector<v1::Settings> run_settings_;  // applied settings per step of the active run
   uint64_t sample_sequence_ = 0;
-  bool published_output_on_ = false;  // output_on of the last published sample
+  bool published_output_on_ = false;    // output_on of the last published sample
+  bool published_unconfirmed_ = false;  // output_unconfirmed of the last published sample
   uint64_t event_sequence_ = 0;
   // Announcements of changes the view does not show yet; PublishView sends them after it.
   std::vector<RunPtr> unpublished_runs_;

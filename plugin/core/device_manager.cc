@@ -123,6 +123,16 @@ void DeviceManager::PostUrgent(uint32_t index, DeviceTask task) {
   entry->strand.PostUrgent(Bind(entry, std::move(task)));
 }
 
+void DeviceManager::DispatchUrgent(uint32_t index, DeviceTask task) {
+  Entry* entry = entries_[index].get();
+  Task bound = Bind(entry, std::move(task));
+  if (entry->inline_commands) {
+    entry->strand.DispatchUrgent(std::move(bound));
+  } else {
+    entry->strand.PostUrgent(std::move(bound));
+  }
+}
+
 void DeviceManager::ForEach(bool urgent, absl::AnyInvocable<void(Device&)> action, Done done,
                             bool skip_links) {
   struct Countdown {
@@ -172,16 +182,102 @@ void DeviceManager::TickAll(Done done) {
   ForEach(/*urgent=*/false, [](Device& d) { d.Tick(); }, std::move(done), /*skip_links=*/true);
 }
 
-void DeviceManager::EmergencyStopAll(Done done,
-                                     absl::AnyInvocable<void(Device&) const> after_stop) {
+namespace {
+
+// Pool tasks offered to help finish the stops EmergencyStopAll holds.
+constexpr int kStopHelpers = 2;
+
+}  // namespace
+
+// One fleet-wide emergency stop: counts outputs switched off and stops finished; the last of
+// each runs its callback once.
+class DeviceManager::FleetStop {
+ public:
+  FleetStop(size_t devices, Done outputs_off, Done done,
+            absl::AnyInvocable<void(Device&) const> after_stop)
+      : outputs_left_(devices),
+        devices_left_(devices),
+        outputs_off_(std::move(outputs_off)),
+        done_(std::move(done)),
+        after_stop_(std::move(after_stop)) {}
+
+  void OutputsOff(size_t n) {
+    if (n > 0 && outputs_left_.fetch_sub(n) == n && outputs_off_) std::move(outputs_off_)();
+  }
+  void Finish(Device& device) const {
+    device.FinishEmergencyStop();
+    if (after_stop_) after_stop_(device);
+  }
+  void Finished(size_t n) {
+    if (n > 0 && devices_left_.fetch_sub(n) == n) std::move(done_)();
+  }
+
+ private:
+  std::atomic<size_t> outputs_left_;
+  std::atomic<size_t> devices_left_;
+  Done outputs_off_;
+  Done done_;
+  const absl::AnyInvocable<void(Device&) const> after_stop_;
+};
+
+// Every output off before any device's bookkeeping, and on this thread where possible: the
+// bookkeeping (ended runs, their events to every subscriber, views, samples) costs about ten
+// times the driver's stop, and handing devices to the pool costs a wake-up per thread that the
+// telemetry streams may be holding.
+void DeviceManager::EmergencyStopAll(Done done, absl::AnyInvocable<void(Device&) const> after_stop,
+                                     Done outputs_off) {
   if (before_emergency_stop_all_) before_emergency_stop_all_();
-  ForEach(
-      /*urgent=*/true,
-      [after_stop = std::move(after_stop)](Device& d) {
-        d.EmergencyStop();
-        if (after_stop) after_stop(d);
-      },
-      std::move(done));
+  if (entries_.empty()) {
+    if (outputs_off) std::move(outputs_off)();
+    std::move(done)();
+    return;
+  }
+  auto stop = std::make_shared<FleetStop>(entries_.size(), std::move(outputs_off), std::move(done),
+                                          std::move(after_stop));
+  std::vector<Entry*> held;  // strands this thread holds, outputs off, stops to finish
+  held.reserve(entries_.size());
+  std::vector<Task> urgent_drains;
+  for (const std::unique_ptr<Entry>& entry : entries_) {
+    Entry* e = entry.get();
+    if (e->inline_commands && e->strand.TryAcquire()) {
+      e->device.EmergencyStopOutputOff();
+      held.push_back(e);
+      continue;
+    }
+    Task task = [this, e, stop] {
+      e->device.EmergencyStopOutputOff();
+      stop->OutputsOff(1);
+      stop->Finish(e->device);
+      if (e->link != nullptr) ScheduleWakeup(*e);
+      stop->Finished(1);
+    };
+    if (e->link == nullptr) {
+      e->strand.PostDeferred(std::move(task), /*urgent=*/true, urgent_drains);
+    } else {
+      e->strand.PostUrgent(std::move(task));
+    }
+  }
+  stop->OutputsOff(held.size());
+  // The held devices' bookkeeping is shared: pool threads that get to it help (urgently, ahead
+  // of ticks), and this thread finishes whatever none has taken, so it never waits for them.
+  auto share = std::make_shared<HeldStops>(std::move(held), stop);
+  for (int i = 0; i < kStopHelpers; ++i) {
+    urgent_drains.push_back([this, share] { FinishHeld(*share); });
+  }
+  executor_.ScheduleAll(std::move(urgent_drains), /*urgent=*/true);
+  FinishHeld(*share);
+}
+
+void DeviceManager::FinishHeld(HeldStops& share) {
+  std::vector<Task> drains;  // for what was queued behind the held strands
+  size_t finished = 0;
+  for (size_t i; (i = share.next.fetch_add(1)) < share.held.size(); ++finished) {
+    Entry* e = share.held[i];
+    share.stop->Finish(e->device);
+    e->strand.Release(drains);
+  }
+  executor_.ScheduleAll(std::move(drains), /*urgent=*/false);
+  share.stop->Finished(finished);
 }
 
 void DeviceManager::ShutdownAll(Done done) {

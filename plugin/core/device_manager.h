@@ -5,6 +5,7 @@
 #ifndef DERMA_PLUGIN_CORE_DEVICE_MANAGER_H_
 #define DERMA_PLUGIN_CORE_DEVICE_MANAGER_H_
 
+#include <atomic>
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -63,6 +64,9 @@ class DeviceManager {
   // Runs `task` on the device's strand, behind queued work / ahead of it.
   void Post(uint32_t index, DeviceTask task);
   void PostUrgent(uint32_t index, DeviceTask task);
+  // PostUrgent, but on the calling thread now if the device's driver hooks never block and no
+  // task of its strand is running (Strand::DispatchUrgent). Call it with no lock held.
+  void DispatchUrgent(uint32_t index, DeviceTask task);
   // For commands: runs `task` on the calling thread now if the device's driver hooks never
   // block and its strand is idle (Strand::Dispatch), else as Post. Call it with no lock held.
   void Dispatch(uint32_t index, DeviceTask task);
@@ -70,10 +74,18 @@ class DeviceManager {
   // Posts a tick to every device of the pool and asks every link for a poll of each of its
   // devices; `done` runs once the pool's devices have ticked (links poll at their own pace).
   void TickAll(Done done);
-  // Urgent-lane EmergencyStop on every device; `done` runs once every output is off.
-  // `after_stop` (optional) runs on each device's strand right after its stop, so what it reads
-  // is the stopped device, not a later state; it runs concurrently for different devices.
-  void EmergencyStopAll(Done done, absl::AnyInvocable<void(Device&) const> after_stop = nullptr);
+  // EmergencyStop on every device, ahead of everything queued, every output off first. On the
+  // calling thread, the outputs of the devices whose driver hooks never block and whose strand
+  // is not running a task go off one after another (Device::EmergencyStopOutputOff, with their
+  // strands held); every other device stops in its strand's urgent lane. `outputs_off`
+  // (optional) runs once every output is off, on whichever thread switched the last one off.
+  // Then the calling thread finishes each held device's stop (Device::FinishEmergencyStop:
+  // ESTOPPED latched, run ended, view and sample published) before releasing its strand.
+  // `after_stop` (optional) runs for each device right after its stop is finished, before
+  // anything else of that device runs, so what it reads is the stopped device; it runs
+  // concurrently for different devices. `done` runs once every device's stop is finished.
+  void EmergencyStopAll(Done done, absl::AnyInvocable<void(Device&) const> after_stop = nullptr,
+                        Done outputs_off = nullptr);
   // Shutdown on every device; `done` runs once every output is off.
   void ShutdownAll(Done done);
 
@@ -115,6 +127,20 @@ class DeviceManager {
   void ScheduleWakeup(Entry& entry);
   void ForEach(bool urgent, absl::AnyInvocable<void(Device&)> action, Done done,
                bool skip_links = false);
+
+  class FleetStop;  // one EmergencyStopAll's countdowns and callbacks
+  // The devices whose outputs EmergencyStopAll switched off on its own thread, their strands
+  // held, whose stops are still to finish: each taken once, by whichever thread comes first.
+  struct HeldStops {
+    HeldStops(std::vector<Entry*> held_devices, std::shared_ptr<FleetStop> fleet_stop)
+        : held(std::move(held_devices)), stop(std::move(fleet_stop)) {}
+    const std::vector<Entry*> held;
+    std::atomic<size_t> next{0};
+    const std::shared_ptr<FleetStop> stop;
+  };
+  // Finishes held stops (Device::FinishEmergencyStop, after_stop) and releases their strands
+  // until none is left to take.
+  void FinishHeld(HeldStops& share);
 
   Executor& executor_;
   DeviceContext context_;

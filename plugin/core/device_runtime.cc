@@ -349,6 +349,7 @@ void Device::PublishSample(absl::Time t) {
   sample.output_unconfirmed = output_unconfirmed();
   sample.achieved_sample_rate_hz = achieved_rate_hz_;
   published_output_on_ = reading_.output_on;
+  published_unconfirmed_ = sample.output_unconfirmed;
   sample.pen = reading_.pen;
   sample.stim = reading_.stim;
   view_.PublishSample(sample);

@@ -164,23 +164,56 @@ void Strand::Dispatch(Task task) {
 }
 
 void Strand::StopRunning() {
-  bool reschedule_urgent = false;
-  {
-    absl::MutexLock lock(&mu_);
-    running_ = false;
-    if (urgent_.empty() && normal_.empty()) return;
-    if (!urgent_.empty() && !urgent_drain_pending_) {
-      urgent_drain_pending_ = true;
-      reschedule_urgent = true;
-    } else if (pending_drains_ > 0) {
-      return;  // a queued drain will continue
-    }
-    ++pending_drains_;
-  }
-  if (reschedule_urgent) {
-    executor_.ScheduleUrgent([this] { Drain(/*urgent=*/true); });
+  bool urgent = false;
+  Task drain = StopRunningDrain(&urgent);
+  if (!drain) return;
+  if (urgent) {
+    executor_.ScheduleUrgent(std::move(drain));
   } else {
-    executor_.Schedule([this] { Drain(/*urgent=*/false); });
+    executor_.Schedule(std::move(drain));
+  }
+}
+
+Task Strand::StopRunningDrain(bool* urgent) {
+  absl::MutexLock lock(&mu_);
+  running_ = false;
+  if (urgent_.empty() && normal_.empty()) return nullptr;
+  if (!urgent_.empty() && !urgent_drain_pending_) {
+    urgent_drain_pending_ = true;
+    *urgent = true;
+  } else if (pending_drains_ > 0) {
+    return nullptr;  // a queued drain will continue
+  }
+  ++pending_drains_;
+  const bool drain_urgent = *urgent;
+  return [this, drain_urgent] { Drain(drain_urgent); };
+}
+
+void Strand::DispatchUrgent(Task task) {
+  if (!TryAcquire()) {
+    PostUrgent(std::move(task));  // if that task ends meanwhile, PostUrgent schedules a drain
+    return;
+  }
+  std::move(task)();
+  StopRunning();
+}
+
+bool Strand::TryAcquire() {
+  absl::MutexLock lock(&mu_);
+  if (running_) return false;
+  // A drain queued earlier then finds running_ set and leaves the strand to the caller.
+  running_ = true;
+  return true;
+}
+
+void Strand::Release(std::vector<Task>& drains) {
+  bool urgent = false;
+  Task drain = StopRunningDrain(&urgent);
+  if (!drain) return;
+  if (urgent) {
+    executor_.ScheduleUrgent(std::move(drain));
+  } else {
+    drains.push_back(std::move(drain));
   }
 }
 

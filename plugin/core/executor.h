@@ -106,6 +106,21 @@ class Strand {
   // strands' queued work.
   void PostUrgent(Task task);
 
+  // Runs `task` on the calling thread, before returning, if no task of the strand is running:
+  // ahead of every queued task, as an urgent one would be; otherwise queues it as PostUrgent.
+  // Call it with no lock held that a task may take.
+  void DispatchUrgent(Task task);
+
+  // For urgent work the caller runs on its own thread, ahead of every queued task (a fleet-wide
+  // emergency stop): takes the strand and returns true when none of its tasks is running; no
+  // task of the strand runs until Release. False when a task is running (post urgently then).
+  // Call it with no lock held that a task may take.
+  bool TryAcquire();
+  // Gives back a strand taken by TryAcquire. A drain for normal-lane tasks queued meanwhile is
+  // appended to `drains` (for Executor::ScheduleAll, not urgent; schedule them promptly); one
+  // for urgent tasks is scheduled on the executor's urgent queue at once.
+  void Release(std::vector<Task>& drains);
+
  private:
   // Queues `task`; returns the drain task to schedule (on the urgent queue if `urgent`), if any.
   Task Enqueue(Task task, bool urgent);
@@ -114,6 +129,9 @@ class Strand {
   // After running tasks: clears running_ and schedules a drain if tasks are left and none is
   // queued to run them.
   void StopRunning();
+  // StopRunning's decision: clears running_ and returns the drain to schedule, if any, setting
+  // `*urgent` when it belongs on the executor's urgent queue.
+  Task StopRunningDrain(bool* urgent);
 
   Executor& executor_;
   absl::Mutex mu_;

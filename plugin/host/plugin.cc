@@ -14,6 +14,7 @@
 #include "plugin/auth/authorizer.h"
 #include "plugin/core/telemetry_fanout.h"
 #include "plugin/host/transport_limits.h"
+#include "plugin/metrics/emergency_stop_collector.h"
 #include "plugin/metrics/fleet_collector.h"
 #include "plugin/metrics/grpc_metrics.h"
 #include "plugin/service/call_audit.h"
@@ -116,7 +117,8 @@ absl::StatusOr<std::unique_ptr<Plugin>> Plugin::Create(const config::v1::FleetCo
   plugin->device_control_ = std::make_unique<service::DeviceControlService>(
       f.devices(), f.runs(), f.telemetry(), *plugin->streams_, *plugin->stream_executor_,
       *plugin->authorizer_, *plugin->call_audit_,
-      service::DeviceControlOptions{options.stream_sample_capacity, options.heartbeat_interval});
+      service::DeviceControlOptions{options.stream_sample_capacity, options.heartbeat_interval,
+                                    &plugin->stop_times_});
   const ServiceContext service_context{*plugin->authorizer_, *plugin->call_audit_};
   for (const std::unique_ptr<Backend>& backend : f.backends()) {
     for (std::unique_ptr<grpc::Service>& s : backend->MakeServices(service_context)) {
@@ -127,6 +129,7 @@ absl::StatusOr<std::unique_ptr<Plugin>> Plugin::Create(const config::v1::FleetCo
   if (options.health_service) plugin->health_ = std::make_unique<service::HealthService>();
   plugin->collector_ = std::make_shared<metrics::FleetCollector>(
       f.devices(), f.telemetry(), plugin->authorizer_.get(), plugin->audit_trail_.get());
+  plugin->stop_collector_ = std::make_shared<metrics::EmergencyStopCollector>(plugin->stop_times_);
   plugin->grpc_metrics_ = std::make_unique<metrics::GrpcMetrics>();
   return plugin;
 }
@@ -158,6 +161,7 @@ void Plugin::Register(grpc::ServerBuilder& builder) {
 
 void Plugin::RegisterMetrics(prometheus::Exposer& exposer) {
   exposer.RegisterCollectable(collector_);
+  exposer.RegisterCollectable(stop_collector_);
   exposer.RegisterCollectable(grpc_metrics_->registry());
   for (const auto& metrics : backend_metrics_) exposer.RegisterCollectable(metrics);
 }

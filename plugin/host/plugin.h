@@ -29,6 +29,7 @@
 #include "derma/config/v1/config.pb.h"
 #include "grpcpp/server_builder.h"
 #include "plugin/audit/audit_store.h"
+#include "plugin/core/emergency_stop_times.h"
 #include "plugin/host/fleet.h"
 
 namespace prometheus {
@@ -43,6 +44,7 @@ class Authorizer;
 }  // namespace auth
 
 namespace metrics {
+class EmergencyStopCollector;
 class FleetCollector;
 class GrpcMetrics;
 }  // namespace metrics
@@ -131,11 +133,14 @@ class Plugin {
   host::Fleet& fleet() { return *fleet_; }
   // Null without an audit trail.
   AuditTrail* audit_trail() { return audit_trail_.get(); }
+  // Each EmergencyStop's time to the last output off (derma_emergency_stop_duration_seconds).
+  const EmergencyStopTimes& emergency_stop_times() const { return stop_times_; }
 
  private:
   Plugin() = default;
 
   PluginOptions options_;
+  EmergencyStopTimes stop_times_;  // before the service that records into it
   std::unique_ptr<host::Fleet> fleet_;
   std::unique_ptr<AuditStore> audit_store_;
   std::unique_ptr<AuditTrail> audit_trail_;
@@ -148,6 +153,7 @@ class Plugin {
   std::vector<std::shared_ptr<prometheus::Collectable>> backend_metrics_;
   std::unique_ptr<service::HealthService> health_;
   std::shared_ptr<metrics::FleetCollector> collector_;
+  std::shared_ptr<metrics::EmergencyStopCollector> stop_collector_;
   std::unique_ptr<metrics::GrpcMetrics> grpc_metrics_;
   std::thread heartbeat_thread_;
   absl::Notification stop_heartbeats_;

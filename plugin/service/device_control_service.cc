@@ -49,25 +49,6 @@ class FinishedWriter : public grpc::ServerWriteReactor<Response> {
   void OnDone() override { delete this; }
 };
 
-// A stopped device for an EmergencyStop response: the whole Device, or (summary) only what
-// shows that its output is off.
-void ReadStopped(const DeviceView& view, bool summary, v1::Device* out) {
-  if (!summary) {
-    view.ReadInto(out);
-    return;
-  }
-  const std::shared_ptr<const v1::Device> device = view.device();
-  if (device == nullptr) return;
-  const std::shared_ptr<const v1::Device> identity = view.identity();
-  out->set_name(identity->name());
-  out->set_kind(identity->kind());
-  out->set_model(identity->model());
-  out->set_state(device->state());
-  if (device->has_active_fault()) *out->mutable_active_fault() = device->active_fault();
-  const Sample sample = view.latest_sample();
-  if (sample.sequence > 0) SampleToProto(sample, out->mutable_latest_sample());
-}
-
 }  // namespace
 
 DeviceControlService::DeviceControlService(DeviceManager& devices, RunRegistry& runs,
@@ -144,7 +125,7 @@ grpc::ServerUnaryReactor* DeviceControlService::OnDevice(
     audit.Finish(reactor, call, device.name(), std::move(status));
   };
   if (urgent) {
-    devices_.PostUrgent(*index, std::move(task));
+    devices_.DispatchUrgent(*index, std::move(task));
   } else {
     devices_.Dispatch(*index, std::move(task));
   }
@@ -318,49 +299,6 @@ grpc::ServerUnaryReactor* DeviceControlService::Stop(Context* context,
     d.view().ReadInto(response->mutable_device());
     return absl::OkStatus();
   });
-}
-
-grpc::ServerUnaryReactor* DeviceControlService::EmergencyStop(
-    Context* context, const v1::EmergencyStopRequest* request,
-    v1::EmergencyStopResponse* response) {
-  AuditedCall call;
-  if (Unary* refused = Admit(context, "/derma.v1.DeviceControl/EmergencyStop", *request,
-                             CallClass::kSafety, &call)) {
-    return refused;
-  }
-  const bool summary = request->view() == v1::STOP_RESPONSE_VIEW_SUMMARY;
-  if (request->target_case() == v1::EmergencyStopRequest::kName) {
-    return OnDevice(context, std::move(call), request->name(), "name", /*urgent=*/true,
-                    [response, summary](Device& d) {
-                      d.EmergencyStop();
-                      ReadStopped(d.view(), summary, response->add_devices());
-                      if (d.output_unconfirmed()) response->add_unconfirmed(d.name());
-                      return absl::OkStatus();
-                    });
-  }
-  if (!request->all_devices()) {
-    return FinishCommand(context, call, "",
-                         InvalidField("target", "set name, or all_devices to true"));
-  }
-  Unary* reactor = context->DefaultReactor();
-  // One entry per device, read on its strand right after its stop (a reset racing the call
-  // cannot show up in the response); strands fill distinct, pre-allocated entries.
-  for (uint32_t i = 0; i < devices_.size(); ++i) response->add_devices();
-  // Per device, set by its own strand; gathered once every stop is done.
-  auto unconfirmed = std::make_shared<std::vector<char>>(devices_.size(), 0);
-  devices_.EmergencyStopAll(
-      [this, reactor, response, unconfirmed, call = std::move(call)]() mutable {
-        for (uint32_t i = 0; i < unconfirmed->size(); ++i) {
-          if ((*unconfirmed)[i]) response->add_unconfirmed(response->devices(i).name());
-        }
-        std::sort(response->mutable_unconfirmed()->begin(), response->mutable_unconfirmed()->end());
-        audit_.Finish(reactor, call, "", absl::OkStatus());
-      },
-      [response, summary, unconfirmed](Device& d) {
-        ReadStopped(d.view(), summary, response->mutable_devices(static_cast<int>(d.index())));
-        (*unconfirmed)[d.index()] = d.output_unconfirmed() ? 1 : 0;
-      });
-  return reactor;
 }
 
 grpc::ServerUnaryReactor* DeviceControlService::ResetEmergencyStop(

@@ -1,6 +1,7 @@
 // DeviceControlService: derma.v1.DeviceControl on the gRPC callback API. Adapts only: parses
-// names, posts the command to the device's strand (EmergencyStop to its urgent lane), and
-// finishes the reactor when the strand answers; no handler blocks a gRPC thread. Reads
+// names, posts the command to the device's strand (EmergencyStop ahead of its queued work, on the
+// receiving thread when the device's strand is idle and its driver never blocks), and finishes
+// the reactor when the strand answers; no handler blocks a gRPC thread. Reads
 // (GetDevice, ListDevices, GetRun, ListRuns) come from thread-safe views without a strand hop;
 // with an audit trail, ended runs and the trail itself are read on the trail's query thread.
 // Every handler first asks the Authorizer (plugin/auth) whether the caller may call it; every
@@ -10,12 +11,14 @@
 #define DERMA_PLUGIN_SERVICE_DEVICE_CONTROL_SERVICE_H_
 
 #include <atomic>
+#include <chrono>
 #include <string>
 #include <vector>
 
 #include "derma/v1/device_control.grpc.pb.h"
 #include "plugin/auth/authorizer.h"
 #include "plugin/core/device_manager.h"
+#include "plugin/core/emergency_stop_times.h"
 #include "plugin/core/executor.h"
 #include "plugin/core/run_registry.h"
 #include "plugin/core/telemetry_fanout.h"
@@ -27,6 +30,8 @@ namespace derma::service {
 struct DeviceControlOptions {
   size_t stream_sample_capacity = 65536;
   absl::Duration heartbeat_interval = absl::Seconds(1);
+  // Where each EmergencyStop's time to the last output off is recorded (null: nowhere).
+  EmergencyStopTimes* stop_times = nullptr;
 };
 
 class DeviceControlService final : public v1::DeviceControl::CallbackService {
@@ -89,8 +94,8 @@ class DeviceControlService final : public v1::DeviceControl::CallbackService {
 
  private:
   // Resolves `name` (reporting `field`), then runs `command` on the device's strand and
-  // finishes the call with its status once its audit record is durable. `urgent` uses the
-  // strand's urgent lane.
+  // finishes the call with its status once its audit record is durable. `urgent` runs it ahead
+  // of the device's queued work (DeviceManager::DispatchUrgent).
   Unary* OnDevice(Context* context, AuditedCall call, const std::string& name, const char* field,
                   bool urgent, absl::AnyInvocable<absl::Status(Device&) &&> command);
   // OnDevice for commands refused once shutdown began.
@@ -113,6 +118,9 @@ class DeviceControlService final : public v1::DeviceControl::CallbackService {
                       v1::GetRunResponse* response);
   Unary* ListStoredRuns(Context* context, const std::string& device, size_t offset, size_t size,
                         v1::ListRunsResponse* response);
+  // Records, in options_.stop_times, the time from `entered` (an EmergencyStop handler's entry)
+  // to now, when the last targeted output went off.
+  void RecordStop(StopScope scope, std::chrono::steady_clock::time_point entered) const;
 
   DeviceManager& devices_;
   RunRegistry& runs_;

@@ -29,6 +29,8 @@ class LoadedFleet {
   ~LoadedFleet();  // streams, then derma
 
   v1::DeviceControl::Stub& stub() { return *stub_; }
+  // The plugin under test (for in-process readings such as its EmergencyStopTimes).
+  Plugin& plugin() { return server_->plugin(); }
   // Device names in ListDevices order.
   const std::vector<std::string>& names() const { return names_; }
   const std::vector<std::unique_ptr<StreamReader>>& readers() const { return readers_; }

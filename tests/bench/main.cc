@@ -1,13 +1,15 @@
 // derma_bench: measures derma against a bare gRPC server in one run and prints one table:
 // unary latency (GetDevice, Configure vs a bare echo), EmergencyStop(all) on a 1000-device
-// fleet under telemetry load (and that every output was off when it returned), and telemetry
+// fleet under telemetry load (its time in the server to the last output off, its response in each
+// view against a bare echo under the same load, with and without the audit trail, and that every
+// output was off when it returned), and telemetry
 // throughput (synthetic and device-driven) beside a bare stream of the same bytes. Goals are
 // reported, not asserted: the exit status is non-zero only when something broke (an RPC
 // failed, or an output was on after EmergencyStop). Part of tests/bench.
 //
 //   cmake --build build -j2 --target derma_bench && build/tests/bench/derma_bench [--quick]
 //
-// The full run takes about 30 s on 2 cores; --quick about 5 s (ctest derma_bench_smoke).
+// The full run takes about two minutes on 2 cores; --quick about 10 s (ctest derma_bench_smoke).
 #include <stdlib.h>
 
 #include <filesystem>
@@ -50,15 +52,21 @@ ABSL_FLAG(int, latency_devices, 4, "Devices of the (real-clock) fleet the latenc
 ABSL_FLAG(std::string, fleet, DERMA_BENCH_DEFAULT_FLEET,
           "Fleet config of the EmergencyStop and device-driven telemetry rows.");
 ABSL_FLAG(int, streams, 4, "Telemetry subscribers (and bare stream clients) of the 'many' rows.");
-ABSL_FLAG(int, estop_calls, 50, "EmergencyStop(all_devices) calls measured.");
-ABSL_FLAG(int, estop_echo_calls, 20,
+ABSL_FLAG(int, estop_calls, 151,
+          "EmergencyStop(all_devices) calls measured, cycling through the FULL, SUMMARY and COUNT "
+          "views (the first, with every device RUNNING, has its own row).");
+ABSL_FLAG(int, estop_echo_calls, 10,
           "Bare Echo calls before each EmergencyStop(all_devices) call, under the same load.");
+ABSL_FLAG(int, estop_audit_calls, 61,
+          "EmergencyStop(all_devices) calls of the audit-trail rows (a second loaded fleet).");
 ABSL_FLAG(std::vector<std::string>, sections,
-          std::vector<std::string>({"big", "audit", "loaded", "throughput", "scrape"}),
+          std::vector<std::string>({"big", "audit", "loaded", "loaded-audit", "throughput",
+                                    "scrape"}),
           "Sections to run besides the unary latency rows, which always run (they are the "
           "baseline): big (10,000 devices), audit (Configure with the audit trail), loaded "
-          "(EmergencyStop(all) and device-driven telemetry), throughput (StreamTelemetry vs a bare "
-          "stream), scrape (metrics).");
+          "(EmergencyStop(all) and device-driven telemetry), loaded-audit (EmergencyStop(all) "
+          "with the audit trail), throughput (StreamTelemetry vs a bare stream), scrape "
+          "(metrics).");
 ABSL_FLAG(int, estop_restart, 50, "Devices reset and started again before each later call.");
 ABSL_FLAG(double, device_window_s, 5, "Seconds the device-driven telemetry is counted.");
 ABSL_FLAG(int, synthetic_devices, 1000, "Devices of the virtual fleet synthetic samples use.");
@@ -98,6 +106,7 @@ struct Settings {
   int estop_calls;
   int estop_restart;
   int estop_echo_calls;
+  int estop_audit_calls;
   absl::flat_hash_set<std::string> sections;
   absl::Duration device_warmup;
   absl::Duration device_window;
@@ -116,7 +125,8 @@ T Pick(const absl::Flag<T>& flag, T quick_value) {
   return quick_value;
 }
 
-constexpr absl::string_view kSections[] = {"big", "audit", "loaded", "throughput", "scrape"};
+constexpr absl::string_view kSections[] = {"big",          "audit",      "loaded",
+                                           "loaded-audit", "throughput", "scrape"};
 
 absl::StatusOr<Settings> SettingsFromFlags() {
   Settings s;
@@ -124,7 +134,8 @@ absl::StatusOr<Settings> SettingsFromFlags() {
   s.latency_devices = absl::GetFlag(FLAGS_latency_devices);
   s.fleet = absl::GetFlag(FLAGS_fleet);
   s.streams = absl::GetFlag(FLAGS_streams);
-  s.estop_calls = Pick(FLAGS_estop_calls, 5);
+  s.estop_calls = Pick(FLAGS_estop_calls, 7);
+  s.estop_audit_calls = Pick(FLAGS_estop_audit_calls, 4);
   s.estop_restart = Pick(FLAGS_estop_restart, 10);
   s.estop_echo_calls = Pick(FLAGS_estop_echo_calls, 5);
   const std::vector<std::string> sections = absl::GetFlag(FLAGS_sections);
@@ -145,9 +156,9 @@ absl::StatusOr<Settings> SettingsFromFlags() {
                  .window = absl::Seconds(Pick(FLAGS_throughput_window_s, 0.5))};
   s.batch_samples = absl::GetFlag(FLAGS_batch_samples);
   if (s.latency.calls < 1 || s.latency.warmup < 0 || s.latency_devices < 1 || s.streams < 1 ||
-      s.estop_calls < 1 || s.estop_restart < 0 || s.estop_echo_calls < 0 ||
-      s.synthetic_devices < 1 || s.synthetic.producers < 1 || s.synthetic.flow_window < 256 ||
-      s.batch_samples < 1) {
+      s.estop_calls < 1 || s.estop_audit_calls < 1 || s.estop_restart < 0 ||
+      s.estop_echo_calls < 0 || s.synthetic_devices < 1 || s.synthetic.producers < 1 ||
+      s.synthetic.flow_window < 256 || s.batch_samples < 1) {
     return absl::InvalidArgumentError("every count must be positive (flow_window ≥ 256)");
   }
   return s;
@@ -191,6 +202,13 @@ struct LoadedFleetResults {
   double sample_rate_hz = 0;  // per device
 };
 
+EstopOptions EstopOptionsFor(const Settings& s, int calls, const std::string& echo_address) {
+  return {.calls = calls,
+          .restart_per_call = s.estop_restart,
+          .echo_address = echo_address,
+          .echo_calls = s.estop_echo_calls};
+}
+
 absl::StatusOr<LoadedFleetResults> MeasureLoadedFleet(const Settings& s,
                                                       const config::v1::FleetConfig& config,
                                                       const std::string& echo_address) {
@@ -210,12 +228,38 @@ absl::StatusOr<LoadedFleetResults> MeasureLoadedFleet(const Settings& s,
   if (!telemetry.ok()) return telemetry.status();
   results.telemetry = *telemetry;
   Progress("EmergencyStop(all_devices)");
-  absl::StatusOr<EstopResult> estop = MeasureEmergencyStop(**fleet, s.estop_calls, s.estop_restart,
-                                                           echo_address, s.estop_echo_calls);
+  absl::StatusOr<EstopResult> estop =
+      MeasureEmergencyStop(**fleet, EstopOptionsFor(s, s.estop_calls, echo_address));
   if (!estop.ok()) return estop.status();
   results.estop = *estop;
   if (absl::Status status = (*fleet)->StopStreams(); !status.ok()) return status;
   return results;
+}
+
+// EmergencyStop(all) on the loaded fleet again, with an audit trail in a temporary directory:
+// the response then waits for the stop's record to be durable.
+absl::Status MeasureAuditedEstop(const Settings& s, const config::v1::FleetConfig& config,
+                                 const std::string& echo_address, Report& report) {
+  std::string dir = (std::filesystem::temp_directory_path() / "derma-bench-XXXXXX").string();
+  if (mkdtemp(dir.data()) == nullptr) return absl::InternalError("cannot make a temp directory");
+  PluginOptions options;
+  options.stream_thread_nice = absl::GetFlag(FLAGS_stream_thread_nice);
+  options.audit_db = dir + "/audit.db";
+  absl::StatusOr<EstopResult> estop;
+  size_t devices = 0;
+  {
+    Progress(absl::StrCat("loading ", s.fleet, " with the audit trail"));
+    absl::StatusOr<std::unique_ptr<LoadedFleet>> fleet =
+        LoadedFleet::Start(config, s.streams, options);
+    if (!fleet.ok()) return fleet.status();
+    devices = (*fleet)->names().size();
+    Progress("EmergencyStop(all_devices) with the audit trail");
+    estop = MeasureEmergencyStop(**fleet, EstopOptionsFor(s, s.estop_audit_calls, echo_address));
+  }
+  std::filesystem::remove_all(dir);
+  if (!estop.ok()) return estop.status();
+  report.AddAuditedEstop(*estop, devices, s.streams);
+  return absl::OkStatus();
 }
 
 // Configure latency of a plugin with an audit trail in a temporary directory: one client
@@ -295,6 +339,12 @@ absl::Status Run(const Settings& s, Report& report) {
     loaded = MeasureLoadedFleet(s, *fleet, (*echo)->address());
     if (!loaded.ok()) return loaded.status();
     report.AddEstop(loaded->estop, loaded->devices, s.streams);
+  }
+  if (s.sections.contains("loaded-audit")) {
+    if (absl::Status status = MeasureAuditedEstop(s, *fleet, (*echo)->address(), report);
+        !status.ok()) {
+      return status;
+    }
   }
   if (s.sections.contains("throughput")) {
     if (absl::Status status = MeasureThroughput(s, **echo, report); !status.ok()) return status;

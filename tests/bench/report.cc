@@ -75,38 +75,89 @@ void Report::AddBigFleet(const BigFleetResult& fleet) {
       absl::StrFormat("%.2f cores at %.0f Hz per device", fleet.cores_used, fleet.sample_rate_hz));
 }
 
+std::string Report::VersusEchoP99(const Percentiles& p, const EstopResult& estop) {
+  std::string out = absl::StrCat(FormatLatency(p.p50), " / ", FormatLatency(p.p99));
+  if (estop.echo_under_load.count > 0) {
+    absl::StrAppend(&out, " = ", FormatRatio(Ratio(p.p99, estop.echo_under_load.p99)), " echo p99");
+  }
+  return out;
+}
+
+void Report::CheckEstop(const EstopResult& estop, const std::string& what) {
+  const bool safe = estop.outputs_on == 0 && estop.not_estopped == 0 && estop.missing == 0;
+  table_.AddGoal(
+      absl::StrCat(what, ": every output off on return"),
+      absl::StrFormat("%d devices checked: %d output_on, %d not ESTOPPED, %d missing",
+                      estop.devices_checked, estop.outputs_on, estop.not_estopped, estop.missing),
+      "0 / 0 / 0", safe);
+  if (!safe) errors_.push_back(absl::StrCat(what, ": a response showed an output not off"));
+  if (estop.bad_counts > 0) {
+    errors_.push_back(absl::StrCat(what, ": ", estop.bad_counts,
+                                   " responses with a wrong stopped_count or devices in COUNT"));
+  }
+  if (estop.unrecorded > 0) {
+    errors_.push_back(absl::StrCat(what, ": ", estop.unrecorded,
+                                   " calls not recorded once in EmergencyStopTimes"));
+  }
+}
+
 void Report::AddEstop(const EstopResult& estop, size_t devices, int streams) {
   const std::string what = absl::StrCat("EmergencyStop(all) ", devices, " dev, ", streams,
                                         streams == 1 ? " stream" : " streams");
-  table_.AddInfo(
-      absl::StrCat(what, " p50"), VersusEcho(estop.latency.p50),
-      absl::StrCat(estop.calls, " calls; ", estop.restarted_per_call, " dev RUNNING before each"));
-  table_.AddGoal(absl::StrCat(what, " p99"), VersusEcho(estop.latency.p99),
-                 absl::StrCat("≤ ", FormatRatio(kEstopP99Goal), " echo p50"),
-                 Ratio(estop.latency.p99, echo_p50_) <= kEstopP99Goal);
-  table_.AddInfo(absl::StrCat(what, " 1st call"), VersusEcho(estop.first),
-                 absl::StrCat("all ", devices, " dev RUNNING; response ",
-                              estop.response_bytes / 1024, " KiB"));
+  const std::string later = absl::StrCat(estop.in_server.count, " calls; ",
+                                         estop.restarted_per_call, " dev RUNNING before each");
+  table_.AddInfo(absl::StrCat(what, ": in server p50"), FormatLatency(estop.in_server.p50),
+                 absl::StrCat("request to last output off; ", later));
+  table_.AddGoal(absl::StrCat(what, ": in server p99"), FormatLatency(estop.in_server.p99),
+                 absl::StrCat("≤ ", FormatLatency(kEstopInServerP99Goal)),
+                 estop.in_server.p99 <= kEstopInServerP99Goal);
   if (estop.echo_under_load.count > 0) {
     table_.AddInfo(
         "bare gRPC echo p50 / p99, same load",
         absl::StrCat(FormatLatency(estop.echo_under_load.p50), " / ",
                      FormatLatency(estop.echo_under_load.p99)),
-        absl::StrFormat("%d calls between the stops; stop p99 = %s echo p99 here",
-                        estop.echo_under_load.count,
-                        FormatRatio(Ratio(estop.latency.p99, estop.echo_under_load.p99))));
+        absl::StrCat("baseline: ", estop.echo_under_load.count, " calls between the stops"));
   }
+  for (size_t v = 0; v < kStopViews.size(); ++v) {
+    const Percentiles& p = estop.response[v];
+    if (p.count == 0) continue;
+    const std::string row =
+        absl::StrCat(what, ": response ", StopViewName(kStopViews[v]), " p50 / p99");
+    const std::string note = absl::StrCat(p.count, " calls; ", estop.response_bytes[v], " bytes");
+    if (kStopViews[v] == v1::STOP_RESPONSE_VIEW_COUNT && estop.echo_under_load.count > 0) {
+      table_.AddGoal(row, VersusEchoP99(p, estop),
+                     absl::StrCat("p99 ≤ ", FormatRatio(kEstopCountVsEchoP99Goal), " echo p99"),
+                     Ratio(p.p99, estop.echo_under_load.p99) <= kEstopCountVsEchoP99Goal);
+    } else {
+      table_.AddInfo(row, VersusEchoP99(p, estop), note);
+    }
+  }
+  table_.AddInfo(absl::StrCat(what, ": 1st call (FULL)"),
+                 absl::StrCat(FormatLatency(estop.first), ", in server ",
+                              FormatLatency(estop.first_in_server)),
+                 absl::StrCat("all ", devices, " dev RUNNING"));
   table_.AddInfo(absl::StrFormat("ListDevices(%d) p50 / p99, same load", devices),
                  absl::StrCat(FormatLatency(estop.list_devices.p50), " / ",
                               FormatLatency(estop.list_devices.p99)),
-                 "same Devices as the stop's response");
-  const bool safe = estop.outputs_on == 0 && estop.not_estopped == 0 && estop.missing == 0;
-  table_.AddGoal(
-      "EmergencyStop: every output off on return",
-      absl::StrFormat("%d devices checked: %d output_on, %d not ESTOPPED, %d missing",
-                      estop.devices_checked, estop.outputs_on, estop.not_estopped, estop.missing),
-      "0 / 0 / 0", safe);
-  if (!safe) errors_.push_back("an EmergencyStop(all) response showed an output not off");
+                 "same Devices as a FULL response");
+  CheckEstop(estop, "EmergencyStop");
+}
+
+void Report::AddAuditedEstop(const EstopResult& estop, size_t devices, int streams) {
+  const std::string what =
+      absl::StrCat("EmergencyStop(all) ", devices, " dev, ", streams, " streams, audit trail");
+  table_.AddInfo(
+      absl::StrCat(what, ": in server p50 / p99"),
+      absl::StrCat(FormatLatency(estop.in_server.p50), " / ", FormatLatency(estop.in_server.p99)),
+      absl::StrCat("request to last output off; ", estop.in_server.count, " calls"));
+  static_assert(kStopViews.back() == v1::STOP_RESPONSE_VIEW_COUNT);
+  const size_t count_view = kStopViews.size() - 1;
+  if (estop.response[count_view].count > 0) {
+    table_.AddInfo(absl::StrCat(what, ": response COUNT p50 / p99"),
+                   VersusEchoP99(estop.response[count_view], estop),
+                   "acknowledged after its record's fsync");
+  }
+  CheckEstop(estop, "EmergencyStop with the audit trail");
 }
 
 void Report::AddThroughput(const ThroughputResults& t) {

@@ -134,3 +134,29 @@ def test_prometheus_sees_grpc_values_and_an_injected_fault(dermad_with_metrics, 
     # The gRPC calls themselves are counted.
     prometheus('derma_grpc_server_handled_total{method="/derma.v1.DeviceControl/Configure",'
                'code="OK"}', lambda r: r and one_value(r) >= 1)
+
+
+def stop_counts(port):
+    """derma_emergency_stop_duration_seconds_count by scope, from a live scrape."""
+    counts = {}
+    for line in http_get(f"http://127.0.0.1:{port}/metrics").splitlines():
+        if line.startswith("derma_emergency_stop_duration_seconds_count{"):
+            labels, value = line.rsplit(" ", 1)
+            scope = labels.split('scope="', 1)[1].split('"', 1)[0]
+            counts[scope] = float(value)
+    return counts
+
+
+def test_each_emergency_stop_is_timed_once_in_its_scope(dermad_with_metrics):
+    stub = pb_grpc.DeviceControlStub(dermad_with_metrics.channel)
+    port = dermad_with_metrics.metrics_port
+    assert stop_counts(port) == {"device": 0, "all": 0}
+    stub.EmergencyStop(pb.EmergencyStopRequest(name="devices/stim-1"), timeout=5)
+    assert stop_counts(port) == {"device": 1, "all": 0}
+    response = stub.EmergencyStop(pb.EmergencyStopRequest(
+        all_devices=True, view=pb.STOP_RESPONSE_VIEW_COUNT), timeout=5)
+    assert len(response.devices) == 0 and response.stopped_count > 1
+    assert stop_counts(port) == {"device": 1, "all": 1}
+    body = http_get(f"http://127.0.0.1:{port}/metrics")
+    # Sub-millisecond buckets, so the goal (≤ 1 ms) can be read off the histogram.
+    assert 'derma_emergency_stop_duration_seconds_bucket{scope="all",le="0.0005"}' in body
