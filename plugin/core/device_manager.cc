@@ -109,13 +109,7 @@ void DeviceManager::Post(uint32_t index, DeviceTask task) {
 }
 
 void DeviceManager::Dispatch(uint32_t index, DeviceTask task) {
-  Entry* entry = entries_[index].get();
-  Task bound = Bind(entry, std::move(task));
-  if (entry->inline_commands) {
-    entry->strand.Dispatch(std::move(bound));
-  } else {
-    entry->strand.Post(std::move(bound));
-  }
+  DispatchOrPost(index, std::move(task), /*urgent=*/false);
 }
 
 void DeviceManager::PostUrgent(uint32_t index, DeviceTask task) {
@@ -124,12 +118,18 @@ void DeviceManager::PostUrgent(uint32_t index, DeviceTask task) {
 }
 
 void DeviceManager::DispatchUrgent(uint32_t index, DeviceTask task) {
+  DispatchOrPost(index, std::move(task), /*urgent=*/true);
+}
+
+void DeviceManager::DispatchOrPost(uint32_t index, DeviceTask task, bool urgent) {
   Entry* entry = entries_[index].get();
   Task bound = Bind(entry, std::move(task));
-  if (entry->inline_commands) {
+  if (!entry->inline_commands) {
+    urgent ? entry->strand.PostUrgent(std::move(bound)) : entry->strand.Post(std::move(bound));
+  } else if (urgent) {
     entry->strand.DispatchUrgent(std::move(bound));
   } else {
-    entry->strand.PostUrgent(std::move(bound));
+    entry->strand.Dispatch(std::move(bound));
   }
 }
 

@@ -123,6 +123,8 @@ class DeviceManager {
   // `skip_links`: only the pool's devices (and `done` counts only those).
   // A device task as a strand task; on a link it then sets the device's next wake-up.
   Task Bind(Entry* entry, DeviceTask task);
+  // Dispatch or DispatchUrgent on a device that runs commands inline, else Post or PostUrgent.
+  void DispatchOrPost(uint32_t index, DeviceTask task, bool urgent);
   // Asks the device's link to poll it at its next deadline (Device::NextWakeup).
   void ScheduleWakeup(Entry& entry);
   void ForEach(bool urgent, absl::AnyInvocable<void(Device&)> action, Done done,

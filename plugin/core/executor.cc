@@ -144,7 +144,7 @@ void Strand::Drain(bool urgent) {
     }
     std::move(task)();
   }
-  StopRunning();
+  StopRunning(nullptr);
 }
 
 void Strand::Dispatch(Task task) {
@@ -160,33 +160,32 @@ void Strand::Dispatch(Task task) {
     return;
   }
   std::move(task)();
-  StopRunning();
+  StopRunning(nullptr);
 }
 
-void Strand::StopRunning() {
+void Strand::StopRunning(std::vector<Task>* normal_drains) {
   bool urgent = false;
-  Task drain = StopRunningDrain(&urgent);
-  if (!drain) return;
+  Task drain;
+  {
+    absl::MutexLock lock(&mu_);
+    running_ = false;
+    if (urgent_.empty() && normal_.empty()) return;
+    if (!urgent_.empty() && !urgent_drain_pending_) {
+      urgent_drain_pending_ = true;
+      urgent = true;
+    } else if (pending_drains_ > 0) {
+      return;  // a queued drain will continue
+    }
+    ++pending_drains_;
+    drain = [this, urgent] { Drain(urgent); };
+  }
   if (urgent) {
     executor_.ScheduleUrgent(std::move(drain));
+  } else if (normal_drains != nullptr) {
+    normal_drains->push_back(std::move(drain));
   } else {
     executor_.Schedule(std::move(drain));
   }
-}
-
-Task Strand::StopRunningDrain(bool* urgent) {
-  absl::MutexLock lock(&mu_);
-  running_ = false;
-  if (urgent_.empty() && normal_.empty()) return nullptr;
-  if (!urgent_.empty() && !urgent_drain_pending_) {
-    urgent_drain_pending_ = true;
-    *urgent = true;
-  } else if (pending_drains_ > 0) {
-    return nullptr;  // a queued drain will continue
-  }
-  ++pending_drains_;
-  const bool drain_urgent = *urgent;
-  return [this, drain_urgent] { Drain(drain_urgent); };
 }
 
 void Strand::DispatchUrgent(Task task) {
@@ -195,7 +194,7 @@ void Strand::DispatchUrgent(Task task) {
     return;
   }
   std::move(task)();
-  StopRunning();
+  StopRunning(nullptr);
 }
 
 bool Strand::TryAcquire() {
@@ -206,15 +205,6 @@ bool Strand::TryAcquire() {
   return true;
 }
 
-void Strand::Release(std::vector<Task>& drains) {
-  bool urgent = false;
-  Task drain = StopRunningDrain(&urgent);
-  if (!drain) return;
-  if (urgent) {
-    executor_.ScheduleUrgent(std::move(drain));
-  } else {
-    drains.push_back(std::move(drain));
-  }
-}
+void Strand::Release(std::vector<Task>& drains) { StopRunning(&drains); }
 
 }  // namespace derma

@@ -127,11 +127,9 @@ class Strand {
   // One drain task: runs a batch of the strand's tasks unless another drain is running.
   void Drain(bool urgent);
   // After running tasks: clears running_ and schedules a drain if tasks are left and none is
-  // queued to run them.
-  void StopRunning();
-  // StopRunning's decision: clears running_ and returns the drain to schedule, if any, setting
-  // `*urgent` when it belongs on the executor's urgent queue.
-  Task StopRunningDrain(bool* urgent);
+  // queued to run them; a drain for the normal lane goes to `normal_drains` when given (the
+  // caller schedules them together), one for the urgent lane is scheduled at once.
+  void StopRunning(std::vector<Task>* normal_drains);
 
   Executor& executor_;
   absl::Mutex mu_;

@@ -9,7 +9,6 @@ point, so installing the package is enough) provides the fixtures `derma_station
 `derma_client`; see that module for its options.
 """
 from derma.testing.station import (DEFAULT_FLEET, DermadError, Station, find_dermad,
-                                   start_dermad, wait_until)
+                                   start_dermad)
 
-__all__ = ["DEFAULT_FLEET", "DermadError", "Station", "find_dermad", "start_dermad",
-           "wait_until"]
+__all__ = ["DEFAULT_FLEET", "DermadError", "Station", "find_dermad", "start_dermad"]

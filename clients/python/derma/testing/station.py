@@ -28,7 +28,6 @@ import signal
 import subprocess
 import tempfile
 import threading
-import time
 from pathlib import Path
 from typing import IO, Any, Iterator, Optional, Sequence, Union
 
@@ -282,13 +281,3 @@ def start_dermad(fleet: Optional[PathLike] = None, *, fleet_text: Optional[str] 
     finally:
         station.close(keep_files)
 
-
-def wait_until(predicate, timeout_s: float = 10, interval_s: float = 0.01,
-               message: str = "condition") -> None:
-    """Polls predicate() until it returns true; raises TimeoutError naming message after
-    timeout_s. For conditions on the real clock; on a virtual clock, advance() instead."""
-    deadline = time.monotonic() + timeout_s
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"{message} not reached within {timeout_s} s")
-        time.sleep(interval_s)
