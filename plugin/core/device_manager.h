@@ -129,6 +129,17 @@ class DeviceManager {
   void ScheduleWakeup(Entry& entry);
   void ForEach(bool urgent, absl::AnyInvocable<void(Device&)> action, Done done,
                bool skip_links = false);
+  // One TickAll round: the pool devices left to tick, and what to call after the last.
+  struct TickRound {
+    std::atomic<size_t> left;
+    Done done;
+    void Finish(size_t ticked) {
+      if (ticked > 0 && left.fetch_sub(ticked) == ticked) std::move(done)();
+    }
+  };
+  // Ticks the pool devices among entries_[begin, end): inline on this pool thread for each
+  // idle strand, posted behind the work of a busy one.
+  void TickChunk(const std::shared_ptr<TickRound>& round, size_t begin, size_t end);
 
   class FleetStop;  // one EmergencyStopAll's countdowns and callbacks
   // The devices whose outputs EmergencyStopAll switched off on its own thread, their strands
@@ -147,6 +158,7 @@ class DeviceManager {
   Executor& executor_;
   DeviceContext context_;
   std::vector<std::unique_ptr<Entry>> entries_;
+  size_t pool_devices_ = 0;  // entries not on a link
   absl::flat_hash_map<std::string, uint32_t> by_id_;
   absl::AnyInvocable<void()> before_emergency_stop_all_;
 };

@@ -148,14 +148,8 @@ void Strand::Drain(bool urgent) {
 }
 
 void Strand::Dispatch(Task task) {
-  bool idle = false;
-  {
-    absl::MutexLock lock(&mu_);
-    idle = !running_ && urgent_.empty() && normal_.empty();
-    // A drain queued earlier then finds running_ set and leaves the strand to this call.
-    if (idle) running_ = true;
-  }
-  if (!idle) {
+  // A drain queued earlier then finds running_ set and leaves the strand to this call.
+  if (!TryAcquireIdle()) {
     Post(std::move(task));  // queues behind the work found, whatever changed since
     return;
   }
@@ -201,6 +195,13 @@ bool Strand::TryAcquire() {
   absl::MutexLock lock(&mu_);
   if (running_) return false;
   // A drain queued earlier then finds running_ set and leaves the strand to the caller.
+  running_ = true;
+  return true;
+}
+
+bool Strand::TryAcquireIdle() {
+  absl::MutexLock lock(&mu_);
+  if (running_ || !urgent_.empty() || !normal_.empty()) return false;
   running_ = true;
   return true;
 }

@@ -116,6 +116,10 @@ class Strand {
   // task of the strand runs until Release. False when a task is running (post urgently then).
   // Call it with no lock held that a task may take.
   bool TryAcquire();
+  // As TryAcquire, but only when the strand is idle: nothing running and nothing queued in
+  // either lane (what Dispatch checks). For periodic work a caller runs on its own pool thread
+  // in order with the strand's tasks (a fleet's tick): false means post it behind them.
+  bool TryAcquireIdle();
   // Gives back a strand taken by TryAcquire. A drain for normal-lane tasks queued meanwhile is
   // appended to `drains` (for Executor::ScheduleAll, not urgent; schedule them promptly); one
   // for urgent tasks is scheduled on the executor's urgent queue at once.

@@ -163,7 +163,7 @@ std::shared_ptr<TelemetrySubscription> TelemetryFanout::Subscribe(SubscriptionOp
   subscription->fanout_ = this;
   absl::MutexLock lock(&mu_);
   subscriptions_.push_back(subscription);
-  subscriber_count_.store(subscriptions_.size(), std::memory_order_relaxed);
+  subscriber_count_.store(subscriptions_.size(), std::memory_order_release);
   return subscription;
 }
 
@@ -176,7 +176,7 @@ void TelemetryFanout::Unsubscribe(const TelemetrySubscription* subscription) {
     if (it == subscriptions_.end()) return;
     removed = std::move(*it);
     subscriptions_.erase(it);
-    subscriber_count_.store(subscriptions_.size(), std::memory_order_relaxed);
+    subscriber_count_.store(subscriptions_.size(), std::memory_order_release);
   }
   // No device offers to it any more: what it still holds leaves the fan-out's count.
   absl::MutexLock consumer(&removed->drain_mu_);
@@ -197,7 +197,12 @@ size_t TelemetryFanout::subscriber_count() const {
   return subscriptions_.size();
 }
 
+// Without subscribers a publish takes no lock. A subscriber that subscribed and then read a
+// device's view (a stream's snapshot) sees every sample the device publishes after that read:
+// the device reads the count after taking the view's lock, which the snapshot's read released
+// after the count was stored.
 void TelemetryFanout::Publish(const Sample& sample) {
+  if (subscriber_count_.load(std::memory_order_acquire) == 0) return;
   absl::ReaderMutexLock lock(&mu_);
   for (const auto& subscription : subscriptions_) {
     if (subscription->Wants(sample.device_index)) subscription->Offer(sample);
@@ -205,6 +210,7 @@ void TelemetryFanout::Publish(const Sample& sample) {
 }
 
 void TelemetryFanout::PublishEvent(uint32_t device_index, EventPtr event) {
+  if (subscriber_count_.load(std::memory_order_acquire) == 0) return;
   absl::ReaderMutexLock lock(&mu_);
   for (const auto& subscription : subscriptions_) {
     if (subscription->Wants(device_index)) subscription->OfferEvent(device_index, event);

@@ -10,6 +10,7 @@
 #include <thread>
 #include <vector>
 
+#include "absl/strings/str_cat.h"
 #include "absl/synchronization/notification.h"
 #include "gmock/gmock.h"
 #include "tests/core/device_fixture.h"
@@ -206,6 +207,46 @@ TEST_F(DeviceManagerTest, TickAllTicksEveryDeviceThenCallsDoneOnce) {
   }
   for (uint32_t i = 0; i < manager_->size(); ++i) manager_->Call(i, [](Device&) { return 0; });
   EXPECT_EQ(done_calls.load(), 1);
+}
+
+// A tick runs inline only on an idle strand: behind a busy device's queued work it waits its
+// turn, so a command queued before a tick sees the device time it was queued at, never a tick
+// ahead of it. 600 devices span several tick tasks.
+TEST(DeviceManagerTickTest, TicksIdleDevicesAndQueuesBehindBusyOnesAcrossManyDevices) {
+  ManualExecutor executor;
+  VirtualClock clock;
+  TelemetryFanout fanout;
+  RunRegistry runs;
+  DeviceManager manager(executor, DeviceContext{clock, fanout, runs});
+  constexpr uint32_t kDevices = 600;
+  DriverInfo never_blocks = FakePenInfo();
+  never_blocks.hooks_never_block = true;  // Dispatch below runs on this thread
+  for (uint32_t i = 0; i < kDevices; ++i) {
+    ASSERT_TRUE(
+        manager.AddDevice(absl::StrCat("d", i), std::make_unique<FakeDriver>(never_blocks)).ok());
+  }
+  for (uint32_t i = 0; i < kDevices; ++i) manager.Post(i, [](Device& d) { d.Initialize(); });
+  executor.RunUntilIdle();
+  clock.Advance(absl::Milliseconds(10));
+  // The round starts while device 0 runs a task that queued another behind itself: when the
+  // tick reaches device 0 its strand is not running, but work is queued (its drain is
+  // scheduled behind the round's tick tasks).
+  std::vector<uint64_t> seen_before_tick;
+  int done_calls = 0;
+  manager.Dispatch(0, [&](Device&) {
+    manager.Post(0, [&seen_before_tick](Device& d) {
+      seen_before_tick.push_back(d.view().latest_sample().sequence);
+    });
+    manager.TickAll([&done_calls] { ++done_calls; });
+  });
+  EXPECT_EQ(done_calls, 0) << "nothing ran before the executor did";
+  executor.RunUntilIdle();
+  EXPECT_EQ(done_calls, 1);
+  EXPECT_THAT(seen_before_tick, ElementsAre(1u)) << "the queued task ran before the tick";
+  for (uint32_t i = 0; i < kDevices; ++i) {
+    EXPECT_EQ(manager.view(i).latest_sample().sequence, 2u) << "device " << i;
+    EXPECT_EQ(manager.view(i).latest_sample().device_time_us, absl::ToUnixMicros(clock.Now()));
+  }
 }
 
 TEST_F(DeviceManagerTest, EmergencyStopAllRunsAheadOfQueuedWorkAndStopsEveryOutput) {

@@ -78,6 +78,25 @@ TEST(StrandAcquireTest, UrgentWorkQueuedWhileHeldIsScheduledAtRelease) {
   EXPECT_THAT(log, ElementsAre("urgent", "normal"));
 }
 
+TEST(StrandAcquireTest, TakesOnlyAnIdleStrandWhenAskedForIdle) {
+  ManualExecutor executor;
+  Strand strand(executor);
+  std::vector<std::string> log;
+  strand.Post([&log] { log.push_back("queued"); });
+  EXPECT_FALSE(strand.TryAcquireIdle()) << "a queued task must run first";
+  executor.RunUntilIdle();
+  ASSERT_TRUE(strand.TryAcquireIdle()) << "nothing running or queued";
+  EXPECT_FALSE(strand.TryAcquireIdle()) << "held once is held";
+  strand.Post([&log] { log.push_back("after"); });
+  executor.RunUntilIdle();
+  EXPECT_THAT(log, ElementsAre("queued")) << "a held strand runs nothing";
+  std::vector<Task> drains;
+  strand.Release(drains);
+  executor.ScheduleAll(std::move(drains), /*urgent=*/false);
+  executor.RunUntilIdle();
+  EXPECT_THAT(log, ElementsAre("queued", "after"));
+}
+
 TEST(StrandAcquireTest, CannotTakeAStrandWhileATaskRuns) {
   ManualExecutor executor;
   Strand strand(executor);
