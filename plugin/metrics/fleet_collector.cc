@@ -1,5 +1,6 @@
 #include "plugin/metrics/fleet_collector.h"
 
+#include <initializer_list>
 #include <memory>
 #include <string>
 #include <utility>
@@ -22,24 +23,71 @@ std::string EnumLabel(const std::string& name, absl::string_view prefix) {
   return absl::AsciiStrToLower(value);
 }
 
-// The families of one scrape, filled device by device.
+// Label values of an enum, without its prefix and in lower case, indexed by value; computed
+// once (a scrape asks for them per device).
+template <typename Enum>
+const std::vector<std::string>& EnumLabels(const std::string& (*name)(Enum), int array_size,
+                                           bool (*is_valid)(int), absl::string_view prefix) {
+  static const std::vector<std::string>* const labels = [&] {
+    auto* out = new std::vector<std::string>(array_size);
+    for (int value = 0; value < array_size; ++value) {
+      if (is_valid(value)) (*out)[value] = EnumLabel(name(static_cast<Enum>(value)), prefix);
+    }
+    return out;
+  }();
+  return *labels;
+}
+
+const std::vector<std::string>& StateLabels() {
+  return EnumLabels<v1::DeviceState>(v1::DeviceState_Name, v1::DeviceState_ARRAYSIZE,
+                                     v1::DeviceState_IsValid, "DEVICE_STATE_");
+}
+
+const std::vector<std::string>& KindLabels() {
+  return EnumLabels<v1::DeviceKind>(v1::DeviceKind_Name, v1::DeviceKind_ARRAYSIZE,
+                                    v1::DeviceKind_IsValid, "DEVICE_KIND_");
+}
+
+// "driver_error" for FAULT_KIND_UNSPECIFIED (a fault the driver reported without a kind).
+const std::vector<std::string>& FaultReasonLabels() {
+  static const std::vector<std::string>* const labels = [] {
+    auto* out = new std::vector<std::string>(
+        EnumLabels<v1::FaultKind>(v1::FaultKind_Name, v1::FaultKind_ARRAYSIZE,
+                                  v1::FaultKind_IsValid, "FAULT_KIND_"));
+    (*out)[v1::FAULT_KIND_UNSPECIFIED] = "driver_error";
+    return out;
+  }();
+  return *labels;
+}
+
+// The families of one scrape, filled device by device. Every device adds its series in the
+// same order, so the family after the last one found is tried first: a lookup is one name
+// comparison, and nothing is allocated for a name or help text already seen.
 class Families {
  public:
-  MetricFamily& Get(const std::string& name, const std::string& help, MetricType type) {
-    for (MetricFamily& family : families_) {
-      if (family.name == name) return family;
+  explicit Families(size_t devices) : devices_(devices) {}
+
+  MetricFamily& Get(absl::string_view name, absl::string_view help, MetricType type) {
+    if (next_ < families_.size() && families_[next_].name == name) return families_[next_++];
+    for (size_t i = 0; i < families_.size(); ++i) {
+      if (families_[i].name == name) {
+        next_ = i + 1;
+        return families_[i];
+      }
     }
-    families_.push_back(MetricFamily{name, help, type, {}});
+    families_.push_back(MetricFamily{std::string(name), std::string(help), type, {}});
+    families_.back().metric.reserve(devices_);
+    next_ = families_.size();
     return families_.back();
   }
-  void Gauge(const std::string& name, const std::string& help, ClientMetric::Label device,
-             double value, std::vector<ClientMetric::Label> extra = {}) {
-    ClientMetric& metric = Add(Get(name, help, MetricType::Gauge), device, std::move(extra));
+  void Gauge(absl::string_view name, absl::string_view help, const ClientMetric::Label& device,
+             double value, std::initializer_list<ClientMetric::Label> extra = {}) {
+    ClientMetric& metric = Add(Get(name, help, MetricType::Gauge), device, extra);
     metric.gauge.value = value;
   }
-  void Counter(const std::string& name, const std::string& help, ClientMetric::Label device,
-               double value, std::vector<ClientMetric::Label> extra = {}) {
-    ClientMetric& metric = Add(Get(name, help, MetricType::Counter), device, std::move(extra));
+  void Counter(absl::string_view name, absl::string_view help, const ClientMetric::Label& device,
+               double value, std::initializer_list<ClientMetric::Label> extra = {}) {
+    ClientMetric& metric = Add(Get(name, help, MetricType::Counter), device, extra);
     metric.counter.value = value;
   }
   std::vector<MetricFamily> Take() {
@@ -51,14 +99,17 @@ class Families {
   }
 
  private:
-  static ClientMetric& Add(MetricFamily& family, ClientMetric::Label device,
-                           std::vector<ClientMetric::Label> extra) {
+  static ClientMetric& Add(MetricFamily& family, const ClientMetric::Label& device,
+                           std::initializer_list<ClientMetric::Label> extra) {
     ClientMetric& metric = family.metric.emplace_back();
-    metric.label.push_back(std::move(device));
-    for (ClientMetric::Label& label : extra) metric.label.push_back(std::move(label));
+    metric.label.reserve(1 + extra.size());
+    metric.label.push_back(device);
+    metric.label.insert(metric.label.end(), extra.begin(), extra.end());
     return metric;
   }
+  const size_t devices_;
   std::vector<MetricFamily> families_;
+  size_t next_ = 0;  // the family expected next
 };
 
 void CollectPen(const Sample& sample, const v1::Device& device, const ClientMetric::Label& id,
@@ -100,15 +151,12 @@ void CollectStimulator(const Sample& sample, const v1::Capabilities& capabilitie
 }
 
 void CollectCounters(const DeviceCounters& counters, const ClientMetric::Label& id, Families& out) {
+  const std::vector<std::string>& reasons = FaultReasonLabels();
   for (int kind = 0; kind < v1::FaultKind_ARRAYSIZE; ++kind) {
     if (!v1::FaultKind_IsValid(kind)) continue;
-    const std::string reason =
-        kind == v1::FAULT_KIND_UNSPECIFIED
-            ? "driver_error"
-            : EnumLabel(v1::FaultKind_Name(static_cast<v1::FaultKind>(kind)), "FAULT_KIND_");
     out.Counter("derma_faults_total", "Faults raised, by reason.", id,
                 static_cast<double>(counters.faults(static_cast<v1::FaultKind>(kind))),
-                {{"reason", reason}});
+                {{"reason", reasons[kind]}});
   }
   out.Counter("derma_emergency_stops_total", "EmergencyStop commands executed.", id,
               static_cast<double>(counters.emergency_stops()));
@@ -132,7 +180,7 @@ int64_t ChainHeadPrefix48(const std::string& hash) {
 }  // namespace
 
 std::vector<MetricFamily> FleetCollector::Collect() const {
-  Families out;
+  Families out(devices_.size());
   // Run durations aggregate per kind: a histogram per device would multiply series by 12.
   std::array<DeviceCounters::RunBuckets, v1::DeviceKind_ARRAYSIZE> run_buckets{};
   std::array<double, v1::DeviceKind_ARRAYSIZE> run_sums{};
@@ -146,7 +194,7 @@ std::vector<MetricFamily> FleetCollector::Collect() const {
     const v1::Device& identity = *identity_ptr;
     const Sample sample = view.latest_sample();
     const ClientMetric::Label id{"device", identity.name().substr(sizeof("devices/") - 1)};
-    const std::string kind = EnumLabel(v1::DeviceKind_Name(identity.kind()), "DEVICE_KIND_");
+    const std::string& kind = KindLabels()[identity.kind()];
 
     out.Gauge("derma_device_info", "Device identity (value 1).", id, 1,
               {{"kind", kind},
@@ -158,9 +206,7 @@ std::vector<MetricFamily> FleetCollector::Collect() const {
     for (int state = 1; state < v1::DeviceState_ARRAYSIZE; ++state) {
       if (!v1::DeviceState_IsValid(state)) continue;
       out.Gauge("derma_device_state", "1 for the device's current state, 0 for the others.", id,
-                device->state() == state ? 1 : 0,
-                {{"state", EnumLabel(v1::DeviceState_Name(static_cast<v1::DeviceState>(state)),
-                                     "DEVICE_STATE_")}});
+                device->state() == state ? 1 : 0, {{"state", StateLabels()[state]}});
     }
     out.Gauge("derma_device_output_on", "1 when the output (motor or current) is on.", id,
               sample.output_on ? 1 : 0);
@@ -194,9 +240,7 @@ std::vector<MetricFamily> FleetCollector::Collect() const {
   for (int kind = 1; kind < v1::DeviceKind_ARRAYSIZE; ++kind) {
     if (!v1::DeviceKind_IsValid(kind)) continue;
     ClientMetric& metric = runs.metric.emplace_back();
-    metric.label.push_back(
-        {"kind",
-         EnumLabel(v1::DeviceKind_Name(static_cast<v1::DeviceKind>(kind)), "DEVICE_KIND_")});
+    metric.label.push_back({"kind", KindLabels()[kind]});
     uint64_t cumulative = 0;
     for (size_t b = 0; b < DeviceCounters::kRunDurationBounds.size(); ++b) {
       cumulative += run_buckets[kind][b];

@@ -23,9 +23,11 @@ absl::StatusOr<std::vector<ScrapeResult>> MeasureScrapes(const std::vector<int>&
     ScrapeResult result;
     result.devices = size;
     std::vector<absl::Duration> times;
+    std::vector<absl::Duration> collect_times;
     for (int i = 0; i < scrapes; ++i) {
       const absl::Time start = absl::Now();
       const std::vector<prometheus::MetricFamily> families = collector.Collect();
+      collect_times.push_back(absl::Now() - start);
       const std::string body = serializer.Serialize(families);
       times.push_back(absl::Now() - start);
       result.body_bytes = body.size();
@@ -35,6 +37,7 @@ absl::StatusOr<std::vector<ScrapeResult>> MeasureScrapes(const std::vector<int>&
       }
     }
     result.time = ComputePercentiles(std::move(times));
+    result.collect = ComputePercentiles(std::move(collect_times));
     (*plugin)->Shutdown();
     out.push_back(result);
   }

@@ -13,7 +13,8 @@ namespace derma::bench {
 
 struct ScrapeResult {
   int devices = 0;
-  Percentiles time;  // collect + encode, µs
+  Percentiles time;     // collect + encode, µs
+  Percentiles collect;  // collect alone
   size_t body_bytes = 0;
   size_t series = 0;
 };
