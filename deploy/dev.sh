@@ -27,6 +27,7 @@ readonly DEBIAN_PACKAGES=(
 # ThreadSanitizer build builds and runs.
 readonly TSAN_TARGETS=(
   derma_core_test derma_service_test derma_host_config_test derma_fleet_test derma_audit_test
+  derma_metrics_test
 )
 
 usage() {

@@ -35,7 +35,7 @@
 #include "plugin/host/plugin.h"
 #include "plugin/host/protobuf_log.h"
 #include "plugin/host/server_security.h"
-#include "prometheus/exposer.h"
+#include "plugin/metrics/metrics_endpoint.h"
 
 ABSL_FLAG(std::string, listen, "127.0.0.1:50051", "Address to serve gRPC on (host:port)");
 ABSL_FLAG(std::string, tls_cert, "", "PEM server certificate chain (TLS)");
@@ -89,10 +89,6 @@ ABSL_FLAG(bool, mutex_deadlock_detection, false,
 namespace {
 
 std::atomic<bool> g_stop{false};
-
-// The metrics exposer at exit, reachable (a volatile store is never optimized away) so that
-// leak checkers do not report what is deliberately left to the OS.
-prometheus::Exposer* volatile g_exposer_left_to_the_os = nullptr;
 
 void OnSignal(int) { g_stop.store(true); }
 
@@ -260,15 +256,16 @@ int main(int argc, char** argv) {
     return 2;
   }
   // The metrics endpoint first: a port that cannot be bound stops dermad before it serves.
-  std::unique_ptr<prometheus::Exposer> exposer;
+  std::unique_ptr<derma::metrics::MetricsEndpoint> metrics_endpoint;
   if (const std::string metrics = absl::GetFlag(FLAGS_metrics_listen); !metrics.empty()) {
-    try {
-      exposer = std::make_unique<prometheus::Exposer>(metrics);
-    } catch (const std::exception& e) {
-      absl::FPrintF(stderr, "dermad: cannot serve metrics on %s: %s\n", metrics, e.what());
+    absl::StatusOr<std::unique_ptr<derma::metrics::MetricsEndpoint>> endpoint =
+        derma::metrics::MetricsEndpoint::Start(metrics, (*plugin)->MetricsCollectables());
+    if (!endpoint.ok()) {
+      absl::FPrintF(stderr, "dermad: cannot serve metrics on %s: %s\n", metrics,
+                    endpoint.status().message());
       return 2;
     }
-    (*plugin)->RegisterMetrics(*exposer);
+    metrics_endpoint = *std::move(endpoint);
   }
 
   const std::string listen = absl::GetFlag(FLAGS_listen);
@@ -296,11 +293,11 @@ int main(int argc, char** argv) {
                 "stop every output\n",
                 fleet.devices().size(), path, listen, port,
                 fleet.clock().IsVirtual() ? "virtual" : "real");
-  if (exposer != nullptr && !exposer->GetListeningPorts().empty()) {
+  if (metrics_endpoint != nullptr) {
     // With --metrics_listen=HOST:0 this is the only place the chosen port shows.
     const std::string metrics = absl::GetFlag(FLAGS_metrics_listen);
     absl::FPrintF(stdout, "dermad: metrics on http://%s:%d/metrics\n",
-                  metrics.substr(0, metrics.rfind(':')), exposer->GetListeningPorts().front());
+                  metrics.substr(0, metrics.rfind(':')), metrics_endpoint->port());
   }
   std::fflush(stdout);
   if (!options.audit_db.empty()) Info("dermad: audit trail %s\n", options.audit_db);
@@ -327,8 +324,5 @@ int main(int argc, char** argv) {
   server->Wait();
   Info("dermad: stopped in %d ms; every output is off\n",
        absl::ToInt64Milliseconds(absl::Now() - stop_start));
-  // Stopping the metrics web server takes about 2 s; the process is exiting, so let the OS
-  // reclaim it instead of delaying the exit.
-  g_exposer_left_to_the_os = exposer.release();
-  return 0;
+  return 0;  // the metrics endpoint stops first: it was made after the plugin it reads
 }

@@ -160,10 +160,14 @@ void Plugin::Register(grpc::ServerBuilder& builder) {
 }
 
 void Plugin::RegisterMetrics(prometheus::Exposer& exposer) {
-  exposer.RegisterCollectable(collector_);
-  exposer.RegisterCollectable(stop_collector_);
-  exposer.RegisterCollectable(grpc_metrics_->registry());
-  for (const auto& metrics : backend_metrics_) exposer.RegisterCollectable(metrics);
+  for (const auto& collectable : MetricsCollectables()) exposer.RegisterCollectable(collectable);
+}
+
+std::vector<std::weak_ptr<prometheus::Collectable>> Plugin::MetricsCollectables() const {
+  std::vector<std::weak_ptr<prometheus::Collectable>> out = {collector_, stop_collector_,
+                                                             grpc_metrics_->registry()};
+  out.insert(out.end(), backend_metrics_.begin(), backend_metrics_.end());
+  return out;
 }
 
 void Plugin::Start() {

@@ -122,6 +122,9 @@ class Plugin {
   // Adds derma's Prometheus metrics (devices read at scrape time, gRPC server metrics,
   // derma_build_info) to the host's exposer. The exposer must not outlive the plugin.
   void RegisterMetrics(prometheus::Exposer& exposer);
+  // The same collectables, in the same order, for an endpoint of the host's own (dermad's
+  // metrics::MetricsEndpoint). They must not be collected after the plugin is destroyed.
+  std::vector<std::weak_ptr<prometheus::Collectable>> MetricsCollectables() const;
   // Starts device ticking on a real clock (a virtual clock moves only by AdvanceClock).
   void Start();
   // Health goes NOT_SERVING, mutating commands are refused with UNAVAILABLE (SHUTTING_DOWN),

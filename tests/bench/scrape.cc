@@ -5,6 +5,7 @@
 #include "absl/time/clock.h"
 #include "plugin/host/plugin.h"
 #include "plugin/metrics/fleet_collector.h"
+#include "plugin/metrics/text_format.h"
 #include "prometheus/text_serializer.h"
 #include "tests/bench/fleets.h"
 
@@ -24,12 +25,21 @@ absl::StatusOr<std::vector<ScrapeResult>> MeasureScrapes(const std::vector<int>&
     result.devices = size;
     std::vector<absl::Duration> times;
     std::vector<absl::Duration> collect_times;
+    std::vector<absl::Duration> exposer_times;
     for (int i = 0; i < scrapes; ++i) {
       const absl::Time start = absl::Now();
       const std::vector<prometheus::MetricFamily> families = collector.Collect();
       collect_times.push_back(absl::Now() - start);
-      const std::string body = serializer.Serialize(families);
+      std::string body;
+      body.reserve(result.body_bytes + result.body_bytes / 8);  // as MetricsEndpoint does
+      metrics::AppendTextFormat(families, body);
       times.push_back(absl::Now() - start);
+      const absl::Time exposer_start = absl::Now();
+      const std::string exposer_body = serializer.Serialize(families);
+      exposer_times.push_back(absl::Now() - exposer_start);
+      if (exposer_body != body) {
+        return absl::InternalError("derma's text encoding differs from prometheus-cpp's");
+      }
       result.body_bytes = body.size();
       result.series = 0;
       for (const prometheus::MetricFamily& family : families) {
@@ -38,6 +48,7 @@ absl::StatusOr<std::vector<ScrapeResult>> MeasureScrapes(const std::vector<int>&
     }
     result.time = ComputePercentiles(std::move(times));
     result.collect = ComputePercentiles(std::move(collect_times));
+    result.exposer_encode = ComputePercentiles(std::move(exposer_times));
     (*plugin)->Shutdown();
     out.push_back(result);
   }
