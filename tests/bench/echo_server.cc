@@ -4,6 +4,7 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "plugin/host/transport_limits.h"
 #include "tests/bench/echo.grpc.pb.h"
 
 namespace derma::bench {
@@ -61,7 +62,9 @@ absl::StatusOr<std::unique_ptr<EchoServer>> EchoServer::Start(const std::string&
   grpc::ServerBuilder builder;
   int port = 0;
   builder.AddListeningPort("127.0.0.1:0", grpc::InsecureServerCredentials(), &port);
-  builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
+  // dermad's own HTTP/2 settings (SO_REUSEPORT off, keepalive and ping policy; it sets no
+  // resource quota), so a ratio to the baseline compares like with like.
+  host::ApplyTransportLimits(builder);
   builder.RegisterService(server->service_.get());
   if (metrics_interceptor) {
     server->metrics_ = std::make_unique<metrics::GrpcMetrics>();
