@@ -124,10 +124,13 @@ grpc::ServerUnaryReactor* AdmitCall(const auth::Authorizer& auth, const CallAudi
                                     const google::protobuf::Message& request, CallClass call_class,
                                     AuditedCall* call) {
   call->method = method;
-  call->peer_ip = PeerIpOf(*context);
   absl::StatusOr<auth::Principal> caller = auth.Authorize(*context, method);
   if (caller.ok()) call->principal = caller->name;
-  if (!caller.ok() || call_class != CallClass::kRead) call->summary = audit.Summarize(request);
+  // An admitted read leaves no record: its peer and summary are worked out only for a record.
+  if (!caller.ok() || call_class != CallClass::kRead) {
+    call->peer_ip = PeerIpOf(*context);
+    call->summary = audit.Summarize(request);
+  }
   if (!caller.ok()) {
     grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
     audit.FinishRefused(reactor, *call, caller.status());

@@ -13,7 +13,8 @@ using grpc::experimental::InterceptionHookPoints;
 
 class MalformedRequestInterceptor : public grpc::experimental::Interceptor {
  public:
-  explicit MalformedRequestInterceptor(std::string method) : method_(std::move(method)) {}
+  // `method` is the registered method's name, which outlives every call.
+  explicit MalformedRequestInterceptor(const char* method) : method_(method) {}
 
   void Intercept(grpc::experimental::InterceptorBatchMethods* methods) override {
     if (methods->QueryInterceptionHookPoint(InterceptionHookPoints::POST_RECV_MESSAGE) &&
@@ -33,7 +34,7 @@ class MalformedRequestInterceptor : public grpc::experimental::Interceptor {
   }
 
  private:
-  const std::string method_;
+  const char* const method_;  // not copied: this runs for every call
   bool malformed_ = false;
 };
 
