@@ -186,7 +186,8 @@ constexpr size_t kTickChunk = 256;
 }  // namespace
 
 // A tick is not a task per device: a few chunk tasks run the ticks of idle strands inline (no
-// allocation, no executor lock per device) and post a tick only behind a busy strand's work.
+// allocation, no executor lock per device) and post a tick behind a busy strand's work, or
+// for a driver that may block.
 void DeviceManager::TickAll(Done done) {
   for (const std::unique_ptr<Entry>& entry : entries_) {
     if (entry->link != nullptr) entry->link->RequestPoll(entry->poll_key);
@@ -213,7 +214,9 @@ void DeviceManager::TickChunk(const std::shared_ptr<TickRound>& round, size_t be
   for (size_t i = begin; i < end; ++i) {
     Entry* e = entries_[i].get();
     if (e->link != nullptr) continue;
-    if (e->strand.TryAcquireIdle()) {
+    // Only a driver whose hooks never block ticks inline: one that may block would hold up the
+    // rest of the chunk.
+    if (e->inline_commands && e->strand.TryAcquireIdle()) {
       e->device.Tick();
       e->strand.Release(drains);  // a command queued meanwhile gets its drain
       ++ticked;

@@ -138,7 +138,7 @@ class DeviceManager {
     }
   };
   // Ticks the pool devices among entries_[begin, end): inline on this pool thread for each
-  // idle strand, posted behind the work of a busy one.
+  // idle strand of a driver that never blocks, otherwise posted to the strand.
   void TickChunk(const std::shared_ptr<TickRound>& round, size_t begin, size_t end);
 
   class FleetStop;  // one EmergencyStopAll's countdowns and callbacks

@@ -164,6 +164,7 @@ std::shared_ptr<TelemetrySubscription> TelemetryFanout::Subscribe(SubscriptionOp
   absl::MutexLock lock(&mu_);
   subscriptions_.push_back(subscription);
   subscriber_count_.store(subscriptions_.size(), std::memory_order_release);
+  if (!subscription->options_.events_only) sample_subscribers_.fetch_add(1);
   return subscription;
 }
 
@@ -177,6 +178,7 @@ void TelemetryFanout::Unsubscribe(const TelemetrySubscription* subscription) {
     removed = std::move(*it);
     subscriptions_.erase(it);
     subscriber_count_.store(subscriptions_.size(), std::memory_order_release);
+    if (!removed->options_.events_only) sample_subscribers_.fetch_sub(1);
   }
   // No device offers to it any more: what it still holds leaves the fan-out's count.
   absl::MutexLock consumer(&removed->drain_mu_);
@@ -197,12 +199,15 @@ size_t TelemetryFanout::subscriber_count() const {
   return subscriptions_.size();
 }
 
-// Without subscribers a publish takes no lock. A subscriber that subscribed and then read a
-// device's view (a stream's snapshot) sees every sample the device publishes after that read:
-// the device reads the count after taking the view's lock, which the snapshot's read released
-// after the count was stored.
+// Without subscribers (for samples: without one that takes samples; the audit trail's takes
+// only events) a publish takes no lock. A stream subscribes, then reads each device's view
+// under its lock (the snapshot). A device publishes to its view under that lock, then reads the
+// count: if its lock came after the snapshot's, it sees the stream counted; if before, the
+// snapshot holds that sample (or reflects that event) and the stream skips it anyway. The
+// audit trail subscribes once before any device starts, and again after an overflow, which it
+// reports as a gap in the trail.
 void TelemetryFanout::Publish(const Sample& sample) {
-  if (subscriber_count_.load(std::memory_order_acquire) == 0) return;
+  if (sample_subscribers_.load(std::memory_order_acquire) == 0) return;
   absl::ReaderMutexLock lock(&mu_);
   for (const auto& subscription : subscriptions_) {
     if (subscription->Wants(sample.device_index)) subscription->Offer(sample);

@@ -187,6 +187,7 @@ class TelemetryFanout {
   size_t sample_budget_ = 0;
   std::atomic<int64_t> held_samples_{0};
   std::atomic<size_t> subscriber_count_{0};
+  std::atomic<size_t> sample_subscribers_{0};  // subscriptions that are not events_only
   friend class TelemetrySubscription;
 };
 

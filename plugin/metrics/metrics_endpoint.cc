@@ -7,7 +7,9 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <chrono>
 #include <cerrno>
+#include <cstdio>
 #include <cstring>
 #include <utility>
 
@@ -16,20 +18,36 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/string_view.h"
+#include "absl/time/clock.h"
 #include "plugin/metrics/text_format.h"
 
 namespace derma::metrics {
 
 struct MetricsEndpoint::Connection {
+  enum class State { kReading, kWriting, kDraining };
   int fd = -1;
+  State state = State::kReading;
   std::string request;
+  size_t scanned = 0;  // bytes of `request` already searched for the head's end
+  bool head_only = false;  // a HEAD request: no body in any answer
   std::string response;
   size_t sent = 0;
-  bool writing = false;
-  absl::Time deadline;
+  absl::Time deadline;  // steady clock: of the head, of the response, of the drain
 };
 
 namespace {
+
+// Deadlines follow a clock that never steps (the wall clock may, by NTP or by hand).
+absl::Time SteadyNow() {
+  return absl::UnixEpoch() + absl::FromChrono(std::chrono::steady_clock::now().time_since_epoch());
+}
+
+// After its response, a connection is read and discarded until the client closes it, for at
+// most this long: closing with input unread would reset it and could cut the response short.
+constexpr absl::Duration kDrainTime = absl::Seconds(2);
+// How long the listener rests after accept failed for want of resources (descriptors, memory):
+// the pending connection stays queued, so polling it at once would spin.
+constexpr absl::Duration kAcceptPause = absl::Milliseconds(100);
 
 absl::Status AddressError(absl::StatusCode code, const std::string& listen,
                           absl::string_view why) {
@@ -92,19 +110,6 @@ absl::StatusOr<std::pair<int, int>> Listen(const std::string& listen) {
                       absl::StrCat("cannot listen: ", last_error));
 }
 
-std::string Head(absl::string_view status, absl::string_view content_type, size_t length,
-                 absl::string_view extra = "") {
-  return absl::StrCat("HTTP/1.1 ", status, "\r\nContent-Type: ", content_type,
-                      "\r\nContent-Length: ", length, "\r\n", extra,
-                      "Connection: close\r\n\r\n");
-}
-
-std::string Error(absl::string_view status, absl::string_view message,
-                  absl::string_view extra = "") {
-  const std::string body = absl::StrCat(message, "\n");
-  return absl::StrCat(Head(status, "text/plain; charset=utf-8", body.size(), extra), body);
-}
-
 }  // namespace
 
 absl::StatusOr<std::unique_ptr<MetricsEndpoint>> MetricsEndpoint::Start(
@@ -141,133 +146,178 @@ void MetricsEndpoint::Stop() {
     const uint64_t one = 1;
     [[maybe_unused]] const ssize_t written = write(wake_fd_, &one, sizeof(one));
   }
+  absl::MutexLock lock(&stop_mu_);  // concurrent Stops: one joins, the others wait for it
   if (thread_.joinable()) thread_.join();
 }
 
 void MetricsEndpoint::Loop() {
   std::vector<Connection> connections;
   std::vector<pollfd> polled;
+  absl::Time accept_paused_until = absl::InfinitePast();
+  bool reported_poll_error = false;
   while (!stopping_.load()) {
+    const absl::Time before = SteadyNow();
     polled.clear();
     polled.push_back({wake_fd_, POLLIN, 0});
     // At the limit the listener is not polled: new clients wait in the backlog.
-    const bool accepting = connections.size() < options_.max_connections;
+    const bool accepting =
+        connections.size() < options_.max_connections && before >= accept_paused_until;
     polled.push_back({listen_fd_, static_cast<short>(accepting ? POLLIN : 0), 0});
-    absl::Time next_deadline = absl::InfiniteFuture();
+    absl::Time next_deadline =
+        before < accept_paused_until ? accept_paused_until : absl::InfiniteFuture();
     for (const Connection& c : connections) {
-      polled.push_back({c.fd, static_cast<short>(c.writing ? POLLOUT : POLLIN), 0});
+      const bool out = c.state == Connection::State::kWriting;
+      polled.push_back({c.fd, static_cast<short>(out ? POLLOUT : POLLIN), 0});
       next_deadline = std::min(next_deadline, c.deadline);
     }
     int timeout_ms = -1;
     if (next_deadline != absl::InfiniteFuture()) {
       timeout_ms = static_cast<int>(std::clamp<int64_t>(
-          absl::ToInt64Milliseconds(absl::Ceil(next_deadline - absl::Now(), absl::Milliseconds(1))),
-          0, 60'000));
+          absl::ToInt64Milliseconds(absl::Ceil(next_deadline - before, absl::Milliseconds(1))), 0,
+          60'000));
     }
-    if (poll(polled.data(), polled.size(), timeout_ms) < 0 && errno != EINTR) break;
-    if (polled[0].revents != 0) break;  // Stop
-    const absl::Time now = absl::Now();
+    if (poll(polled.data(), polled.size(), timeout_ms) < 0 && errno != EINTR) {
+      // Out of memory for the poll set, say: keep serving once it passes.
+      if (!std::exchange(reported_poll_error, true)) {
+        std::fprintf(stderr, "derma: metrics endpoint: poll: %s; retrying\n", std::strerror(errno));
+      }
+      absl::SleepFor(absl::Milliseconds(10));
+      continue;
+    }
+    if (polled[0].revents != 0 || stopping_.load()) break;  // Stop
+    const absl::Time now = SteadyNow();
     for (size_t i = 0; i < connections.size(); ++i) {
-      Connection& c = connections[i];
-      const short events = polled[i + 2].revents;
-      bool open = true;
-      if (!c.writing && events != 0) ReadRequest(c);
-      if (!c.writing && c.fd >= 0 && now >= c.deadline) {
-        Respond(c, Error("408 Request Timeout", "the request head did not arrive in time"));
-      }
-      if (c.fd < 0) {
-        open = false;
-      } else if (c.writing && (events != 0 || c.sent == 0)) {
-        open = WriteResponse(c);
-      }
-      if (open && c.writing && now >= c.deadline) {
-        // The client does not read: reset the connection, so the kernel does not keep
-        // sending (and holding) the rest of the response after the close.
-        const linger reset{1, 0};
-        setsockopt(c.fd, SOL_SOCKET, SO_LINGER, &reset, sizeof(reset));
-        open = false;
-      }
-      if (!open && c.fd >= 0) {
-        close(c.fd);
-        c.fd = -1;
+      if (!Advance(connections[i], polled[i + 2].revents != 0, now)) {
+        close(connections[i].fd);
+        connections[i].fd = -1;
       }
     }
     connections.erase(std::remove_if(connections.begin(), connections.end(),
                                      [](const Connection& c) { return c.fd < 0; }),
                       connections.end());
-    if (accepting && (polled[1].revents & POLLIN) != 0) Accept(connections);
+    if (accepting && (polled[1].revents & POLLIN) != 0 && !Accept(connections)) {
+      accept_paused_until = SteadyNow() + kAcceptPause;
+    }
   }
   for (Connection& c : connections) close(c.fd);
   close(listen_fd_);
 }
 
-void MetricsEndpoint::Accept(std::vector<Connection>& connections) {
-  while (connections.size() < options_.max_connections) {
-    const int fd = accept4(listen_fd_, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
-    if (fd < 0) return;  // EAGAIN, or a client that gave up: nothing to do either way
-    Connection& c = connections.emplace_back();
-    c.fd = fd;
-    c.deadline = absl::Now() + options_.request_timeout;
+bool MetricsEndpoint::Advance(Connection& c, bool ready, absl::Time now) {
+  switch (c.state) {
+    case Connection::State::kReading:
+      if (ready && !ReadRequest(c)) return false;
+      if (c.state == Connection::State::kReading && now >= c.deadline) {
+        Respond(c, "408 Request Timeout", "the request head did not arrive in time");
+      }
+      if (c.state != Connection::State::kWriting) return true;
+      return WriteResponse(c, now);  // at once: most responses fit the socket's buffer
+    case Connection::State::kWriting:
+      if (now >= c.deadline) {
+        // The client does not take its response: reset the connection, so the kernel does
+        // not keep sending (and holding) the rest of it after the close.
+        const linger reset{1, 0};
+        setsockopt(c.fd, SOL_SOCKET, SO_LINGER, &reset, sizeof(reset));
+        return false;
+      }
+      return !ready || WriteResponse(c, now);
+    case Connection::State::kDraining:
+      if (now >= c.deadline) return false;
+      if (!ready) return true;
+      for (;;) {
+        char discard[4096];
+        const ssize_t got = recv(c.fd, discard, sizeof(discard), 0);
+        if (got > 0) continue;
+        return got < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR);
+      }
   }
+  return false;
 }
 
-void MetricsEndpoint::ReadRequest(Connection& c) {
-  char buffer[4096];
-  for (;;) {
+bool MetricsEndpoint::Accept(std::vector<Connection>& connections) {
+  while (connections.size() < options_.max_connections) {
+    const int fd = accept4(listen_fd_, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
+    if (fd < 0) {
+      if (errno == EAGAIN || errno == EWOULDBLOCK) return true;
+      if (errno == EINTR || errno == ECONNABORTED || errno == EPROTO) continue;
+      return false;  // EMFILE, ENFILE, ENOBUFS, ENOMEM: the connection stays queued
+    }
+    Connection& c = connections.emplace_back();
+    c.fd = fd;
+    c.deadline = SteadyNow() + options_.request_timeout;
+  }
+  return true;
+}
+
+bool MetricsEndpoint::ReadRequest(Connection& c) {
+  bool ended = false;  // the client finished sending (half-close) or failed
+  while (c.request.size() <= options_.max_request_bytes) {
+    char buffer[4096];
     const ssize_t got = recv(c.fd, buffer, sizeof(buffer), 0);
-    if (got == 0 || (got < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)) {
-      close(c.fd);  // the client went away before finishing its request
-      c.fd = -1;
-      return;
+    if (got > 0) {
+      c.request.append(buffer, static_cast<size_t>(got));
+      continue;
     }
-    if (got < 0) {
-      if (errno == EINTR) continue;
-      break;
-    }
-    c.request.append(buffer, static_cast<size_t>(got));
-    if (c.request.size() > options_.max_request_bytes) break;
+    if (got < 0 && errno == EINTR) continue;
+    ended = got == 0 || (errno != EAGAIN && errno != EWOULDBLOCK);
+    break;
   }
-  size_t end = c.request.find("\r\n\r\n");
-  if (end == std::string::npos) end = c.request.find("\n\n");
-  if (end == std::string::npos || end > options_.max_request_bytes) {
-    if (c.request.size() > options_.max_request_bytes) {
-      Respond(c, Error("431 Request Header Fields Too Large",
-                       absl::StrCat("the request head is over ", options_.max_request_bytes,
-                                    " bytes")));
-    }
-    return;  // wait for the rest
+  // Only the new bytes are searched (and the 3 before them, a terminator may straddle).
+  const size_t from = c.scanned > 3 ? c.scanned - 3 : 0;
+  size_t end = c.request.find("\r\n\r\n", from);
+  if (end == std::string::npos) end = c.request.find("\n\n", from);
+  c.scanned = c.request.size();
+  if (end != std::string::npos && end <= options_.max_request_bytes) {
+    Answer(c, absl::string_view(c.request.data(), end));
+    return true;
   }
-  const absl::string_view head(c.request.data(), end);
+  if (c.request.size() > options_.max_request_bytes) {
+    Respond(c, "431 Request Header Fields Too Large",
+            absl::StrCat("the request head is over ", options_.max_request_bytes, " bytes"));
+    return true;
+  }
+  return !ended;  // a client that stopped sending an incomplete head gets nothing
+}
+
+void MetricsEndpoint::Answer(Connection& c, absl::string_view head) {
   const absl::string_view line = head.substr(0, head.find_first_of("\r\n"));
   const std::vector<absl::string_view> parts = absl::StrSplit(line, ' ');
-  if (parts.size() != 3 || !absl::StartsWith(parts[2], "HTTP/1.") || parts[1].empty()) {
-    Respond(c, Error("400 Bad Request", "expected a request line: METHOD /metrics HTTP/1.1"));
+  const bool valid = parts.size() == 3 && !parts[0].empty() && !parts[1].empty() &&
+                     (parts[2] == "HTTP/1.1" || parts[2] == "HTTP/1.0");
+  c.head_only = valid && parts[0] == "HEAD";
+  if (!valid) {
+    Respond(c, "400 Bad Request", "expected a request line: METHOD /metrics HTTP/1.1");
     return;
   }
   const absl::string_view method = parts[0];
   const absl::string_view path = parts[1].substr(0, parts[1].find('?'));
   if (path != "/metrics") {
-    Respond(c, Error("404 Not Found", "metrics are served on /metrics"));
+    Respond(c, "404 Not Found", "metrics are served on /metrics");
   } else if (method != "GET" && method != "HEAD") {
-    Respond(c, Error("405 Method Not Allowed", "use GET or HEAD", "Allow: GET, HEAD\r\n"));
+    Respond(c, "405 Method Not Allowed", "use GET or HEAD", "Allow: GET, HEAD\r\n");
   } else {
-    const std::string body = Scrape();
-    std::string response = Head("200 OK", kTextFormatContentType, body.size());
-    if (method == "GET") response += body;
-    Respond(c, response);
+    Respond(c, "200 OK", Scrape(), "", kTextFormatContentType);
   }
 }
 
-void MetricsEndpoint::Respond(Connection& c, const std::string& response) {
+void MetricsEndpoint::Respond(Connection& c, absl::string_view status, std::string body,
+                              absl::string_view extra_headers, absl::string_view content_type) {
+  if (content_type.empty()) {
+    content_type = "text/plain; charset=utf-8";
+    body += '\n';  // a message, as a line
+  }
   c.request.clear();
   c.request.shrink_to_fit();
-  c.response = response;
+  c.response = absl::StrCat("HTTP/1.1 ", status, "\r\nContent-Type: ", content_type,
+                            "\r\nContent-Length: ", body.size(), "\r\n", extra_headers,
+                            "Connection: close\r\n\r\n");
+  if (!c.head_only) c.response.append(body);
   c.sent = 0;
-  c.writing = true;
-  c.deadline = absl::Now() + options_.send_timeout;
+  c.state = Connection::State::kWriting;
+  c.deadline = SteadyNow() + options_.send_timeout;
 }
 
-bool MetricsEndpoint::WriteResponse(Connection& c) {
+bool MetricsEndpoint::WriteResponse(Connection& c, absl::Time now) {
   while (c.sent < c.response.size()) {
     const ssize_t sent =
         send(c.fd, c.response.data() + c.sent, c.response.size() - c.sent, MSG_NOSIGNAL);
@@ -277,8 +327,13 @@ bool MetricsEndpoint::WriteResponse(Connection& c) {
     }
     c.sent += static_cast<size_t>(sent);
   }
-  shutdown(c.fd, SHUT_WR);  // all sent: the client reads to the end, then sees it closed
-  return false;
+  // All sent: the client reads to the end and sees it closed; its own close ends the drain.
+  shutdown(c.fd, SHUT_WR);
+  c.response.clear();
+  c.response.shrink_to_fit();
+  c.state = Connection::State::kDraining;
+  c.deadline = now + kDrainTime;
+  return true;
 }
 
 std::string MetricsEndpoint::Scrape() {

@@ -14,8 +14,8 @@ using prometheus::ClientMetric;
 using prometheus::MetricFamily;
 using prometheus::MetricType;
 
-// A number as printf's "%.16g" writes it (what the format's readers parse back exactly for
-// every value derma exports), or +Inf, -Inf, Nan.
+// A number as printf's "%.16g" writes it (prometheus-cpp's precision: 16 significant digits,
+// which do not round-trip every double), or +Inf, -Inf, Nan.
 void AppendNumber(double value, std::string& out) {
   if (std::isnan(value)) {
     out += "Nan";

@@ -13,6 +13,7 @@
 
 #include <memory>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "absl/strings/match.h"
@@ -136,6 +137,55 @@ TEST_F(MetricsEndpointTest, BadRequestsGetTheirStatus) {
               StartsWith("HTTP/1.1 400 Bad Request\r\n"));
   EXPECT_THAT(Exchange(endpoint_->port(), "GET /metrics SMTP\r\n\r\n"),
               StartsWith("HTTP/1.1 400 Bad Request\r\n"));
+  EXPECT_THAT(Exchange(endpoint_->port(), "GET /metrics HTTP/1.banana\r\n\r\n"),
+              StartsWith("HTTP/1.1 400 Bad Request\r\n"));
+}
+
+TEST_F(MetricsEndpointTest, AHeadRequestGetsNoBodyEvenForAnError) {
+  StartEndpoint();
+  const std::string missing = Exchange(endpoint_->port(), "HEAD /nothing HTTP/1.1\r\n\r\n");
+  EXPECT_THAT(missing, StartsWith("HTTP/1.1 404 Not Found\r\n"));
+  EXPECT_TRUE(absl::EndsWith(missing, "\r\n\r\n")) << missing;
+}
+
+// A client may send its request and half-close at once (nc -N, shutdown(SHUT_WR)): it still
+// gets its answer. One that half-closes before its head is complete gets nothing.
+TEST_F(MetricsEndpointTest, ARequestFollowedByAHalfCloseIsAnswered) {
+  StartEndpoint();
+  int fd = Connect(endpoint_->port());
+  Send(fd, "GET /metrics HTTP/1.0\r\n\r\n");
+  shutdown(fd, SHUT_WR);
+  EXPECT_THAT(ReadToEnd(fd), StartsWith("HTTP/1.1 200 OK\r\n"));
+  close(fd);
+  fd = Connect(endpoint_->port());
+  Send(fd, "GET /metrics HTTP/1.0\r\n");
+  shutdown(fd, SHUT_WR);
+  EXPECT_EQ(ReadToEnd(fd), "");
+  close(fd);
+}
+
+// Bytes after the head (a body, a pipelined request) are read and discarded after the answer,
+// so closing does not reset the connection and cut a large response short.
+TEST_F(MetricsEndpointTest, BytesAfterTheHeadDoNotCutTheResponseShort) {
+  collectable_ = std::make_shared<FixedCollectable>(100000);  // about 3 MB
+  StartEndpoint();
+  const std::string response = Exchange(
+      endpoint_->port(), "GET /metrics HTTP/1.1\r\n\r\nGET /metrics HTTP/1.1\r\n\r\nextra");
+  EXPECT_THAT(response, StartsWith("HTTP/1.1 200 OK\r\n"));
+  EXPECT_TRUE(absl::EndsWith(response, Body())) << "the whole body, once";
+}
+
+TEST_F(MetricsEndpointTest, SlotsFreedByFinishedClientsAreReused) {
+  MetricsEndpointOptions options;
+  options.max_connections = 3;
+  StartEndpoint(options);
+  const int holding = Connect(endpoint_->port());  // holds one slot throughout
+  for (int i = 0; i < 20; ++i) {
+    EXPECT_THAT(Exchange(endpoint_->port(), "GET /metrics HTTP/1.1\r\n\r\n"),
+                StartsWith("HTTP/1.1 200 OK\r\n"))
+        << "scrape " << i;
+  }
+  close(holding);
 }
 
 TEST_F(MetricsEndpointTest, AnOversizedHeadGets431) {
@@ -160,7 +210,7 @@ TEST_F(MetricsEndpointTest, AnIncompleteHeadTimesOutWith408) {
 }
 
 // A client holding the only connection slot without finishing its request delays a scrape
-// only until its request timeout.
+// only until its request timeout and the drain after its 408 (at most 2 s, it never closes).
 TEST_F(MetricsEndpointTest, ASilentClientDelaysAScrapeOnlyUntilItsRequestTimeout) {
   MetricsEndpointOptions options;
   options.max_connections = 1;
@@ -210,6 +260,13 @@ TEST_F(MetricsEndpointTest, StopIsPromptWithConnectionsOpen) {
   EXPECT_EQ(ReadToEnd(idle), "") << "closed without an answer";
   close(idle);
   endpoint_->Stop();  // idempotent
+}
+
+TEST_F(MetricsEndpointTest, ConcurrentStopsAllReturn) {
+  StartEndpoint();
+  std::vector<std::thread> stoppers;
+  for (int i = 0; i < 4; ++i) stoppers.emplace_back([this] { endpoint_->Stop(); });
+  for (std::thread& t : stoppers) t.join();
 }
 
 TEST(MetricsEndpointAddressTest, ErrorsNameTheAddress) {
