@@ -51,9 +51,8 @@ const std::vector<std::string>& KindLabels() {
 // "driver_error" for FAULT_KIND_UNSPECIFIED (a fault the driver reported without a kind).
 const std::vector<std::string>& FaultReasonLabels() {
   static const std::vector<std::string>* const labels = [] {
-    auto* out = new std::vector<std::string>(
-        EnumLabels<v1::FaultKind>(v1::FaultKind_Name, v1::FaultKind_ARRAYSIZE,
-                                  v1::FaultKind_IsValid, "FAULT_KIND_"));
+    auto* out = new std::vector<std::string>(EnumLabels<v1::FaultKind>(
+        v1::FaultKind_Name, v1::FaultKind_ARRAYSIZE, v1::FaultKind_IsValid, "FAULT_KIND_"));
     (*out)[v1::FAULT_KIND_UNSPECIFIED] = "driver_error";
     return out;
   }();

@@ -7,8 +7,8 @@
 #include <unistd.h>
 
 #include <algorithm>
-#include <chrono>
 #include <cerrno>
+#include <chrono>
 #include <cstdio>
 #include <cstring>
 #include <utility>
@@ -28,7 +28,7 @@ struct MetricsEndpoint::Connection {
   int fd = -1;
   State state = State::kReading;
   std::string request;
-  size_t scanned = 0;  // bytes of `request` already searched for the head's end
+  size_t scanned = 0;      // bytes of `request` already searched for the head's end
   bool head_only = false;  // a HEAD request: no body in any answer
   std::string response;
   size_t sent = 0;
@@ -49,8 +49,7 @@ constexpr absl::Duration kDrainTime = absl::Seconds(2);
 // the pending connection stays queued, so polling it at once would spin.
 constexpr absl::Duration kAcceptPause = absl::Milliseconds(100);
 
-absl::Status AddressError(absl::StatusCode code, const std::string& listen,
-                          absl::string_view why) {
+absl::Status AddressError(absl::StatusCode code, const std::string& listen, absl::string_view why) {
   return absl::Status(code, absl::StrCat("metrics address \"", listen, "\": ", why));
 }
 
@@ -98,10 +97,9 @@ absl::StatusOr<std::pair<int, int>> Listen(const std::string& listen) {
     sockaddr_storage bound{};
     socklen_t length = sizeof(bound);
     getsockname(fd, reinterpret_cast<sockaddr*>(&bound), &length);
-    const int bound_port =
-        bound.ss_family == AF_INET6
-            ? ntohs(reinterpret_cast<const sockaddr_in6*>(&bound)->sin6_port)
-            : ntohs(reinterpret_cast<const sockaddr_in*>(&bound)->sin_port);
+    const int bound_port = bound.ss_family == AF_INET6
+                               ? ntohs(reinterpret_cast<const sockaddr_in6*>(&bound)->sin6_port)
+                               : ntohs(reinterpret_cast<const sockaddr_in*>(&bound)->sin_port);
     freeaddrinfo(found);
     return std::make_pair(fd, bound_port);
   }
@@ -122,8 +120,8 @@ absl::StatusOr<std::unique_ptr<MetricsEndpoint>> MetricsEndpoint::Start(
     close(socket->first);
     return absl::InternalError(absl::StrCat("metrics endpoint: eventfd: ", std::strerror(errno)));
   }
-  return std::unique_ptr<MetricsEndpoint>(new MetricsEndpoint(
-      socket->first, socket->second, wake, std::move(collectables), options));
+  return std::unique_ptr<MetricsEndpoint>(
+      new MetricsEndpoint(socket->first, socket->second, wake, std::move(collectables), options));
 }
 
 MetricsEndpoint::MetricsEndpoint(int listen_fd, int port, int wake_fd,

@@ -39,9 +39,9 @@ namespace derma::metrics {
 
 struct MetricsEndpointOptions {
   size_t max_connections = 16;
-  size_t max_request_bytes = 8192;                        // request line and headers
-  absl::Duration request_timeout = absl::Seconds(10);   // from accept to the end of the head
-  absl::Duration send_timeout = absl::Seconds(30);      // for the client to take the response
+  size_t max_request_bytes = 8192;                     // request line and headers
+  absl::Duration request_timeout = absl::Seconds(10);  // from accept to the end of the head
+  absl::Duration send_timeout = absl::Seconds(30);     // for the client to take the response
 };
 
 class MetricsEndpoint {
@@ -90,7 +90,7 @@ class MetricsEndpoint {
   const std::vector<std::weak_ptr<prometheus::Collectable>> collectables_;
   const MetricsEndpointOptions options_;
   std::atomic<bool> stopping_{false};
-  absl::Mutex stop_mu_;  // serializes the join of concurrent Stops
+  absl::Mutex stop_mu_;         // serializes the join of concurrent Stops
   size_t last_body_bytes_ = 0;  // the endpoint's thread only
   std::thread thread_;
 };

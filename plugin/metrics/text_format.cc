@@ -25,8 +25,8 @@ void AppendNumber(double value, std::string& out) {
     absl::StrAppend(&out, static_cast<int64_t>(value));  // the common case: counts, 0, 1
   } else {
     char buffer[32];
-    const std::to_chars_result end = std::to_chars(
-        buffer, buffer + sizeof(buffer), value, std::chars_format::general, 16);
+    const std::to_chars_result end =
+        std::to_chars(buffer, buffer + sizeof(buffer), value, std::chars_format::general, 16);
     out.append(buffer, end.ptr);
   }
 }

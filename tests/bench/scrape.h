@@ -15,9 +15,9 @@ namespace derma::bench {
 
 struct ScrapeResult {
   int devices = 0;
-  Percentiles time;              // collect + encode, µs
-  Percentiles collect;           // collect alone
-  Percentiles exposer_encode;    // prometheus-cpp's TextSerializer on the same families
+  Percentiles time;            // collect + encode, µs
+  Percentiles collect;         // collect alone
+  Percentiles exposer_encode;  // prometheus-cpp's TextSerializer on the same families
   size_t body_bytes = 0;
   size_t series = 0;
 };

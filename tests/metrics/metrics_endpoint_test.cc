@@ -34,8 +34,8 @@ class FixedCollectable : public prometheus::Collectable {
  public:
   explicit FixedCollectable(int series = 1) : series_(series) {}
   std::vector<prometheus::MetricFamily> Collect() const override {
-    prometheus::MetricFamily family{"derma_test_value", "A test value.",
-                                    prometheus::MetricType::Gauge, {}};
+    prometheus::MetricFamily family{
+        "derma_test_value", "A test value.", prometheus::MetricType::Gauge, {}};
     for (int i = 0; i < series_; ++i) {
       family.metric.emplace_back().gauge.value = 42 + i;
       family.metric.back().label.push_back({"device", absl::StrCat("pen-", i + 1)});
@@ -62,8 +62,7 @@ int Connect(int port) {
 }
 
 void Send(int fd, const std::string& bytes) {
-  ASSERT_EQ(send(fd, bytes.data(), bytes.size(), MSG_NOSIGNAL),
-            static_cast<ssize_t>(bytes.size()));
+  ASSERT_EQ(send(fd, bytes.data(), bytes.size(), MSG_NOSIGNAL), static_cast<ssize_t>(bytes.size()));
 }
 
 // Everything until the server closes the connection.

@@ -36,19 +36,34 @@ ClientMetric Series(std::vector<ClientMetric::Label> labels) {
 }
 
 const std::vector<double>& AwkwardValues() {
-  static const std::vector<double> values = {
-      0,      -0.0,   1,        -1,         0.1,      1.0 / 3,   2.5e-7,   1e-6,
-      123.456, 1e15,  1e16 - 2, 123456789012345678.0, -4.2e300, 5e-324, 0.005,
-      std::numeric_limits<double>::infinity(), -std::numeric_limits<double>::infinity(),
-      std::numeric_limits<double>::quiet_NaN(), 9007199254740993.0, 16.25};
+  static const std::vector<double> values = {0,
+                                             -0.0,
+                                             1,
+                                             -1,
+                                             0.1,
+                                             1.0 / 3,
+                                             2.5e-7,
+                                             1e-6,
+                                             123.456,
+                                             1e15,
+                                             1e16 - 2,
+                                             123456789012345678.0,
+                                             -4.2e300,
+                                             5e-324,
+                                             0.005,
+                                             std::numeric_limits<double>::infinity(),
+                                             -std::numeric_limits<double>::infinity(),
+                                             std::numeric_limits<double>::quiet_NaN(),
+                                             9007199254740993.0,
+                                             16.25};
   return values;
 }
 
 TEST(TextFormatTest, CountersGaugesAndUntypedMatchTheReferenceForAwkwardValues) {
   std::vector<MetricFamily> families;
   for (MetricType type : {MetricType::Counter, MetricType::Gauge, MetricType::Untyped}) {
-    MetricFamily family{"derma_x_" + std::to_string(static_cast<int>(type)), "Help text.", type,
-                        {}};
+    MetricFamily family{
+        "derma_x_" + std::to_string(static_cast<int>(type)), "Help text.", type, {}};
     for (double value : AwkwardValues()) {
       ClientMetric metric = Series({{"device", "pen-1"}, {"kind", "microneedling"}});
       metric.counter.value = value;
