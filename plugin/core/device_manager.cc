@@ -135,36 +135,25 @@ void DeviceManager::DispatchOrPost(uint32_t index, DeviceTask task, bool urgent)
   }
 }
 
-void DeviceManager::ForEach(bool urgent, absl::AnyInvocable<void(Device&)> action, Done done,
-                            bool skip_links) {
-  struct Countdown {
-    std::atomic<size_t> left;
-    absl::AnyInvocable<void(Device&)> action;
-    Done done;
-  };
-  size_t count = 0;
-  for (const std::unique_ptr<Entry>& entry : entries_) {
-    if (!(skip_links && entry->link != nullptr)) ++count;
-  }
-  if (count == 0) {
+void DeviceManager::ForEach(bool urgent, absl::AnyInvocable<void(Device&)> action, Done done) {
+  if (entries_.empty()) {
     std::move(done)();
     return;
   }
   auto countdown = std::make_shared<Countdown>();
-  countdown->left = count;
-  countdown->action = std::move(action);
+  countdown->left = entries_.size();
   countdown->done = std::move(done);
-  // Every strand's drain goes to the executor in one batch: one lock and one wake-up for the
-  // fleet instead of one per device (TickAll runs this 100 times a second).
+  auto shared_action = std::make_shared<absl::AnyInvocable<void(Device&)>>(std::move(action));
+  // Every pool strand's drain goes to the executor in one batch: one lock and one wake-up for
+  // the fleet instead of one per device.
   std::vector<Task> drains;
   drains.reserve(entries_.size());
   for (const std::unique_ptr<Entry>& entry : entries_) {
     Entry* e = entry.get();
-    if (skip_links && e->link != nullptr) continue;
-    Task task = [this, e, countdown] {
-      countdown->action(e->device);
+    Task task = [this, e, countdown, shared_action] {
+      (*shared_action)(e->device);
       if (e->link != nullptr) ScheduleWakeup(*e);
-      if (countdown->left.fetch_sub(1) == 1) std::move(countdown->done)();
+      countdown->Finish(1);
     };
     if (e->link == nullptr) {
       e->strand.PostDeferred(std::move(task), urgent, drains);
@@ -196,7 +185,7 @@ void DeviceManager::TickAll(Done done) {
     std::move(done)();
     return;
   }
-  auto round = std::make_shared<TickRound>();
+  auto round = std::make_shared<Countdown>();
   round->left = pool_devices_;
   round->done = std::move(done);
   std::vector<Task> chunks;
@@ -208,7 +197,7 @@ void DeviceManager::TickAll(Done done) {
   executor_.ScheduleAll(std::move(chunks), /*urgent=*/false);
 }
 
-void DeviceManager::TickChunk(const std::shared_ptr<TickRound>& round, size_t begin, size_t end) {
+void DeviceManager::TickChunk(const std::shared_ptr<Countdown>& round, size_t begin, size_t end) {
   std::vector<Task> drains;
   size_t ticked = 0;
   for (size_t i = begin; i < end; ++i) {

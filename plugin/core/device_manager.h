@@ -120,26 +120,25 @@ class DeviceManager {
     Strand strand;
     Device device;
   };
-  // `skip_links`: only the pool's devices (and `done` counts only those).
   // A device task as a strand task; on a link it then sets the device's next wake-up.
   Task Bind(Entry* entry, DeviceTask task);
   // Dispatch or DispatchUrgent on a device that runs commands inline, else Post or PostUrgent.
   void DispatchOrPost(uint32_t index, DeviceTask task, bool urgent);
   // Asks the device's link to poll it at its next deadline (Device::NextWakeup).
   void ScheduleWakeup(Entry& entry);
-  void ForEach(bool urgent, absl::AnyInvocable<void(Device&)> action, Done done,
-               bool skip_links = false);
-  // One TickAll round: the pool devices left to tick, and what to call after the last.
-  struct TickRound {
+  // Devices left to finish in one fleet-wide operation, and what to call after the last.
+  struct Countdown {
     std::atomic<size_t> left;
     Done done;
-    void Finish(size_t ticked) {
-      if (ticked > 0 && left.fetch_sub(ticked) == ticked) std::move(done)();
+    void Finish(size_t finished) {
+      if (finished > 0 && left.fetch_sub(finished) == finished) std::move(done)();
     }
   };
+  // Runs `action` on every device, on its strand; `done` after the last.
+  void ForEach(bool urgent, absl::AnyInvocable<void(Device&)> action, Done done);
   // Ticks the pool devices among entries_[begin, end): inline on this pool thread for each
   // idle strand of a driver that never blocks, otherwise posted to the strand.
-  void TickChunk(const std::shared_ptr<TickRound>& round, size_t begin, size_t end);
+  void TickChunk(const std::shared_ptr<Countdown>& round, size_t begin, size_t end);
 
   class FleetStop;  // one EmergencyStopAll's countdowns and callbacks
   // The devices whose outputs EmergencyStopAll switched off on its own thread, their strands
