@@ -49,4 +49,32 @@ absl::Status CallStatus(const grpc::Status& status, absl::string_view what) {
                       absl::StrCat(what, ": ", status.error_message()));
 }
 
+absl::StatusOr<std::string> AcquireBenchLease(v1::DeviceControl::Stub& stub,
+                                              const std::string& device) {
+  grpc::ClientContext context;
+  SetDeadline(context);
+  v1::AcquireLeaseRequest request;
+  request.set_name(device);
+  request.set_holder("derma_bench");
+  request.set_ttl_s(absl::ToDoubleSeconds(kBenchLeaseTtl));
+  v1::AcquireLeaseResponse response;
+  absl::Status status = CallStatus(stub.AcquireLease(&context, request, &response),
+                                   absl::StrCat("AcquireLease ", device));
+  if (!status.ok()) return status;
+  return response.lease().lease_id();
+}
+
+absl::Status RenewBenchLease(v1::DeviceControl::Stub& stub, const std::string& device,
+                             const std::string& lease_id) {
+  grpc::ClientContext context;
+  SetDeadline(context);
+  v1::RenewLeaseRequest request;
+  request.set_name(device);
+  request.set_lease_id(lease_id);
+  request.set_ttl_s(absl::ToDoubleSeconds(kBenchLeaseTtl));
+  v1::RenewLeaseResponse response;
+  return CallStatus(stub.RenewLease(&context, request, &response),
+                    absl::StrCat("RenewLease ", device));
+}
+
 }  // namespace derma::bench

@@ -52,6 +52,14 @@ void SetDeadline(grpc::ClientContext& context);
 // OK, or the gRPC error prefixed with `what`.
 absl::Status CallStatus(const grpc::Status& status, absl::string_view what);
 
+// The bench's leases: held by "derma_bench" for kBenchLeaseTtl, renewed by its users.
+inline constexpr absl::Duration kBenchLeaseTtl = absl::Seconds(60);
+// The lease id of a new lease on `device`.
+absl::StatusOr<std::string> AcquireBenchLease(v1::DeviceControl::Stub& stub,
+                                              const std::string& device);
+absl::Status RenewBenchLease(v1::DeviceControl::Stub& stub, const std::string& device,
+                             const std::string& lease_id);
+
 }  // namespace derma::bench
 
 #endif  // DERMA_TESTS_BENCH_DERMA_SERVER_H_

@@ -8,7 +8,6 @@
 namespace derma::bench {
 namespace {
 
-constexpr absl::Duration kLeaseTtl = absl::Seconds(60);
 constexpr absl::Duration kSyncTimeout = absl::Seconds(30);
 
 }  // namespace
@@ -56,17 +55,9 @@ absl::StatusOr<uint64_t> LoadedFleet::SamplesMade() {
 absl::Status LoadedFleet::LeaseAndStartAll() {
   leased_ = absl::Now();
   for (const std::string& name : names_) {
-    grpc::ClientContext context;
-    SetDeadline(context);
-    v1::AcquireLeaseRequest request;
-    request.set_name(name);
-    request.set_holder("derma_bench");
-    request.set_ttl_s(absl::ToDoubleSeconds(kLeaseTtl));
-    v1::AcquireLeaseResponse response;
-    absl::Status status = CallStatus(stub_->AcquireLease(&context, request, &response),
-                                     absl::StrCat("AcquireLease ", name));
-    if (!status.ok()) return status;
-    lease_ids_.push_back(response.lease().lease_id());
+    absl::StatusOr<std::string> lease = AcquireBenchLease(*stub_, name);
+    if (!lease.ok()) return lease.status();
+    lease_ids_.push_back(*std::move(lease));
   }
   for (size_t i = 0; i < names_.size(); ++i) {
     grpc::ClientContext context;
@@ -124,19 +115,10 @@ absl::Status LoadedFleet::Restart(size_t i) {
 }
 
 absl::Status LoadedFleet::RenewLeasesIfOld() {
-  if (absl::Now() - leased_ < kLeaseTtl / 2) return absl::OkStatus();
+  if (absl::Now() - leased_ < kBenchLeaseTtl / 2) return absl::OkStatus();
   leased_ = absl::Now();
   for (size_t i = 0; i < names_.size(); ++i) {
-    grpc::ClientContext context;
-    SetDeadline(context);
-    v1::RenewLeaseRequest request;
-    request.set_name(names_[i]);
-    request.set_lease_id(lease_ids_[i]);
-    request.set_ttl_s(absl::ToDoubleSeconds(kLeaseTtl));
-    v1::RenewLeaseResponse response;
-    absl::Status status = CallStatus(stub_->RenewLease(&context, request, &response),
-                                     absl::StrCat("RenewLease ", names_[i]));
-    if (!status.ok()) return status;
+    if (absl::Status s = RenewBenchLease(*stub_, names_[i], lease_ids_[i]); !s.ok()) return s;
   }
   return absl::OkStatus();
 }

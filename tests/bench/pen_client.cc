@@ -10,7 +10,6 @@ namespace derma::bench {
 namespace {
 
 constexpr double kDepthsMm[2] = {0.5, 0.6};
-constexpr absl::Duration kLeaseTtl = absl::Seconds(60);
 constexpr absl::Duration kRenewAfter = absl::Seconds(10);
 
 }  // namespace
@@ -19,31 +18,17 @@ PenClient::PenClient(const std::string& derma_address, std::string pen)
     : derma_(v1::DeviceControl::NewStub(NewChannel(derma_address))), pen_(std::move(pen)) {}
 
 absl::Status PenClient::AcquireLease() {
-  grpc::ClientContext context;
-  SetDeadline(context);
-  v1::AcquireLeaseRequest request;
-  request.set_name(pen_);
-  request.set_holder("derma_bench");
-  request.set_ttl_s(absl::ToDoubleSeconds(kLeaseTtl));
-  v1::AcquireLeaseResponse response;
-  absl::Status status = CallStatus(derma_->AcquireLease(&context, request, &response),
-                                   absl::StrCat("AcquireLease ", pen_));
-  lease_id_ = response.lease().lease_id();
+  absl::StatusOr<std::string> lease = AcquireBenchLease(*derma_, pen_);
   renewed_ = absl::Now();
-  return status;
+  if (!lease.ok()) return lease.status();
+  lease_id_ = *std::move(lease);
+  return absl::OkStatus();
 }
 
 absl::Status PenClient::RenewLeaseIfOld() {
   if (absl::Now() - renewed_ < kRenewAfter) return absl::OkStatus();
-  grpc::ClientContext context;
-  SetDeadline(context);
-  v1::RenewLeaseRequest request;
-  request.set_name(pen_);
-  request.set_lease_id(lease_id_);
-  request.set_ttl_s(absl::ToDoubleSeconds(kLeaseTtl));
-  v1::RenewLeaseResponse response;
   renewed_ = absl::Now();
-  return CallStatus(derma_->RenewLease(&context, request, &response), "RenewLease");
+  return RenewBenchLease(*derma_, pen_, lease_id_);
 }
 
 void PenClient::ReleaseLease() {
