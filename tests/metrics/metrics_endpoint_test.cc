@@ -48,9 +48,13 @@ class FixedCollectable : public prometheus::Collectable {
 };
 
 // A connected client socket; reads time out after 20 s so a broken server fails the test
-// instead of hanging it.
-int Connect(int port) {
+// instead of hanging it. `receive_buffer` > 0 makes a slow reader: the kernel takes little of
+// the response on its behalf.
+int Connect(int port, int receive_buffer = 0) {
   const int fd = socket(AF_INET, SOCK_STREAM, 0);
+  if (receive_buffer > 0) {
+    setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &receive_buffer, sizeof(receive_buffer));
+  }
   timeval timeout{20, 0};
   setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof(timeout));
   sockaddr_in address{};
@@ -163,15 +167,24 @@ TEST_F(MetricsEndpointTest, ARequestFollowedByAHalfCloseIsAnswered) {
   close(fd);
 }
 
-// Bytes after the head (a body, a pipelined request) are read and discarded after the answer,
-// so closing does not reset the connection and cut a large response short.
+// Bytes that arrive after the head (a body, a pipelined request) while a large response is
+// still being sent are read and discarded: closing with them unread would reset the connection
+// and throw away what the server's kernel had not sent yet. The client reads slowly (a small
+// receive buffer), so most of the response is still unsent when its extra bytes arrive.
 TEST_F(MetricsEndpointTest, BytesAfterTheHeadDoNotCutTheResponseShort) {
   collectable_ = std::make_shared<FixedCollectable>(100000);  // about 3 MB
   StartEndpoint();
-  const std::string response = Exchange(
-      endpoint_->port(), "GET /metrics HTTP/1.1\r\n\r\nGET /metrics HTTP/1.1\r\n\r\nextra");
+  const int fd = Connect(endpoint_->port(), /*receive_buffer=*/16384);
+  Send(fd, "GET /metrics HTTP/1.1\r\n\r\n");
+  char first[1024];
+  const ssize_t got = recv(fd, first, sizeof(first), 0);  // the response has started
+  ASSERT_GT(got, 0);
+  Send(fd, "GET /metrics HTTP/1.1\r\n\r\nextra");
+  const std::string response = std::string(first, static_cast<size_t>(got)) + ReadToEnd(fd);
+  close(fd);
   EXPECT_THAT(response, StartsWith("HTTP/1.1 200 OK\r\n"));
-  EXPECT_TRUE(absl::EndsWith(response, Body())) << "the whole body, once";
+  EXPECT_TRUE(absl::EndsWith(response, Body()))
+      << "the whole body, once: got " << response.size() << " bytes";
 }
 
 TEST_F(MetricsEndpointTest, SlotsFreedByFinishedClientsAreReused) {
@@ -231,9 +244,7 @@ TEST_F(MetricsEndpointTest, AClientThatNeverReadsIsDroppedAtTheSendTimeout) {
   options.max_connections = 1;
   options.send_timeout = absl::Milliseconds(500);
   StartEndpoint(options);
-  const int not_reading = Connect(endpoint_->port());
-  const int small_buffer = 4096;
-  setsockopt(not_reading, SOL_SOCKET, SO_RCVBUF, &small_buffer, sizeof(small_buffer));
+  const int not_reading = Connect(endpoint_->port(), /*receive_buffer=*/4096);
   Send(not_reading, "GET /metrics HTTP/1.1\r\n\r\n");
   const std::string scrape = Exchange(endpoint_->port(), "GET /metrics HTTP/1.1\r\n\r\n");
   EXPECT_THAT(scrape, StartsWith("HTTP/1.1 200 OK\r\n"));
