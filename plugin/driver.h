@@ -109,6 +109,12 @@ struct DriverReading {
   PenReading pen;            // pens
   v1::Cartridge cartridge;   // pens: installed cartridge
   StimulatorReading stim;    // stimulators
+  // When the instrument took the request this reading answers, on the wall clock: set by a
+  // driver that acts_when_called, whose counters are sampled then rather than at the `now`
+  // Read was given (a poll can start late, or wait for the bus). The core counts the programmed
+  // dose up to this instant, so it covers the same interval as the delivered counters.
+  // InfinitePast (a model): the reading is at `now`.
+  absl::Time taken_at = absl::InfinitePast();
 };
 
 class Driver {

@@ -72,6 +72,7 @@ void Device::RefuseConnect(const absl::Status& status, absl::Time t) {
 
 void Device::Initialize() {
   time_ = context_.clock.Now();
+  dose_time_ = time_;
   rate_window_start_ = time_;
   if (absl::StatusOr<DriverReading> r = driver_->Read(time_); r.ok()) reading_ = *std::move(r);
   absl::Status connected = absl::UnavailableError("link down");
@@ -149,6 +150,7 @@ absl::StatusOr<v1::Settings> Device::Configure(const std::string& lease_id,
                      absl::StrCat(name_, " driver rejected validated settings: ", s.message()),
                      {{"device", name_}});
   }
+  CountDoseBeforeApply();
   CommitSettings(*applied);
   QueueEvent(v1::DEVICE_EVENT_TYPE_SETTINGS_APPLIED, "settings applied");
   PublishView();
@@ -200,9 +202,9 @@ absl::Status Device::SwitchOutput(bool on) {
   absl::Status status = driver_->SetOutput(on, time_);
   if (status.ok()) {
     // Over a link that blocks, the instrument took the command some time after the reading at
-    // time_: the programmed output starts from the moment it went on.
+    // dose_time_: the programmed output starts from the moment it went on.
     if (on && driver_->Info().acts_when_called) {
-      output_on_delay_ = std::max(absl::ZeroDuration(), context_.clock.Now() - time_);
+      output_on_delay_ = std::max(absl::ZeroDuration(), context_.clock.Now() - dose_time_);
     }
     return status;
   }

@@ -150,9 +150,12 @@ class Device {
   // The instrument reports its own emergency stop latched: the device latches ESTOPPED too.
   void HandleDeviceEstop(absl::Time t);
   void FailDriver(const absl::Status& status, absl::Time t);
-  // The output's programmed dose over [time_, t] (0 unless RUNNING); turns the trajectory on or
-  // off with the state first.
-  ProgrammedDose AdvanceTrajectory(absl::Time t);
+  // The output's programmed dose over [dose_time_, until] (0 unless RUNNING); turns the
+  // trajectory on or off with the state first. Leaves dose_time_ at `until`.
+  ProgrammedDose AdvanceTrajectory(absl::Time until);
+  // An instrument behind a link takes new settings when Apply reaches it, after the reading at
+  // dose_time_: the dose programmed until Apply returned is counted at the settings before.
+  void CountDoseBeforeApply();
   // The regulation check of one interval [time_, t] against the reading `next` taken at its
   // end: the detail of the fault to raise once the shortfall has lasted the grace time.
   std::optional<std::string> CheckRegulation(const DriverReading& next,
@@ -258,8 +261,11 @@ class Device {
   DriverReading reading_;
   absl::Time time_;            // device time of reading_
   absl::Duration session_on_;  // output-on time since Start / StartRun
-  // How long after time_ the instrument took the last output-on command (DriverInfo::
-  // acts_when_called); the trajectory skips it.
+  // The instant the programmed dose is counted up to: reading_.taken_at for an instrument
+  // behind a link (DriverInfo::acts_when_called), else time_.
+  absl::Time dose_time_;
+  // How long after dose_time_ the instrument took the last output-on command (acts_when_called);
+  // the trajectory skips it.
   absl::Duration output_on_delay_;
   std::optional<ActiveRun> run_;
   std::vector<v1::Settings> run_settings_;  // applied settings per step of the active run

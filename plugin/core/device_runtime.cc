@@ -87,12 +87,16 @@ void Device::Integrate(absl::Time t) {
   absl::StatusOr<DriverReading> next = driver_->Read(t);
   if (!next.ok()) {
     time_ = std::max(t, time_);
+    if (!driver_->Info().acts_when_called) dose_time_ = time_;
     FailDriver(next.status(), t);
     return;
   }
   const absl::Duration dt = t - time_;
   if (state_ == v1::DEVICE_STATE_RUNNING && dt > absl::ZeroDuration()) session_on_ += dt;
-  const ProgrammedDose programmed = AdvanceTrajectory(t);
+  // A model is read at t; an instrument behind a link when it took the poll (a deadline's
+  // reading is taken when it is handled, which can be later than the deadline itself).
+  const absl::Time taken = next->taken_at == absl::InfinitePast() ? t : next->taken_at;
+  const ProgrammedDose programmed = AdvanceTrajectory(taken);
   if (run_.has_value()) {
     const bool on = state_ == v1::DEVICE_STATE_RUNNING;
     const uint64_t strokes = next->pen.strokes_total - reading_.pen.strokes_total;
@@ -119,18 +123,25 @@ void Device::Integrate(absl::Time t) {
   if (shortfall.has_value() && state_ == v1::DEVICE_STATE_RUNNING) FaultRegulation(*shortfall, t);
 }
 
-ProgrammedDose Device::AdvanceTrajectory(absl::Time t) {
+ProgrammedDose Device::AdvanceTrajectory(absl::Time until) {
   const bool on = state_ == v1::DEVICE_STATE_RUNNING;
   if (on != trajectory_.output_on()) {
     trajectory_.SetOutput(on);
     regulation_.Restart();
   }
-  absl::Duration dt = t - time_;
+  const absl::Duration dt = std::max(absl::ZeroDuration(), until - dose_time_);
+  dose_time_ = std::max(until, dose_time_);
   if (!on) output_on_delay_ = absl::ZeroDuration();
   // The part of the interval before the instrument took the output-on command programs nothing.
   const absl::Duration waiting = std::min(dt, output_on_delay_);
   output_on_delay_ -= waiting;
   return trajectory_.Advance(dt - waiting);
+}
+
+void Device::CountDoseBeforeApply() {
+  if (!driver_->Info().acts_when_called || state_ != v1::DEVICE_STATE_RUNNING) return;
+  const ProgrammedDose before = AdvanceTrajectory(context_.clock.Now());
+  if (run_.has_value()) AccountRun(absl::ZeroDuration(), 0, 0, before);
 }
 
 std::optional<std::string> Device::CheckRegulation(const DriverReading& next,

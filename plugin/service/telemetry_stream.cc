@@ -30,8 +30,8 @@ TelemetryStream::Outgoing::Outgoing(size_t start_block_bytes)
     : arena_(ArenaFor(start_block_bytes)),
       message_(google::protobuf::Arena::CreateMessage<Response>(&arena_)) {}
 
-std::unique_ptr<TelemetryStream::Outgoing> TelemetryStream::NewMessage(bool batch) {
-  return std::make_unique<Outgoing>(batch ? 256 * 1024 : 1024);
+std::unique_ptr<TelemetryStream::Outgoing> TelemetryStream::NewMessage() {
+  return std::make_unique<Outgoing>(1024);
 }
 
 grpc::ServerWriteReactor<v1::StreamTelemetryResponse>* TelemetryStream::Begin(
@@ -42,7 +42,8 @@ grpc::ServerWriteReactor<v1::StreamTelemetryResponse>* TelemetryStream::Begin(
   return stream.get();
 }
 
-TelemetryStream::TelemetryStream(const StreamDeps& deps) : deps_(deps) {}
+TelemetryStream::TelemetryStream(const StreamDeps& deps)
+    : deps_(deps), wire_(deps.devices.size()) {}
 
 void TelemetryStream::Open(const v1::StreamTelemetryRequest& request) {
   absl::Status status = deps_.registry.Open(shared_from_this(), deps_.principal);
@@ -88,7 +89,7 @@ absl::Status TelemetryStream::Subscribe(const v1::StreamTelemetryRequest& reques
 
 void TelemetryStream::AddSnapshots(const std::vector<uint32_t>& wanted) {
   for (uint32_t index : wanted) {
-    std::unique_ptr<Outgoing> message = NewMessage(false);
+    std::unique_ptr<Outgoing> message = NewMessage();
     uint64_t last_event = 0;
     *message->get()->mutable_snapshot()->mutable_device() =
         deps_.devices.view(index).Read(&last_event);
@@ -97,7 +98,7 @@ void TelemetryStream::AddSnapshots(const std::vector<uint32_t>& wanted) {
     snapshot_event_seq_[index] = last_event;
     outbox_.push_back(std::move(message));
   }
-  std::unique_ptr<Outgoing> sync = NewMessage(false);
+  std::unique_ptr<Outgoing> sync = NewMessage();
   sync->get()->mutable_sync()->set_device_count(static_cast<uint32_t>(wanted.size()));
   outbox_.push_back(std::move(sync));
 }
@@ -113,7 +114,7 @@ void TelemetryStream::Heartbeat(absl::Time now) {
   absl::MutexLock lock(&mu_);
   if (finished_ || writing_ || !outbox_.empty()) return;
   if (now - last_write_ < deps_.heartbeat_interval) return;
-  std::unique_ptr<Outgoing> message = NewMessage(false);
+  std::unique_ptr<Outgoing> message = NewMessage();
   *message->get()->mutable_heartbeat()->mutable_server_time() =
       google::protobuf::util::TimeUtil::MicrosecondsToTimestamp(absl::ToUnixMicros(now));
   outbox_.push_back(std::move(message));
@@ -196,50 +197,42 @@ void TelemetryStream::Fill() {
 }
 
 void TelemetryStream::Encode(TelemetryDrain& drain) {
-  std::unique_ptr<Outgoing> batch;
-  // The batch's entry per device: an array indexed by device (no hashing per sample), reset
-  // through the list of devices touched.
-  slots_.resize(deps_.devices.size(), nullptr);
-  std::vector<uint32_t> touched;
-  size_t samples_in_batch = 0;
-  auto slot = [&](uint32_t index) {
-    if (batch == nullptr) batch = NewMessage(true);
-    v1::DeviceSamples*& entry = slots_[index];
-    if (entry == nullptr) {
-      entry = batch->get()->mutable_batch()->add_devices();
-      entry->set_device(deps_.names[index]);
-      touched.push_back(index);
-      if (auto dropped = drain.dropped.find(index); dropped != drain.dropped.end()) {
-        entry->set_dropped_samples(dropped->second);
-        drain.dropped.erase(dropped);
-      }
-    }
-    return entry;
-  };
   auto flush = [&] {
-    if (batch != nullptr) outbox_.push_back(std::move(batch));
-    batch = nullptr;
-    for (uint32_t index : touched) slots_[index] = nullptr;
-    touched.clear();
-    samples_in_batch = 0;
+    if (wire_.empty()) return;
+    std::unique_ptr<Outgoing> message = NewMessage();
+    Response* response = message->get();
+    // The batch goes out as the wire bytes of field `batch` in the message's unknown fields,
+    // which protobuf writes verbatim: on the wire, exactly a response with `batch` set, without
+    // building a TelemetrySample message per sample.
+    wire_.Finish(deps_.names, response->GetReflection()
+                                  ->MutableUnknownFields(response)
+                                  ->AddLengthDelimited(Response::kBatchFieldNumber));
+    outbox_.push_back(std::move(message));
   };
   for (const TelemetryEntry& entry : drain.entries) {
     if (entry.event != nullptr) {
       absl::StatusOr<uint32_t> index = deps_.devices.Find(entry.event->device());
       if (index.ok() && entry.event->sequence() <= snapshot_event_seq_[*index]) continue;
       flush();  // keeps every device's samples and events in the order it made them
-      std::unique_ptr<Outgoing> message = NewMessage(false);
+      std::unique_ptr<Outgoing> message = NewMessage();
       *message->get()->mutable_event() = *entry.event;
       outbox_.push_back(std::move(message));
       continue;
     }
     const Sample& sample = entry.sample;
     if (sample.sequence <= snapshot_sample_seq_[sample.device_index]) continue;
-    SampleToProto(sample, slot(sample.device_index)->add_samples());
-    if (++samples_in_batch >= kMaxSamplesPerMessage) flush();
+    // A drop is reported with the device's first entry after it.
+    if (!drain.dropped.empty()) {
+      if (auto dropped = drain.dropped.find(sample.device_index); dropped != drain.dropped.end()) {
+        wire_.SetDropped(sample.device_index, dropped->second);
+        drain.dropped.erase(dropped);
+      }
+    }
+    wire_.AddSample(sample);
+    if (wire_.samples() >= kMaxSamplesPerMessage) flush();
   }
   for (const auto& [index, count] : drain.dropped) {
-    if (count > 0) slot(index);  // drops of devices with no sample in this drain
+    if (count > 0) wire_.SetDropped(index, count);  // drops of devices with no sample here
   }
   flush();
 }

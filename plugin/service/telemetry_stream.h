@@ -27,6 +27,7 @@
 #include "plugin/core/device_manager.h"
 #include "plugin/core/executor.h"
 #include "plugin/core/telemetry_fanout.h"
+#include "plugin/service/sample_batch_wire.h"
 #include "plugin/service/stream_registry.h"
 
 namespace derma::service {
@@ -63,8 +64,8 @@ class TelemetryStream : public grpc::ServerWriteReactor<v1::StreamTelemetryRespo
 
  private:
   using Response = v1::StreamTelemetryResponse;
-  // One message to send, on its own arena: a batch is thousands of small sub-messages, and an
-  // arena makes building and freeing them a few pointer bumps.
+  // One message to send, on its own arena (a snapshot is many small sub-messages). A batch is
+  // written as wire bytes (SampleBatchWire), not as sub-messages.
   class Outgoing {
    public:
     explicit Outgoing(size_t start_block_bytes);
@@ -74,7 +75,7 @@ class TelemetryStream : public grpc::ServerWriteReactor<v1::StreamTelemetryRespo
     google::protobuf::Arena arena_;
     Response* message_;
   };
-  static std::unique_ptr<Outgoing> NewMessage(bool batch);
+  static std::unique_ptr<Outgoing> NewMessage();
 
   void Open(const v1::StreamTelemetryRequest& request);
   absl::Status Subscribe(const v1::StreamTelemetryRequest& request);
@@ -100,7 +101,7 @@ class TelemetryStream : public grpc::ServerWriteReactor<v1::StreamTelemetryRespo
   std::shared_ptr<TelemetrySubscription> subscription_;
   std::vector<uint64_t> snapshot_sample_seq_;  // by device index: skip live samples ≤ this
   std::vector<uint64_t> snapshot_event_seq_;   // by device index: skip live events ≤ this
-  std::vector<v1::DeviceSamples*> slots_;      // Fill's batch entry per device (null = none)
+  SampleBatchWire wire_ ABSL_GUARDED_BY(mu_);  // the batch Encode is writing
   // Set by SchedulePump, cleared by the Pump it scheduled before that Pump drains.
   std::atomic<bool> pump_scheduled_{false};
 

@@ -1,6 +1,7 @@
 // FakeStreamWriter: gRPC's side of one server-streaming call, so a ServerWriteReactor (such as
-// TelemetryStream) runs in a test without a server or gRPC's threads. Write records a copy of
-// the message and completes it at once (OnWriteDone(true), on the writing thread); Finish
+// TelemetryStream) runs in a test without a server or gRPC's threads. Write records the
+// message as a client would read it (serialized and parsed again, so fields a reactor writes as
+// wire bytes among the unknown fields read as the fields they are) and completes it at once (OnWriteDone(true), on the writing thread); Finish
 // records the status. OnDone is the test's to call, once it has seen Finish. Test code, in
 // tests/service. Thread-safe.
 #ifndef DERMA_TESTS_SERVICE_FAKE_STREAM_WRITER_H_
@@ -31,7 +32,7 @@ class FakeStreamWriter : public grpc::ServerCallbackWriter<Response> {
   void Write(const Response* message, grpc::WriteOptions options) override {
     {
       absl::MutexLock lock(&mu_);
-      written_.push_back(*message);
+      written_.push_back(AsReceived(*message));
     }
     reactor_->OnWriteDone(true);
   }
@@ -39,9 +40,14 @@ class FakeStreamWriter : public grpc::ServerCallbackWriter<Response> {
                       grpc::Status status) override {
     {
       absl::MutexLock lock(&mu_);
-      written_.push_back(*message);
+      written_.push_back(AsReceived(*message));
     }
     Finish(std::move(status));
+  }
+  static Response AsReceived(const Response& sent) {
+    Response received;
+    received.ParseFromString(sent.SerializeAsString());
+    return received;
   }
   void Finish(grpc::Status status) override {
     absl::MutexLock lock(&mu_);

@@ -123,7 +123,7 @@ absl::StatusOr<DriverReading> ModbusDriver::Read(absl::Time now) {
     if (now >= next_probe_) {
       Snapshot snapshot;
       if (link_.ReadSnapshot(unit_, snapshot.data()).ok()) {
-              Decode(snapshot);
+        Decode(snapshot);
         reading_.link_up = true;
         have_reading_ = true;
         return reading_;
@@ -177,6 +177,7 @@ bool ModbusDriver::Decode(const Snapshot& snapshot) {
   decoded.reading.stim.charge_delivered_uc =
       static_cast<double>(raw_charge_nc_ + charge_base_nc_) * map::kChargeScale;
   decoded.reading.link_up = reading_.link_up;
+  decoded.reading.taken_at = link_.last_answered_sent_at();
   reading_ = std::move(decoded.reading);
   return restarted;
 }

@@ -183,6 +183,7 @@ absl::Status ModbusLink::Transact(int unit, const char* what, bool poll, Attempt
     last_frame_end_ = absl::Now();
     last_request_[unit] = last_frame_end_;
     if (rc >= 0) {
+      last_answered_sent_at_ = start;
       metrics_.Record(RequestOutcome::kOk, last_frame_end_ - start);
       metrics_.SetUp(true);
       current_backoff_ = settings_.backoff;

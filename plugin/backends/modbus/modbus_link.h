@@ -86,6 +86,9 @@ class ModbusLink {
   // When the last request to `unit` left derma at the latest (the end of its last try): the
   // device's watchdog restarted no later than this.
   absl::Time LastRequestTo(int unit) const;
+  // When the last request that was answered went out (its try's start, after the frame gap):
+  // the instrument sampled what the reply carries at about this instant.
+  absl::Time last_answered_sent_at() const { return last_answered_sent_at_; }
 
   // The longest reply latency and broadcast turnaround reported by the link's devices
   // (identification block), so waits after a timeout and a broadcast cover every device.
@@ -131,6 +134,7 @@ class ModbusLink {
   std::vector<int> units_;
   absl::flat_hash_set<int> broadcast_pending_;
   absl::flat_hash_map<int, absl::Time> last_request_;
+  absl::Time last_answered_sent_at_ = absl::InfinitePast();
   uint16_t next_tag_ = 1;
   Failure last_failure_ = Failure::kNone;
   int exception_code_ = 0;
