@@ -150,13 +150,24 @@ void SampleBatchWire::SetDropped(uint32_t device_index, uint64_t dropped) {
   Touch(device_index).dropped = dropped;
 }
 
+size_t SampleBatchWire::EntryBytes(const Entry& entry, const std::string& name) {
+  const size_t name_bytes = name.empty() ? 0 : 1 + VarintSize(name.size()) + name.size();
+  const size_t dropped_bytes = entry.dropped == 0 ? 0 : 1 + VarintSize(entry.dropped);
+  return name_bytes + entry.samples.size() + dropped_bytes;
+}
+
 void SampleBatchWire::Finish(const std::vector<std::string>& names, std::string* out) {
+  // One allocation of the exact size: a batch is hundreds of kilobytes.
+  size_t total = out->size();
+  for (uint32_t index : touched_) {
+    const size_t bytes = EntryBytes(entries_[index], names[index]);
+    total += 1 + VarintSize(bytes) + bytes;
+  }
+  out->reserve(total);
   for (uint32_t index : touched_) {
     Entry& entry = entries_[index];
     const std::string& name = names[index];
-    const size_t name_bytes = name.empty() ? 0 : 1 + VarintSize(name.size()) + name.size();
-    const size_t dropped_bytes = entry.dropped == 0 ? 0 : 1 + VarintSize(entry.dropped);
-    AppendHeader(1, name_bytes + entry.samples.size() + dropped_bytes, out);
+    AppendHeader(1, EntryBytes(entry, name), out);
     if (!name.empty()) {
       AppendHeader(1, name.size(), out);
       out->append(name);

@@ -41,6 +41,8 @@ class SampleBatchWire {
     bool used = false;
   };
   Entry& Touch(uint32_t device_index);
+  // The length of the entry's DeviceSamples message.
+  static size_t EntryBytes(const Entry& entry, const std::string& name);
 
   std::vector<Entry> entries_;     // by device index
   std::vector<uint32_t> touched_;  // devices with an entry, in order of first use

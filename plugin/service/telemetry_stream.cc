@@ -204,9 +204,9 @@ void TelemetryStream::Encode(TelemetryDrain& drain) {
     // The batch goes out as the wire bytes of field `batch` in the message's unknown fields,
     // which protobuf writes verbatim: on the wire, exactly a response with `batch` set, without
     // building a TelemetrySample message per sample.
-    wire_.Finish(deps_.names, response->GetReflection()
-                                  ->MutableUnknownFields(response)
-                                  ->AddLengthDelimited(Response::kBatchFieldNumber));
+    wire_.Finish(deps_.names,
+                 response->GetReflection()->MutableUnknownFields(response)->AddLengthDelimited(
+                     Response::kBatchFieldNumber));
     outbox_.push_back(std::move(message));
   };
   for (const TelemetryEntry& entry : drain.entries) {

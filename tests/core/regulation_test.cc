@@ -317,10 +317,10 @@ TEST(ActsWhenCalledTest, DeadlinesHandledLateCountTheProgrammedDoseUpToTheReadin
   VirtualClock wall;
   TelemetryFanout fanout;
   RunRegistry runs;
-  Device device(0, "stim",
-                std::make_unique<LinkedInstrument>(FakeStimulatorInfo(), wall,
-                                                   absl::Milliseconds(15)),
-                DeviceContext{wall, fanout, runs});
+  Device device(
+      0, "stim",
+      std::make_unique<LinkedInstrument>(FakeStimulatorInfo(), wall, absl::Milliseconds(15)),
+      DeviceContext{wall, fanout, runs});
   device.Initialize();
   absl::StatusOr<LeaseGrant> lease = device.AcquireLease("t", absl::Seconds(60));
   ASSERT_TRUE(lease.ok()) << lease.status();

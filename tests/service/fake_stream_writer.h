@@ -1,9 +1,9 @@
 // FakeStreamWriter: gRPC's side of one server-streaming call, so a ServerWriteReactor (such as
 // TelemetryStream) runs in a test without a server or gRPC's threads. Write records the
 // message as a client would read it (serialized and parsed again, so fields a reactor writes as
-// wire bytes among the unknown fields read as the fields they are) and completes it at once (OnWriteDone(true), on the writing thread); Finish
-// records the status. OnDone is the test's to call, once it has seen Finish. Test code, in
-// tests/service. Thread-safe.
+// wire bytes among the unknown fields read as the fields they are) and completes it at once
+// (OnWriteDone(true), on the writing thread); Finish records the status. OnDone is the test's to
+// call, once it has seen Finish. Test code, in tests/service. Thread-safe.
 #ifndef DERMA_TESTS_SERVICE_FAKE_STREAM_WRITER_H_
 #define DERMA_TESTS_SERVICE_FAKE_STREAM_WRITER_H_
 

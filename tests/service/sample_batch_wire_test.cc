@@ -130,5 +130,24 @@ TEST_F(SampleBatchWireTest, LongEntriesHaveMultiByteLengths) {
   ExpectSameBytes();
 }
 
+// The README's memory figure: a sample takes at most 95 bytes, 97 with its tag and length.
+TEST(SampleWireSizeTest, TheLargestSampleIs95Bytes) {
+  Sample pen = Pen(0, std::numeric_limits<uint64_t>::max());
+  pen.device_time_us = -1;
+  pen.output_unconfirmed = true;
+  pen.pen.cartridge_strokes_used = std::numeric_limits<uint64_t>::max();
+  Sample stim = Stim(0, std::numeric_limits<uint64_t>::max());
+  stim.output_on = true;
+  stim.achieved_sample_rate_hz = 100;
+  std::string pen_bytes, stim_bytes;
+  AppendTelemetrySampleWire(pen, &pen_bytes);
+  AppendTelemetrySampleWire(stim, &stim_bytes);
+  EXPECT_EQ(pen_bytes.size(), 95u);
+  EXPECT_LT(stim_bytes.size(), 95u);
+  v1::TelemetrySample expected;
+  SampleToProto(pen, &expected);
+  EXPECT_EQ(pen_bytes, expected.SerializeAsString());
+}
+
 }  // namespace
 }  // namespace derma::service

@@ -40,8 +40,7 @@ absl::StatusOr<ModbusDriver::Identity> ModbusDriver::ReadIdentity() {
   absl::Status s =
       link_.ReadInputRegisters(unit_, map::kIdentAddress, map::kIdentLength, identity.ident.data());
   if (s.ok()) {
-    s = link_.ReadInputRegisters(unit_, map::kCapsAddress, map::kCapsLength,
-                                 identity.caps.data());
+    s = link_.ReadInputRegisters(unit_, map::kCapsAddress, map::kCapsLength, identity.caps.data());
   }
   if (!s.ok()) return s;
   return identity;
@@ -57,7 +56,8 @@ absl::Status ModbusDriver::Describe(const Identity& identity) {
 }
 
 absl::Status ModbusDriver::Prepare() {
-  const auto watchdog_ms = static_cast<uint16_t>(absl::ToInt64Milliseconds(link_.settings().watchdog));
+  const auto watchdog_ms =
+      static_cast<uint16_t>(absl::ToInt64Milliseconds(link_.settings().watchdog));
   absl::Status s = link_.WriteRegister(unit_, map::kWatchdogMs, watchdog_ms);
   if (s.ok()) s = link_.WriteCoil(unit_, map::kCoilFaultClear, true);
   if (s.ok()) s = link_.WriteCoil(unit_, map::kCoilOutputEnable, false);
@@ -192,7 +192,7 @@ bool ModbusDriver::ForceOutputOff(absl::Time now) {
   if (connected_) {
     absl::Status s = link_.WriteCoil(unit_, map::kCoilOutputEnable, false);
     if (s.ok()) {
-          output_maybe_on_ = false;
+      output_maybe_on_ = false;
       reading_.output_unconfirmed = false;
       return true;
     }

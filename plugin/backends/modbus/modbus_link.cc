@@ -3,8 +3,8 @@
 #include <modbus.h>
 
 #include <algorithm>
-#include <cmath>
 #include <cerrno>
+#include <cmath>
 #include <cstring>
 #include <vector>
 
@@ -25,7 +25,6 @@ void SleepUntil(absl::Time t) {
   if (left > absl::ZeroDuration()) absl::SleepFor(left);
 }
 
-
 }  // namespace
 
 absl::Duration LinkSettings::CharTime() const {
@@ -45,8 +44,8 @@ LinkSettings ResolveLinkSettings(const config::v1::ModbusLink& link) {
     s.parity = rtu.parity() == config::v1::PARITY_NONE  ? 'N'
                : rtu.parity() == config::v1::PARITY_ODD ? 'O'
                                                         : 'E';
-    s.stop_bits = rtu.stop_bits() != 0 ? static_cast<int>(rtu.stop_bits())
-                                       : (s.parity == 'N' ? 2 : 1);
+    s.stop_bits =
+        rtu.stop_bits() != 0 ? static_cast<int>(rtu.stop_bits()) : (s.parity == 'N' ? 2 : 1);
   } else {
     s.host = link.tcp().host();
     if (link.tcp().port() != 0) s.port = link.tcp().port();
@@ -91,10 +90,10 @@ bool ModbusLink::EnsureOpen() {
   const absl::Time now = absl::Now();
   if (now < next_open_attempt_) return false;
   if (ctx_ == nullptr) {
-    ctx_ = settings_.rtu ? modbus_new_rtu(settings_.device.c_str(), static_cast<int>(settings_.baud),
-                                          settings_.parity, 8, settings_.stop_bits)
-                         : modbus_new_tcp_pi(settings_.host.c_str(),
-                                             absl::StrCat(settings_.port).c_str());
+    ctx_ = settings_.rtu
+               ? modbus_new_rtu(settings_.device.c_str(), static_cast<int>(settings_.baud),
+                                settings_.parity, 8, settings_.stop_bits)
+               : modbus_new_tcp_pi(settings_.host.c_str(), absl::StrCat(settings_.port).c_str());
     if (ctx_ == nullptr) {
       next_open_attempt_ = now + settings_.backoff_max;
       return false;
@@ -109,7 +108,8 @@ bool ModbusLink::EnsureOpen() {
   if (modbus_connect(ctx_) == -1) {
     // Said once per outage, not at every attempt.
     if (!open_failure_reported_) {
-      absl::FPrintF(stderr, "derma: Modbus link %s: cannot open %s: %s (retrying, back-off up to %s)\n",
+      absl::FPrintF(stderr,
+                    "derma: Modbus link %s: cannot open %s: %s (retrying, back-off up to %s)\n",
                     settings_.name, Endpoint(), std::strerror(errno),
                     absl::FormatDuration(settings_.backoff_max));
       open_failure_reported_ = true;
@@ -233,8 +233,7 @@ absl::Status ModbusLink::Transact(int unit, const char* what, bool poll, Attempt
                                    what, last_error));
 }
 
-absl::Status ModbusLink::ReadInputRegisters(int unit, uint16_t address, int count,
-                                            uint16_t* out) {
+absl::Status ModbusLink::ReadInputRegisters(int unit, uint16_t address, int count, uint16_t* out) {
   return Transact(unit, "a register read", /*poll=*/false, [&](modbus_t* ctx) {
     return modbus_read_input_registers(ctx, address, count, out);
   });
