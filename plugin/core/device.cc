@@ -150,7 +150,6 @@ absl::StatusOr<v1::Settings> Device::Configure(const std::string& lease_id,
                      absl::StrCat(name_, " driver rejected validated settings: ", s.message()),
                      {{"device", name_}});
   }
-  CountDoseBeforeApply();
   CommitSettings(*applied);
   QueueEvent(v1::DEVICE_EVENT_TYPE_SETTINGS_APPLIED, "settings applied");
   PublishView();
@@ -158,6 +157,7 @@ absl::StatusOr<v1::Settings> Device::Configure(const std::string& lease_id,
 }
 
 void Device::CommitSettings(const v1::Settings& settings) {
+  CountDoseBeforeApply();
   settings_ = settings;
   trajectory_.SetSettings(settings_);
   regulation_.Restart();

@@ -154,7 +154,8 @@ class Device {
   // trajectory on or off with the state first. Leaves dose_time_ at `until`.
   ProgrammedDose AdvanceTrajectory(absl::Time until);
   // An instrument behind a link takes new settings when Apply reaches it, after the reading at
-  // dose_time_: the dose programmed until Apply returned is counted at the settings before.
+  // dose_time_: while RUNNING, the dose programmed until Apply returned is counted at the
+  // settings before (into the run's ledger when there is one). Nothing for a model.
   void CountDoseBeforeApply();
   // The regulation check of one interval [time_, t] against the reading `next` taken at its
   // end: the detail of the fault to raise once the shortfall has lasted the grace time.
@@ -205,8 +206,9 @@ class Device {
   absl::Status CheckStartInterlocks(const v1::Settings& settings, const std::string& prefix);
   absl::Status SwitchOutput(bool on);
   ValidationContext MakeValidationContext() const;
-  // The settings in force from now on (the driver has applied them): the trajectory follows
-  // them and the regulation grace time starts afresh.
+  // The settings in force from now on (the driver has applied them): the dose programmed so far
+  // is counted at the settings before (CountDoseBeforeApply), then the trajectory follows them
+  // and the regulation grace time starts afresh.
   void CommitSettings(const v1::Settings& settings);
 
   // Runs (device_runs.cc).
@@ -262,7 +264,7 @@ class Device {
   absl::Time time_;            // device time of reading_
   absl::Duration session_on_;  // output-on time since Start / StartRun
   // The instant the programmed dose is counted up to: reading_.taken_at for an instrument
-  // behind a link (DriverInfo::acts_when_called), else time_.
+  // behind a link (DriverInfo::acts_when_called), else the device time of the last reading.
   absl::Time dose_time_;
   // How long after dose_time_ the instrument took the last output-on command (acts_when_called);
   // the trajectory skips it.

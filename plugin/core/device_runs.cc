@@ -197,7 +197,6 @@ void Device::AdvanceStep(absl::Time at) {
     FailDriver(s, at);
     return;
   }
-  CountDoseBeforeApply();
   CommitSettings(run_settings_[next]);
   run.set_current_step(next);
   run_->step_elapsed = absl::ZeroDuration();

@@ -87,7 +87,6 @@ void Device::Integrate(absl::Time t) {
   absl::StatusOr<DriverReading> next = driver_->Read(t);
   if (!next.ok()) {
     time_ = std::max(t, time_);
-    if (!driver_->Info().acts_when_called) dose_time_ = time_;
     FailDriver(next.status(), t);
     return;
   }

@@ -10,9 +10,11 @@ constexpr uint32_t kVarint = 0;
 constexpr uint32_t kFixed64 = 1;
 constexpr uint32_t kLengthDelimited = 2;
 
-// The longest TelemetrySample: every field set, the longest reading (pen: five 9-byte doubles
-// or varints of up to 11 bytes, one 2-byte bool or varint).
+// Room for the longest TelemetrySample, which is 95 bytes (sample_batch_wire_test): 11-byte
+// sequence and time, 2-byte bools, a 9-byte rate, and a pen reading of 58 bytes behind its
+// 2-byte tag and length (four 9-byte doubles, two 11-byte counters).
 constexpr size_t kMaxSampleBytes = 128;
+constexpr size_t kMaxReadingBytes = 64;
 
 class Writer {
  public:
@@ -106,7 +108,7 @@ char* WriteSample(const Sample& sample, char* buffer) {
   w.BoolField(3, sample.output_on);
   const bool pen = sample.kind == v1::DEVICE_KIND_MICRONEEDLING;
   if (pen || sample.kind == v1::DEVICE_KIND_MICROCURRENT) {
-    char reading[64];
+    char reading[kMaxReadingBytes];
     Writer r(reading);
     WriteReading(sample, r);
     const size_t size = static_cast<size_t>(r.end() - reading);
@@ -120,11 +122,6 @@ char* WriteSample(const Sample& sample, char* buffer) {
 }
 
 }  // namespace
-
-void AppendTelemetrySampleWire(const Sample& sample, std::string* out) {
-  char buffer[kMaxSampleBytes];
-  out->append(buffer, WriteSample(sample, buffer));
-}
 
 SampleBatchWire::SampleBatchWire(size_t device_count) : entries_(device_count) {}
 

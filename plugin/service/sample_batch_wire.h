@@ -15,10 +15,6 @@
 
 namespace derma::service {
 
-// Appends the wire bytes of the TelemetrySample that SampleToProto makes of `sample` (the
-// message's fields, without a tag or length).
-void AppendTelemetrySampleWire(const Sample& sample, std::string* out);
-
 class SampleBatchWire {
  public:
   // `device_count`: device indices are below it.

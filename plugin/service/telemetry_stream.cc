@@ -17,21 +17,21 @@ namespace {
 
 constexpr size_t kMaxEntriesPerDrain = 16384;
 
-google::protobuf::ArenaOptions ArenaFor(size_t start_block_bytes) {
+// A snapshot or an event fits in a few kilobytes; a batch is one string on the heap.
+google::protobuf::ArenaOptions MessageArena() {
   google::protobuf::ArenaOptions options;
-  options.start_block_size = start_block_bytes;
+  options.start_block_size = 1024;
   options.max_block_size = 1 << 20;
   return options;
 }
 
 }  // namespace
 
-TelemetryStream::Outgoing::Outgoing(size_t start_block_bytes)
-    : arena_(ArenaFor(start_block_bytes)),
-      message_(google::protobuf::Arena::CreateMessage<Response>(&arena_)) {}
+TelemetryStream::Outgoing::Outgoing()
+    : arena_(MessageArena()), message_(google::protobuf::Arena::CreateMessage<Response>(&arena_)) {}
 
 std::unique_ptr<TelemetryStream::Outgoing> TelemetryStream::NewMessage() {
-  return std::make_unique<Outgoing>(1024);
+  return std::make_unique<Outgoing>();
 }
 
 grpc::ServerWriteReactor<v1::StreamTelemetryResponse>* TelemetryStream::Begin(

@@ -68,7 +68,7 @@ class TelemetryStream : public grpc::ServerWriteReactor<v1::StreamTelemetryRespo
   // written as wire bytes (SampleBatchWire), not as sub-messages.
   class Outgoing {
    public:
-    explicit Outgoing(size_t start_block_bytes);
+    Outgoing();
     Response* get() { return message_; }
 
    private:

@@ -131,22 +131,27 @@ TEST_F(SampleBatchWireTest, LongEntriesHaveMultiByteLengths) {
 }
 
 // The README's memory figure: a sample takes at most 95 bytes, 97 with its tag and length.
-TEST(SampleWireSizeTest, TheLargestSampleIs95Bytes) {
-  Sample pen = Pen(0, std::numeric_limits<uint64_t>::max());
+// Device 2 has no name, so a batch of one sample is 4 bytes of entry and sample headers around
+// the sample's own bytes.
+TEST_F(SampleBatchWireTest, TheLargestSampleIs95Bytes) {
+  Sample pen = Pen(2, std::numeric_limits<uint64_t>::max());
   pen.device_time_us = -1;
   pen.output_unconfirmed = true;
   pen.pen.cartridge_strokes_used = std::numeric_limits<uint64_t>::max();
-  Sample stim = Stim(0, std::numeric_limits<uint64_t>::max());
+  Sample stim = Stim(2, std::numeric_limits<uint64_t>::max());
   stim.output_on = true;
   stim.achieved_sample_rate_hz = 100;
-  std::string pen_bytes, stim_bytes;
-  AppendTelemetrySampleWire(pen, &pen_bytes);
-  AppendTelemetrySampleWire(stim, &stim_bytes);
-  EXPECT_EQ(pen_bytes.size(), 95u);
-  EXPECT_LT(stim_bytes.size(), 95u);
-  v1::TelemetrySample expected;
-  SampleToProto(pen, &expected);
-  EXPECT_EQ(pen_bytes, expected.SerializeAsString());
+  std::string written;
+  Add(pen);
+  wire_.Finish(names_, &written);
+  EXPECT_EQ(written.size() - 4, 95u);
+  EXPECT_EQ(written, expected_.batch.SerializeAsString());
+  expected_ = Expected();
+  written.clear();
+  Add(stim);
+  wire_.Finish(names_, &written);
+  EXPECT_LT(written.size() - 4, 95u);
+  EXPECT_EQ(written, expected_.batch.SerializeAsString());
 }
 
 }  // namespace
