@@ -1,6 +1,7 @@
 #include "plugin/audit/audit_trail.h"
 
 #include <algorithm>
+#include <chrono>
 #include <cstdio>
 #include <optional>
 #include <utility>
@@ -151,7 +152,9 @@ void AuditTrail::CommitBatch(std::vector<Pending>& pending) {
   events.reserve(events.size() + pending.size());
   for (Pending& p : pending) events.push_back(std::move(p.event));
   if (events.empty() && runs.empty()) return;
+  const auto start = std::chrono::steady_clock::now();
   const absl::Status status = store_.Commit(events, runs);
+  commit_times_.Observe(absl::FromChrono(std::chrono::steady_clock::now() - start));
   commits_.fetch_add(1);
   if (status.ok()) {
     records_written_.fetch_add(events.size());

@@ -27,6 +27,7 @@
 #include "plugin/audit/audit_event.h"
 #include "plugin/audit/audit_store.h"
 #include "plugin/audit/refusal_coalescer.h"
+#include "plugin/core/duration_histogram.h"
 #include "plugin/core/run_registry.h"
 #include "plugin/core/telemetry_fanout.h"
 
@@ -84,6 +85,9 @@ class AuditTrail {
   bool writable() const { return writable_.load(); }
   uint64_t records_written() const { return records_written_.load(); }
   uint64_t commits() const { return commits_.load(); }
+  // How long each commit took: the SQLite transaction of everything queued, with its fsync
+  // (exported as derma_audit_commit_duration_seconds).
+  const DurationHistogram& commit_times() const { return commit_times_; }
   uint64_t write_failures() const { return write_failures_.load(); }
   // Refused calls taken by RecordRefusal (each counted once, whether written alone or not).
   uint64_t refusals() const { return refusals_.load(); }
@@ -134,6 +138,7 @@ class AuditTrail {
   std::atomic<uint64_t> commits_{0};
   std::atomic<uint64_t> write_failures_{0};
   std::atomic<uint64_t> refusals_{0};
+  DurationHistogram commit_times_;
   RefusalCoalescer coalescer_;
   std::thread writer_;
   std::thread querier_;

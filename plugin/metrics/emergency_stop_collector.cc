@@ -1,7 +1,8 @@
 #include "plugin/metrics/emergency_stop_collector.h"
 
-#include <limits>
 #include <utility>
+
+#include "plugin/metrics/duration_histogram_metric.h"
 
 namespace derma::metrics {
 
@@ -16,19 +17,7 @@ std::vector<prometheus::MetricFamily> EmergencyStopCollector::Collect() const {
   for (const StopScope scope : {StopScope::kDevice, StopScope::kAll}) {
     prometheus::ClientMetric& metric = family.metric.emplace_back();
     metric.label.push_back({"scope", StopScopeLabel(scope)});
-    // The count is the buckets' total, so it always equals the +Inf bucket; a stop recorded
-    // during the scrape may be in one and not yet in the sum.
-    const EmergencyStopTimes::Buckets buckets = times_.buckets(scope);
-    const EmergencyStopTimes::Totals totals = times_.totals(scope);
-    uint64_t cumulative = 0;
-    for (size_t b = 0; b < EmergencyStopTimes::kBounds.size(); ++b) {
-      cumulative += buckets[b];
-      metric.histogram.bucket.push_back({cumulative, EmergencyStopTimes::kBounds[b]});
-    }
-    cumulative += buckets.back();
-    metric.histogram.bucket.push_back({cumulative, std::numeric_limits<double>::infinity()});
-    metric.histogram.sample_count = cumulative;
-    metric.histogram.sample_sum = absl::ToDoubleSeconds(totals.sum);
+    FillHistogram(times_.histogram(scope), metric);
   }
   return {std::move(family)};
 }

@@ -8,6 +8,7 @@
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
 #include "absl/strings/string_view.h"
+#include "plugin/metrics/duration_histogram_metric.h"
 
 namespace derma::metrics {
 namespace {
@@ -278,6 +279,12 @@ std::vector<MetricFamily> FleetCollector::Collect() const {
             MetricType::Counter)
         .metric.emplace_back()
         .counter.value = static_cast<double>(audit_->commits());
+    FillHistogram(audit_->commit_times(),
+                  out.Get("derma_audit_commit_duration_seconds",
+                          "Time each audit trail commit took: one SQLite transaction of the "
+                          "records queued meanwhile, with its fsync (commands wait for it).",
+                          MetricType::Histogram)
+                      .metric.emplace_back());
     out.Get("derma_audit_write_failures_total",
             "Audit trail commits that failed (their commands were not acknowledged as recorded).",
             MetricType::Counter)

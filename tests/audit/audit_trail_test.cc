@@ -159,6 +159,10 @@ TEST_F(AuditTrailTest, ACommandsRecordAndTheEventsPublishedJustBeforeItShareOneC
   ASSERT_TRUE(RecordAndWait(Command("/derma.v1.DeviceControl/Start")).ok());
   EXPECT_EQ(trail_->commits(), 1u);  // one fsync acknowledges the command with its event
   EXPECT_EQ(Stored().size(), 2u);
+  // The commit's time is observed once, and it took some time (an fsync at least).
+  const DurationHistogram::Totals times = trail_->commit_times().totals();
+  EXPECT_EQ(times.count, 1u);
+  EXPECT_GT(times.sum, absl::ZeroDuration());
 }
 
 TEST_F(AuditTrailTest, DeviceEventsAloneAreCommittedAfterTheGraceWithoutAFlush) {

@@ -10,17 +10,30 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
+#include "tests/bench/derma_server.h"
+#include "tests/bench/echo.grpc.pb.h"
 #include "tests/bench/pen_client.h"
 
 namespace derma::bench {
 
-absl::Status MeasureFdatasync(const std::string& dir, int count, std::vector<absl::Duration>& out) {
+absl::Status MeasureFdatasync(const std::string& dir, int count, std::vector<absl::Duration>& out,
+                              const std::string& echo_address) {
+  std::unique_ptr<Echo::Stub> echo;
+  if (!echo_address.empty()) echo = Echo::NewStub(NewChannel(echo_address));
   const std::string path = absl::StrCat(dir, "/fdatasync-probe");
   const int fd = open(path.c_str(), O_CREAT | O_WRONLY | O_APPEND | O_CLOEXEC, 0600);
   if (fd < 0) return absl::InternalError(absl::StrCat("open ", path, ": ", std::strerror(errno)));
   const std::string record(256, 'r');  // about an audit row with its index entries
   absl::Status status;
   for (int i = 0; i < count && status.ok(); ++i) {
+    if (echo != nullptr) {
+      grpc::ClientContext context;
+      SetDeadline(context);
+      EchoMessage request, response;
+      request.set_payload("devices/pen-1");
+      status = CallStatus(echo->Echo(&context, request, &response), "Echo");
+      if (!status.ok()) break;
+    }
     const auto start = std::chrono::steady_clock::now();
     if (write(fd, record.data(), record.size()) != static_cast<ssize_t>(record.size()) ||
         fdatasync(fd) != 0) {

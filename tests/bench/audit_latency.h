@@ -19,8 +19,18 @@ namespace derma::bench {
 inline constexpr int kAuditClients = 8;
 
 // `count` appends of 256 bytes to a new file in `dir`, each followed by fdatasync, their
-// latencies appended to `out`; the file is removed after.
-absl::Status MeasureFdatasync(const std::string& dir, int count, std::vector<absl::Duration>& out);
+// latencies appended to `out`; the file is removed after. With `echo_address` set, each append
+// follows an (untimed) echo call to it, so the disk and the CPUs have been idle for a round
+// trip, as before a command's commit; back to back otherwise.
+absl::Status MeasureFdatasync(const std::string& dir, int count, std::vector<absl::Duration>& out,
+                              const std::string& echo_address = "");
+
+// Where a single client's audited Configure spends its time beyond a plain Configure.
+struct AuditFloor {
+  Percentiles fdatasync;        // back to back: the floor
+  Percentiles paced_fdatasync;  // each after an echo round trip, as a command's commit is
+  absl::Duration commit_mean;   // the trail's commits during the single-client row, mean
+};
 
 struct ConcurrentConfigureResult {
   Percentiles configure;  // every client's calls together

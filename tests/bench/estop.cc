@@ -68,7 +68,7 @@ struct TimedStop {
 
 absl::StatusOr<TimedStop> Stop(LoadedFleet& fleet, v1::StopResponseView view) {
   const EmergencyStopTimes& times = fleet.plugin().emergency_stop_times();
-  const EmergencyStopTimes::Totals before = times.totals(StopScope::kAll);
+  const DurationHistogram::Totals before = times.totals(StopScope::kAll);
   grpc::ClientContext context;
   SetDeadline(context);
   v1::EmergencyStopRequest request;
@@ -79,7 +79,7 @@ absl::StatusOr<TimedStop> Stop(LoadedFleet& fleet, v1::StopResponseView view) {
   const grpc::Status status = fleet.stub().EmergencyStop(&context, request, &stop.response);
   stop.response_time = absl::FromChrono(std::chrono::steady_clock::now() - start);
   if (absl::Status s = CallStatus(status, "EmergencyStop(all_devices)"); !s.ok()) return s;
-  const EmergencyStopTimes::Totals after = times.totals(StopScope::kAll);
+  const DurationHistogram::Totals after = times.totals(StopScope::kAll);
   stop.in_server = after.sum - before.sum;
   stop.recorded = after.count == before.count + 1;
   return stop;

@@ -273,15 +273,20 @@ absl::Status MeasureAuditedConfigure(const Settings& s, const std::string& echo_
   options.audit_db = dir + "/audit.db";
   absl::StatusOr<LatencyResult> latency;
   absl::StatusOr<ConcurrentConfigureResult> concurrent;
-  std::vector<absl::Duration> fsync;
+  std::vector<absl::Duration> fsync, paced_fsync;
   absl::Status fsync_before = MeasureFdatasync(dir, s.latency.calls / 4, fsync);
+  absl::Status paced_before = MeasureFdatasync(dir, s.latency.calls / 4, paced_fsync, echo_address);
+  DurationHistogram::Totals commits_before, commits_after;
   {
     absl::StatusOr<std::unique_ptr<DermaServer>> derma = DermaServer::Start(
         MakeFleet(std::max(s.latency_devices, 2 * kAuditClients), /*virtual_clock=*/false),
         options);
     if (!derma.ok()) return derma.status();
     Progress("unary latency with the audit trail");
+    const AuditTrail& trail = *(*derma)->plugin().audit_trail();
+    commits_before = trail.commit_times().totals();
     latency = MeasureLatency(echo_address, (*derma)->address(), "devices/pen-1", s.latency);
+    commits_after = trail.commit_times().totals();
     Progress(absl::StrCat(kAuditClients, " clients configuring with the audit trail"));
     std::vector<std::string> pens;
     for (int i = 1; i <= kAuditClients; ++i) pens.push_back(absl::StrCat("devices/pen-", i));
@@ -292,12 +297,20 @@ absl::Status MeasureAuditedConfigure(const Settings& s, const std::string& echo_
     }
   }
   absl::Status fsync_after = MeasureFdatasync(dir, s.latency.calls / 4, fsync);
+  absl::Status paced_after = MeasureFdatasync(dir, s.latency.calls / 4, paced_fsync, echo_address);
   std::filesystem::remove_all(dir);
-  for (const absl::Status& status :
-       {latency.status(), concurrent.status(), fsync_before, fsync_after}) {
+  for (const absl::Status& status : {latency.status(), concurrent.status(), fsync_before,
+                                     fsync_after, paced_before, paced_after}) {
     if (!status.ok()) return status;
   }
-  report.AddAuditedConfigure(latency->configure, ComputePercentiles(std::move(fsync)), *concurrent);
+  AuditFloor floor;
+  floor.fdatasync = ComputePercentiles(std::move(fsync));
+  floor.paced_fdatasync = ComputePercentiles(std::move(paced_fsync));
+  const uint64_t commits = commits_after.count - commits_before.count;
+  if (commits > 0) {
+    floor.commit_mean = (commits_after.sum - commits_before.sum) / static_cast<int64_t>(commits);
+  }
+  report.AddAuditedConfigure(latency->configure, floor, *concurrent);
   return absl::OkStatus();
 }
 

@@ -84,6 +84,16 @@ def test_a_flood_of_refusals_is_a_few_records_whose_counts_sum_to_it(tokens, tmp
             body = r.read().decode()
         assert f"derma_audit_refusals_total {calls}" in body
         assert "derma_audit_chain_length " in body and "derma_audit_chain_head " in body
+        # Every commit's time is in the histogram (a commit between reading the two may be in
+        # the histogram and not yet in the counter, never the other way round).
+        values = {line.split(" ")[0]: float(line.split(" ")[1])
+                  for line in body.splitlines() if line.startswith("derma_audit_commit")}
+        commits = values["derma_audit_commits_total"]
+        assert commits >= 1
+        assert values["derma_audit_commit_duration_seconds_count"] >= commits
+        assert values['derma_audit_commit_duration_seconds_bucket{le="+Inf"}'] == \
+            values["derma_audit_commit_duration_seconds_count"]
+        assert values["derma_audit_commit_duration_seconds_sum"] > 0
         stderr = stop(server)  # the counted refusals are written at shutdown: none is lost
     finally:
         server.close()
