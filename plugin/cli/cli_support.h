@@ -22,11 +22,12 @@ namespace derma::cli {
 enum ExitCode : int {
   kOk = 0,
   kUsage = 2,
-  kDeviceError = 3,       // the server refused: bad settings, wrong state, lease, not found...
-  kConnectionError = 4,   // no server, or it went away
-  kAuditTrailBroken = 5,  // audit verify: the hash chain has a broken link
-  kTlsFailure = 6,        // the TLS handshake failed (trust, name, client certificate, protocol)
-  kAccessDenied = 7,      // the server refused the credentials (UNAUTHENTICATED) or the role
+  kDeviceError = 3,        // the server refused: bad settings, wrong state, lease, not found...
+  kConnectionError = 4,    // no server, or it went away
+  kAuditTrailBroken = 5,   // audit verify: the hash chain has a broken link
+  kTlsFailure = 6,         // the TLS handshake failed (trust, name, client certificate, protocol)
+  kAccessDenied = 7,       // the server refused the credentials (UNAUTHENTICATED) or the role
+  kOutputUnconfirmed = 8,  // estop: carried out, but derma could not confirm some outputs off
 };
 
 // Set by SIGINT/SIGTERM; long commands poll it and clean up.

@@ -3,7 +3,8 @@
 // 2 usage (also a bad config file or an unreadable CA, certificate, key or token file, before
 // any connection), 3 device/state error (the server's reason and bad fields are printed),
 // 4 connection error, 5 audit verify found the audit trail broken, 6 TLS handshake failed,
-// 7 credentials refused (UNAUTHENTICATED) or role too low (PERMISSION_DENIED).
+// 7 credentials refused (UNAUTHENTICATED) or role too low (PERMISSION_DENIED), 8 estop carried
+// out but some output not confirmed off.
 #include <cmath>
 #include <csignal>
 #include <cstdio>
@@ -111,6 +112,8 @@ DEVICE is "pen-1" or "devices/pen-1". Exit codes:
     plaintext to a TLS-only one (the message names the likely cause and quotes gRPC's words)
   7 access refused: UNAUTHENTICATED (no token, or one the service does not know) or
     PERMISSION_DENIED (the message names the role the call needs)
+  8 estop: every targeted device was stopped, but derma could not confirm some outputs off
+    (devices behind a link that did not answer; listed on stderr)
 )";
 
 void OnSignal(int) { g_interrupted.store(true); }

@@ -228,13 +228,22 @@ int Estop(Connection& c, const Options& o, const Args& args) {
   } else {
     request.set_name(DeviceName(args[0]));
   }
+  // Name, state, output and fault per device: what shows the stop took (a fleet's FULL
+  // response is several times larger).
+  request.set_view(v1::STOP_RESPONSE_VIEW_SUMMARY);
   v1::EmergencyStopResponse response;
   grpc::Status status = c.devices->EmergencyStop(Call().get(), request, &response);
   if (!status.ok()) return Report(c, status);
   for (const v1::Device& device : response.devices()) {
     absl::PrintF("%s\n", o.json ? Json(device) : DeviceLine(device));
   }
-  return kOk;
+  if (response.unconfirmed().empty()) return kOk;
+  absl::FPrintF(stderr,
+                "dermactl: output NOT confirmed off (no answer over the link) on %d device(s): "
+                "%s. Each switches its output off by itself when its communication watchdog "
+                "expires; until then its telemetry shows output_unconfirmed.\n",
+                response.unconfirmed_size(), absl::StrJoin(response.unconfirmed(), ", "));
+  return kOutputUnconfirmed;
 }
 
 int Reset(Connection& c, const Options& o, const Args& args) {

@@ -50,11 +50,11 @@ WATCHDOG_S = 0.5
 DEVICES = ["devices/tcp-pen-1", "devices/tcp-stim-1", "devices/bus-pen-1", "devices/bus-stim-1"]
 
 
-def write_config(directory):
+def write_config(directory, watchdog_s=WATCHDOG_S):
     path = os.path.join(directory, "fleet-modbus.textproto")
     with open(path, "w") as f:
         f.write(CONFIG.format(tcp_port=free_port(), bus=os.path.join(directory, "bus-1"),
-                              watchdog_s=WATCHDOG_S))
+                              watchdog_s=watchdog_s))
     return path
 
 

@@ -1,8 +1,9 @@
 """Modbus end to end, real processes: dermad driving the device emulator over a Modbus TCP link
 and an RTU bus (pseudo-terminal). Whole runs with their ledgers on both transports; the
 emulator killed mid-run (OFFLINE, LINK_LOST, reconnection when it is back); dermad SIGKILLed
-mid-run (every output off by the devices' own watchdogs); each transport fault with its
-documented outcome and counters; and late replies never taken for current readings.
+mid-run (every output off by the devices' own watchdogs); dermactl estop naming the outputs it
+could not confirm off; each transport fault with its documented outcome and counters; and late
+replies never taken for current readings.
 
 Timing tolerances (the register map's and the README's): a device is seen OFFLINE within one
 sample period + response timeout × (retries + 1) + the resynchronising waits, so the tests wait
@@ -12,6 +13,7 @@ back, so the tests wait up to 5 s; a watchdog switches an output off within watc
 """
 import os
 import signal
+import subprocess
 import tempfile
 import threading
 import time
@@ -117,6 +119,42 @@ def test_emulator_killed_mid_run_then_back(rig):
     rig["emulator"] = Emulator(rig["config"])
     wait_for(lambda: all(device(rig, d).state == device_pb2.DEVICE_STATE_IDLE for d in DEVICES),
              5, "every device back IDLE")
+
+
+def test_dermactl_estop_names_the_outputs_it_could_not_confirm_off():
+    # A watchdog far longer than the test: the devices cannot have switched off by themselves,
+    # so an output that was on when the emulator died stays unconfirmed.
+    directory = tempfile.mkdtemp(prefix="derma-modbus-e2e-")
+    config = modbus_rig.write_config(directory, watchdog_s=60)
+    state = {"config": config, "emulator": Emulator(config), "dermad": start_dermad(config)}
+    state["stub"] = pb_grpc.DeviceControlStub(state["dermad"].channel)
+    try:
+        wait_for(lambda: all(device(state, d).state == device_pb2.DEVICE_STATE_IDLE
+                             for d in DEVICES), 10, "every device IDLE")
+        start_run(state, "devices/tcp-stim-1", 20)
+        assert state["emulator"].wait_for_event("devices/tcp-stim-1", "output on", 0, 5)
+        state["emulator"].kill()
+        estop = subprocess.run(
+            [os.environ["DERMACTL"], f"--target=127.0.0.1:{state['dermad'].port}", "estop",
+             "--all"], capture_output=True, text=True, timeout=30)
+        assert estop.returncode == 8, estop
+        assert "output NOT confirmed off" in estop.stderr, estop.stderr
+        assert "on 1 device(s): devices/tcp-stim-1." in estop.stderr, estop.stderr
+        # Every device still gets its line (the SUMMARY view), the unreachable ones too.
+        assert len(estop.stdout.splitlines()) == len(DEVICES), estop.stdout
+        # With the emulator back, every device answers again: a stop is confirmed, exit 0.
+        state["emulator"] = Emulator(config)
+        wait_for(lambda: all(device(state, d).state in (device_pb2.DEVICE_STATE_ESTOPPED,
+                                                          device_pb2.DEVICE_STATE_IDLE)
+                             for d in DEVICES), 5, "every device back")
+        again = subprocess.run(
+            [os.environ["DERMACTL"], f"--target=127.0.0.1:{state['dermad'].port}", "estop",
+             "--all"], capture_output=True, text=True, timeout=30)
+        assert again.returncode == 0, again
+        assert again.stderr == "", again.stderr
+    finally:
+        state["dermad"].close()
+        state["emulator"].close()
 
 
 def test_dermad_sigkill_mid_run_outputs_go_off_by_watchdog(rig):
