@@ -11,13 +11,19 @@
 namespace derma::auth {
 
 std::optional<Principal> Authorizer::Identify(const grpc::ServerContextBase& context) const {
+  // A call that sends `authorization` is identified by it alone: an unknown token is refused
+  // even over a known client certificate, so a revoked token never quietly acts as the
+  // certificate's principal.
   const auto& metadata = context.client_metadata();
-  for (auto it = metadata.find("authorization");
-       it != metadata.end() && it->first == "authorization"; ++it) {
-    absl::string_view value(it->second.data(), it->second.size());
-    if (absl::ConsumePrefix(&value, "Bearer ") || absl::ConsumePrefix(&value, "bearer ")) {
-      if (std::optional<Principal> p = store_->FindToken(std::string(value))) return p;
+  auto it = metadata.find("authorization");
+  if (it != metadata.end()) {
+    for (; it != metadata.end() && it->first == "authorization"; ++it) {
+      absl::string_view value(it->second.data(), it->second.size());
+      if (absl::ConsumePrefix(&value, "Bearer ") || absl::ConsumePrefix(&value, "bearer ")) {
+        if (std::optional<Principal> p = store_->FindToken(std::string(value))) return p;
+      }
     }
+    return std::nullopt;
   }
   if (std::shared_ptr<const grpc::AuthContext> auth = context.auth_context();
       auth != nullptr && auth->IsPeerAuthenticated()) {

@@ -150,6 +150,29 @@ def test_mtls_tokens_and_roles(pki, secure_dermad):
             ("robot-7", "Configure")} <= commands
 
 
+def test_a_token_decides_even_over_a_known_certificate(pki, secure_dermad):
+    port, _ = secure_dermad
+    with channel(pki, port, "robot-7") as ch:  # a certificate the tokens file maps to operator
+        stub = pb_grpc.DeviceControlStub(ch)
+        # An unknown (say revoked) token is refused; it does not fall back to the certificate.
+        for metadata in (bearer("revoked"), (("authorization", "Basic cm9ib3Q6Nw=="),)):
+            with pytest.raises(grpc.RpcError) as unknown:
+                stub.GetDevice(pb.GetDeviceRequest(name="devices/pen-1"), metadata=metadata,
+                               timeout=10)
+            assert unknown.value.code() == grpc.StatusCode.UNAUTHENTICATED
+            assert reason(unknown.value) == "UNAUTHENTICATED"
+        # A known token is the principal, whatever the certificate: a viewer may not configure.
+        with pytest.raises(grpc.RpcError) as viewer:
+            stub.AcquireLease(pb.AcquireLeaseRequest(name="devices/pen-1", holder="x", ttl_s=5),
+                              metadata=bearer("viewer-token"), timeout=10)
+        assert viewer.value.code() == grpc.StatusCode.PERMISSION_DENIED
+        # Without a token the certificate identifies the caller (operator).
+        lease = stub.AcquireLease(pb.AcquireLeaseRequest(
+            name="devices/pen-1", holder="robot-7", ttl_s=5), timeout=10).lease
+        stub.ReleaseLease(pb.ReleaseLeaseRequest(name="devices/pen-1", lease_id=lease.lease_id),
+                          timeout=10)
+
+
 def test_clients_without_a_certificate_or_without_tls_are_rejected(pki, secure_dermad):
     port, _ = secure_dermad
     with channel(pki, port) as ch:  # TLS, but no client certificate under mTLS
