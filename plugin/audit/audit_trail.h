@@ -85,8 +85,9 @@ class AuditTrail {
   bool writable() const { return writable_.load(); }
   uint64_t records_written() const { return records_written_.load(); }
   uint64_t commits() const { return commits_.load(); }
-  // How long each commit took: the SQLite transaction of everything queued, with its fsync
-  // (exported as derma_audit_commit_duration_seconds).
+  // How long each commit took, as the commands in it wait for it: any wait for the store (a
+  // query or a prune batch holding it), then the SQLite transaction of everything queued with
+  // its fsync (exported as derma_audit_commit_duration_seconds).
   const DurationHistogram& commit_times() const { return commit_times_; }
   uint64_t write_failures() const { return write_failures_.load(); }
   // Refused calls taken by RecordRefusal (each counted once, whether written alone or not).

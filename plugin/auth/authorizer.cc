@@ -14,10 +14,9 @@ std::optional<Principal> Authorizer::Identify(const grpc::ServerContextBase& con
   // A call that sends `authorization` is identified by it alone: an unknown token is refused
   // even over a known client certificate, so a revoked token never quietly acts as the
   // certificate's principal.
-  const auto& metadata = context.client_metadata();
-  auto it = metadata.find("authorization");
-  if (it != metadata.end()) {
-    for (; it != metadata.end() && it->first == "authorization"; ++it) {
+  const auto [first, end] = context.client_metadata().equal_range("authorization");
+  if (first != end) {
+    for (auto it = first; it != end; ++it) {
       absl::string_view value(it->second.data(), it->second.size());
       if (absl::ConsumePrefix(&value, "Bearer ") || absl::ConsumePrefix(&value, "bearer ")) {
         if (std::optional<Principal> p = store_->FindToken(std::string(value))) return p;
@@ -44,6 +43,12 @@ absl::StatusOr<Principal> Authorizer::Authorize(const grpc::ServerContextBase& c
   if (!required.has_value()) return principal.value_or(Principal{"anonymous", Role::kViewer});
   if (!principal.has_value()) {
     unauthenticated_.fetch_add(1);
+    if (context.client_metadata().count("authorization") > 0) {
+      return MakeError(absl::StatusCode::kUnauthenticated, v1::ERROR_REASON_UNAUTHENTICATED,
+                       "the authorization sent is not accepted: not \"Bearer <token>\" with a "
+                       "token from the service's tokens file (a client certificate is not "
+                       "consulted when authorization is sent)");
+    }
     return MakeError(absl::StatusCode::kUnauthenticated, v1::ERROR_REASON_UNAUTHENTICATED,
                      "no valid credentials: send \"authorization: Bearer <token>\" with a token "
                      "from the service's tokens file, or a client certificate it knows");

@@ -1,6 +1,8 @@
 // Authorizer: who is calling and may they? Reads the caller's bearer token ("authorization:
-// Bearer <token>" metadata) or, under mTLS, the verified client certificate's common name,
-// finds the principal in the CredentialsStore and checks the method against the one
+// Bearer <token>" metadata) or, when the call sends no authorization metadata and under mTLS,
+// the verified client certificate's common name (a call that sends authorization is identified
+// by its token alone: an unknown token is refused even over a known certificate), finds the
+// principal in the CredentialsStore and checks the method against the one
 // authorization table (policy.h) — before anything about the request is looked at, so a caller
 // who may not see a device never learns whether it exists. Without a store (no tokens file),
 // every caller is the principal "local" with the admin role: for development on loopback only

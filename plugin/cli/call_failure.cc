@@ -140,8 +140,11 @@ int ReportAccessDenied(const Connection& c, const grpc::Status& status,
                       ? ""
                       : " and the service does not know the client certificate's name");
   } else {
-    absl::FPrintF(stderr, "  the service does not accept the token from %s\n",
-                  c.facts.token_origin);
+    absl::FPrintF(stderr, "  the service does not accept the token from %s%s\n",
+                  c.facts.token_origin,
+                  c.facts.client_certificate.empty()
+                      ? ""
+                      : " (the client certificate is not tried when a token is sent)");
   }
   return kAccessDenied;
 }

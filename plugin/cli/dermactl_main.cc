@@ -77,6 +77,10 @@ connection (a flag overrides the environment, which overrides the config file):
   $DERMA_TOKEN            the token itself, when set and not empty and no --token_file is given
                           (it overrides the config file's token_file; blanks or characters
                           outside printable ASCII are refused)
+  A token, from wherever it comes, identifies the caller even with a client certificate: the
+  service does not try the certificate when a token is sent, so an unknown or revoked token is
+  refused (exit 7) although the certificate is known. DERMACTL_CONFIG=/dev/null ignores the
+  config file, its token_file with it.
   There is no --token: a token on the command line is visible to every user (ps). A token is
   never sent in plaintext to a target that is not loopback (localhost, 127.0.0.0/8, ::1, a
   unix: socket): dermactl refuses (exit 2) unless TLS is on.
@@ -112,8 +116,8 @@ DEVICE is "pen-1" or "devices/pen-1". Exit codes:
     plaintext to a TLS-only one (the message names the likely cause and quotes gRPC's words)
   7 access refused: UNAUTHENTICATED (no token, or one the service does not know) or
     PERMISSION_DENIED (the message names the role the call needs)
-  8 estop: every targeted device was stopped, but derma could not confirm some outputs off
-    (devices behind a link that did not answer; listed on stderr)
+  8 estop: the stop was carried out, but derma could not confirm some outputs off (devices
+    behind a link that did not answer; listed on stderr, their lines show UNCONFIRMED)
 )";
 
 void OnSignal(int) { g_interrupted.store(true); }

@@ -97,9 +97,14 @@ std::string DeviceLine(const v1::Device& device) {
     settings = absl::StrFormat("%.0f uA  %.1f Hz  %s", s.current_ua(), s.frequency_hz(),
                                Short(v1::Waveform_Name(s.waveform()), "WAVEFORM_"));
   }
+  // An output derma commanded off but could not confirm (a link that did not answer) is not
+  // shown as off.
+  const char* output = device.latest_sample().output_unconfirmed() ? "UNCONFIRMED"
+                       : device.latest_sample().output_on()        ? "ON"
+                                                                   : "off";
   std::string line = absl::StrFormat("%-18s %-7s %-9s %-3s %s", device.name(), device.model(),
                                      Short(v1::DeviceState_Name(device.state()), "DEVICE_STATE_"),
-                                     device.latest_sample().output_on() ? "ON" : "off", settings);
+                                     output, settings);
   if (device.has_active_fault()) {
     absl::StrAppend(
         &line, "  fault: ", Short(v1::FaultKind_Name(device.active_fault().kind()), "FAULT_KIND_"));

@@ -1,5 +1,6 @@
-// HistogramMetric: a DurationHistogram (plugin/core/duration_histogram.h) as one Prometheus
-// histogram series in seconds, cumulative buckets and +Inf. Layer: plugin/metrics. Pure.
+// FillHistogram: a DurationHistogram (plugin/core/duration_histogram.h) as one Prometheus
+// histogram series in seconds, cumulative buckets and +Inf. Layer: plugin/metrics. Thread-safe
+// (reads the histogram's atomics; writes only the caller's metric).
 #ifndef DERMA_PLUGIN_METRICS_DURATION_HISTOGRAM_METRIC_H_
 #define DERMA_PLUGIN_METRICS_DURATION_HISTOGRAM_METRIC_H_
 

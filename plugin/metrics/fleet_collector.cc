@@ -281,8 +281,9 @@ std::vector<MetricFamily> FleetCollector::Collect() const {
         .counter.value = static_cast<double>(audit_->commits());
     FillHistogram(audit_->commit_times(),
                   out.Get("derma_audit_commit_duration_seconds",
-                          "Time each audit trail commit took: one SQLite transaction of the "
-                          "records queued meanwhile, with its fsync (commands wait for it).",
+                          "Time each audit trail commit took, which its commands wait for: any "
+                          "wait for a query or prune batch holding the store, then one SQLite "
+                          "transaction of the records queued meanwhile with its fsync.",
                           MetricType::Histogram)
                       .metric.emplace_back());
     out.Get("derma_audit_write_failures_total",

@@ -58,7 +58,8 @@ void Report::AddAuditedConfigure(const Percentiles& configure, const AuditFloor&
       absl::StrCat(FormatRatio(Ratio(configure.p50, echo_p50_ + audit.paced_fdatasync.p50)),
                    " (echo + paced fdatasync) p50"),
       absl::StrCat("plain Configure p50 ", FormatLatency(configure_p50_), "; trail commit mean ",
-                   FormatLatency(audit.commit_mean), " (SQLite transaction + fsync)"));
+                   FormatLatency(audit.commit_mean),
+                   " (SQLite transaction + fsync; no query ran)"));
   table_.AddInfo("Configure with the audit trail p99", VersusEcho(configure.p99));
   const std::string what =
       absl::StrCat("Configure with the audit trail, ", concurrent.clients, " clients");

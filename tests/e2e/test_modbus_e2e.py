@@ -11,7 +11,9 @@ up to 2 s for it; a device reconnects within reconnect_backoff_max_s (0.4 s) of 
 back, so the tests wait up to 5 s; a watchdog switches an output off within watchdog_s (0.5 s)
 + the emulator's 5 ms tick of dermad's last request.
 """
+import json
 import os
+import shutil
 import signal
 import subprocess
 import tempfile
@@ -31,22 +33,38 @@ import modbus_rig
 from modbus_rig import DEVICES, Emulator, metric, scrape, start_dermad
 
 
+def open_rig(watchdog_s=modbus_rig.WATCHDOG_S):
+    """The emulator and dermad on a new config, every device IDLE; close with close_rig."""
+    directory = tempfile.mkdtemp(prefix="derma-modbus-e2e-")
+    config = modbus_rig.write_config(directory, watchdog_s=watchdog_s)
+    reply_log = os.path.join(directory, "replies.log")
+    state = {"directory": directory, "config": config, "reply_log": reply_log,
+             "emulator": Emulator(config, reply_log=reply_log)}
+    try:
+        state["dermad"] = start_dermad(config)
+        state["stub"] = pb_grpc.DeviceControlStub(state["dermad"].channel)
+        state["sim"] = sim_grpc.SimulatorStub(
+            grpc.insecure_channel(f"127.0.0.1:{state['emulator'].grpc_port}"))
+        wait_for(lambda: all(device(state, d).state == device_pb2.DEVICE_STATE_IDLE
+                             for d in DEVICES), 10, "every device IDLE")
+    except BaseException:
+        close_rig(state)
+        raise
+    return state
+
+
+def close_rig(state):
+    if "dermad" in state:
+        state["dermad"].close()
+    state["emulator"].close()
+    shutil.rmtree(state["directory"], ignore_errors=True)
+
+
 @pytest.fixture
 def rig():
-    directory = tempfile.mkdtemp(prefix="derma-modbus-e2e-")
-    config = modbus_rig.write_config(directory)
-    reply_log = os.path.join(directory, "replies.log")
-    emulator = Emulator(config, reply_log=reply_log)
-    dermad = start_dermad(config)
-    state = {"config": config, "emulator": emulator, "dermad": dermad, "reply_log": reply_log,
-             "stub": pb_grpc.DeviceControlStub(dermad.channel),
-             "sim": sim_grpc.SimulatorStub(
-                 grpc.insecure_channel(f"127.0.0.1:{emulator.grpc_port}"))}
-    wait_for(lambda: all(device(state, d).state == device_pb2.DEVICE_STATE_IDLE for d in DEVICES),
-             10, "every device IDLE")
+    state = open_rig()
     yield state
-    state["dermad"].close()
-    state["emulator"].close()
+    close_rig(state)
 
 
 def device(rig, name):
@@ -121,40 +139,45 @@ def test_emulator_killed_mid_run_then_back(rig):
              5, "every device back IDLE")
 
 
+def dermactl(rig, *args):
+    return subprocess.run([os.environ["DERMACTL"], f"--target=127.0.0.1:{rig['dermad'].port}",
+                           *args], capture_output=True, text=True, timeout=30)
+
+
 def test_dermactl_estop_names_the_outputs_it_could_not_confirm_off():
     # A watchdog far longer than the test: the devices cannot have switched off by themselves,
     # so an output that was on when the emulator died stays unconfirmed.
-    directory = tempfile.mkdtemp(prefix="derma-modbus-e2e-")
-    config = modbus_rig.write_config(directory, watchdog_s=60)
-    state = {"config": config, "emulator": Emulator(config), "dermad": start_dermad(config)}
-    state["stub"] = pb_grpc.DeviceControlStub(state["dermad"].channel)
+    rig = open_rig(watchdog_s=60)
     try:
-        wait_for(lambda: all(device(state, d).state == device_pb2.DEVICE_STATE_IDLE
-                             for d in DEVICES), 10, "every device IDLE")
-        start_run(state, "devices/tcp-stim-1", 20)
-        assert state["emulator"].wait_for_event("devices/tcp-stim-1", "output on", 0, 5)
-        state["emulator"].kill()
-        estop = subprocess.run(
-            [os.environ["DERMACTL"], f"--target=127.0.0.1:{state['dermad'].port}", "estop",
-             "--all"], capture_output=True, text=True, timeout=30)
+        start_run(rig, "devices/tcp-stim-1", 20)
+        assert rig["emulator"].wait_for_event("devices/tcp-stim-1", "output on", 0, 5)
+        rig["emulator"].kill()
+        estop = dermactl(rig, "--json", "estop", "--all")
         assert estop.returncode == 8, estop
         assert "output NOT confirmed off" in estop.stderr, estop.stderr
         assert "on 1 device(s): devices/tcp-stim-1." in estop.stderr, estop.stderr
-        # Every device still gets its line (the SUMMARY view), the unreachable ones too.
-        assert len(estop.stdout.splitlines()) == len(DEVICES), estop.stdout
-        # With the emulator back, every device answers again: a stop is confirmed, exit 0.
-        state["emulator"] = Emulator(config)
-        wait_for(lambda: all(device(state, d).state in (device_pb2.DEVICE_STATE_ESTOPPED,
-                                                          device_pb2.DEVICE_STATE_IDLE)
-                             for d in DEVICES), 5, "every device back")
-        again = subprocess.run(
-            [os.environ["DERMACTL"], f"--target=127.0.0.1:{state['dermad'].port}", "estop",
-             "--all"], capture_output=True, text=True, timeout=30)
+        # A line per device, the unreachable ones too, in the SUMMARY view (no capabilities).
+        stopped = {d["name"]: d for d in map(json.loads, estop.stdout.splitlines())}
+        assert sorted(stopped) == sorted(DEVICES), estop.stdout
+        assert all("capabilities" not in d and "settings" not in d for d in stopped.values())
+        assert stopped["devices/tcp-stim-1"]["latest_sample"]["output_unconfirmed"] is True
+        listed = dermactl(rig, "list")
+        assert "UNCONFIRMED" in next(line for line in listed.stdout.splitlines()
+                                     if line.startswith("devices/tcp-stim-1")), listed.stdout
+        # The emulator back: every device answers, reads its output off, and stays latched.
+        wait_for(lambda: device(rig, "devices/tcp-stim-1").state ==
+                 device_pb2.DEVICE_STATE_OFFLINE, 5, "tcp-stim-1 OFFLINE")
+        rig["emulator"] = Emulator(rig["config"])
+        wait_for(lambda: all(
+            device(rig, d).state == device_pb2.DEVICE_STATE_ESTOPPED and
+            not device(rig, d).latest_sample.output_unconfirmed for d in DEVICES),
+            10, "every device back, ESTOPPED, its output confirmed off")
+        again = dermactl(rig, "estop", "--all")
         assert again.returncode == 0, again
         assert again.stderr == "", again.stderr
+        assert "UNCONFIRMED" not in again.stdout, again.stdout
     finally:
-        state["dermad"].close()
-        state["emulator"].close()
+        close_rig(rig)
 
 
 def test_dermad_sigkill_mid_run_outputs_go_off_by_watchdog(rig):

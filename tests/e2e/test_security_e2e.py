@@ -161,6 +161,7 @@ def test_a_token_decides_even_over_a_known_certificate(pki, secure_dermad):
                                timeout=10)
             assert unknown.value.code() == grpc.StatusCode.UNAUTHENTICATED
             assert reason(unknown.value) == "UNAUTHENTICATED"
+            assert "certificate is not consulted" in unknown.value.details()
         # A known token is the principal, whatever the certificate: a viewer may not configure.
         with pytest.raises(grpc.RpcError) as viewer:
             stub.AcquireLease(pb.AcquireLeaseRequest(name="devices/pen-1", holder="x", ttl_s=5),

@@ -11,6 +11,8 @@ As the README's Security section describes for the server:
   over TLS, or plaintext to a loopback address (127.0.0.0/8, ::1, localhost), which dermad
   serves without TLS. A token to any other plaintext target is refused here, before it
   could cross a network in the clear.
+- Given a token and a certificate, the server identifies the caller by the token alone: an
+  unknown or revoked token is refused even though the certificate is known.
 Bad arguments raise ValueError naming the argument; unreadable files raise it naming the file.
 """
 from __future__ import annotations
