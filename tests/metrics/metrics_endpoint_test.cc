@@ -47,15 +47,15 @@ class FixedCollectable : public prometheus::Collectable {
   const int series_;
 };
 
-// A connected client socket; reads time out after 20 s so a broken server fails the test
-// instead of hanging it. `receive_buffer` > 0 makes a slow reader: the kernel takes little of
-// the response on its behalf.
+// A connected client socket; reads time out after 60 s so a broken server fails the test
+// instead of hanging it (generous: under ThreadSanitizer a large scrape takes seconds).
+// `receive_buffer` > 0 makes a slow reader: the kernel takes little of the response on its behalf.
 int Connect(int port, int receive_buffer = 0) {
   const int fd = socket(AF_INET, SOCK_STREAM, 0);
   if (receive_buffer > 0) {
     setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &receive_buffer, sizeof(receive_buffer));
   }
-  timeval timeout{20, 0};
+  timeval timeout{60, 0};
   setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof(timeout));
   sockaddr_in address{};
   address.sin_family = AF_INET;
@@ -239,12 +239,13 @@ TEST_F(MetricsEndpointTest, ASilentClientDelaysAScrapeOnlyUntilItsRequestTimeout
 // only slot until the send timeout, then its connection is reset (nothing more is sent to it);
 // the next scrape is answered.
 TEST_F(MetricsEndpointTest, AClientThatNeverReadsIsDroppedAtTheSendTimeout) {
-  // About 18 MB: more than the socket buffers hold, so the send to the non-reader blocks.
-  collectable_ = std::make_shared<FixedCollectable>(400000);
+  // About 8.9 MB: twice what the socket buffers can hold (the sender's grows to 4 MiB here),
+  // so the send to the non-reader blocks.
+  collectable_ = std::make_shared<FixedCollectable>(200000);
   MetricsEndpointOptions options;
   options.max_connections = 1;
-  // The reading client must take the whole body within the same timeout: 18 MB under
-  // ThreadSanitizer with another test binary on the other core took more than 500 ms once.
+  // The reading client must take the whole body within the same timeout: under
+  // ThreadSanitizer with another test binary on the other core, 18 MB once took over 500 ms.
   options.send_timeout = absl::Seconds(3);
   StartEndpoint(options);
   const int not_reading = Connect(endpoint_->port(), /*receive_buffer=*/4096);
