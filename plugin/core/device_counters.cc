@@ -14,7 +14,6 @@ void DeviceCounters::ObserveRunDuration(double seconds) {
   run_buckets_[bucket].fetch_add(1, std::memory_order_relaxed);
   run_micros_sum_.fetch_add(static_cast<uint64_t>(std::llround(std::max(0.0, seconds) * 1e6)),
                             std::memory_order_relaxed);
-  runs_.fetch_add(1, std::memory_order_relaxed);
 }
 
 uint64_t DeviceCounters::faults(v1::FaultKind kind) const {

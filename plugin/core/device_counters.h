@@ -33,10 +33,10 @@ class DeviceCounters {
   uint64_t emergency_stops() const { return estops_.load(std::memory_order_relaxed); }
   uint64_t lease_expirations() const { return lease_expirations_.load(std::memory_order_relaxed); }
   uint64_t dead_man_stops() const { return dead_man_stops_.load(std::memory_order_relaxed); }
-  // Per-bucket (not cumulative) counts, the sum of observed seconds and their count.
+  // Per-bucket (not cumulative) counts, whose total is the number of ended runs, and the sum of
+  // observed seconds.
   RunBuckets run_buckets() const;
   double run_seconds_sum() const;
-  uint64_t runs() const { return runs_.load(std::memory_order_relaxed); }
 
  private:
   std::array<std::atomic<uint64_t>, v1::FaultKind_ARRAYSIZE> faults_{};
@@ -45,7 +45,6 @@ class DeviceCounters {
   std::atomic<uint64_t> dead_man_stops_{0};
   std::array<std::atomic<uint64_t>, kRunDurationBounds.size() + 1> run_buckets_{};
   std::atomic<uint64_t> run_micros_sum_{0};
-  std::atomic<uint64_t> runs_{0};
 };
 
 }  // namespace derma

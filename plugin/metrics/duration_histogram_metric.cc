@@ -4,18 +4,23 @@
 
 namespace derma::metrics {
 
-void FillHistogram(const DurationHistogram& histogram, prometheus::ClientMetric& metric) {
-  const DurationHistogram::Buckets buckets = histogram.buckets();
-  const DurationHistogram::Totals totals = histogram.totals();
+void FillHistogram(absl::Span<const double> bounds, absl::Span<const uint64_t> per_bucket,
+                   double sum_seconds, prometheus::ClientMetric& metric) {
   uint64_t cumulative = 0;
-  for (size_t b = 0; b < DurationHistogram::kBounds.size(); ++b) {
-    cumulative += buckets[b];
-    metric.histogram.bucket.push_back({cumulative, DurationHistogram::kBounds[b]});
+  for (size_t b = 0; b < bounds.size(); ++b) {
+    cumulative += per_bucket[b];
+    metric.histogram.bucket.push_back({cumulative, bounds[b]});
   }
-  cumulative += buckets.back();
+  cumulative += per_bucket.back();
   metric.histogram.bucket.push_back({cumulative, std::numeric_limits<double>::infinity()});
   metric.histogram.sample_count = cumulative;
-  metric.histogram.sample_sum = absl::ToDoubleSeconds(totals.sum);
+  metric.histogram.sample_sum = sum_seconds;
+}
+
+void FillHistogram(const DurationHistogram& histogram, prometheus::ClientMetric& metric) {
+  const DurationHistogram::Buckets buckets = histogram.buckets();
+  FillHistogram(DurationHistogram::kBounds, buckets, absl::ToDoubleSeconds(histogram.totals().sum),
+                metric);
 }
 
 }  // namespace derma::metrics

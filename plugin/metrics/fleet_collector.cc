@@ -184,7 +184,6 @@ std::vector<MetricFamily> FleetCollector::Collect() const {
   // Run durations aggregate per kind: a histogram per device would multiply series by 12.
   std::array<DeviceCounters::RunBuckets, v1::DeviceKind_ARRAYSIZE> run_buckets{};
   std::array<double, v1::DeviceKind_ARRAYSIZE> run_sums{};
-  std::array<uint64_t, v1::DeviceKind_ARRAYSIZE> run_counts{};
 
   for (uint32_t i = 0; i < devices_.size(); ++i) {
     const DeviceView& view = devices_.view(i);
@@ -231,7 +230,6 @@ std::vector<MetricFamily> FleetCollector::Collect() const {
     const DeviceCounters::RunBuckets buckets = view.counters().run_buckets();
     for (size_t b = 0; b < buckets.size(); ++b) run_buckets[identity.kind()][b] += buckets[b];
     run_sums[identity.kind()] += view.counters().run_seconds_sum();
-    run_counts[identity.kind()] += view.counters().runs();
   }
 
   MetricFamily& runs = out.Get("derma_run_duration_seconds",
@@ -241,15 +239,7 @@ std::vector<MetricFamily> FleetCollector::Collect() const {
     if (!v1::DeviceKind_IsValid(kind)) continue;
     ClientMetric& metric = runs.metric.emplace_back();
     metric.label.push_back({"kind", KindLabels()[kind]});
-    uint64_t cumulative = 0;
-    for (size_t b = 0; b < DeviceCounters::kRunDurationBounds.size(); ++b) {
-      cumulative += run_buckets[kind][b];
-      metric.histogram.bucket.push_back({cumulative, DeviceCounters::kRunDurationBounds[b]});
-    }
-    cumulative += run_buckets[kind].back();
-    metric.histogram.bucket.push_back({cumulative, std::numeric_limits<double>::infinity()});
-    metric.histogram.sample_count = run_counts[kind];
-    metric.histogram.sample_sum = run_sums[kind];
+    FillHistogram(DeviceCounters::kRunDurationBounds, run_buckets[kind], run_sums[kind], metric);
   }
 
   MetricFamily& dropped =
